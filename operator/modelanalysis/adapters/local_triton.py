@@ -1,0 +1,89 @@
+"""Find a Triton Inference Server binary that can run on this machine.
+
+Either a `tritonserver` on PATH (as in NVIDIA's container images) or the complete server that the
+`nvidia-pytriton` wheel ships, which runs on the CPU with the Python backend.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class TritonNotFound(RuntimeError):
+    """No runnable tritonserver was found; the message says how to get one."""
+
+
+@dataclass(frozen=True)
+class LocalTriton:
+    binary: Path
+    backend_dir: Path | None = None
+    library_dirs: tuple[Path, ...] = field(default_factory=tuple)
+
+    def env(self, base: dict[str, str] | None = None) -> dict[str, str]:
+        """The environment the server needs: its shared libraries on LD_LIBRARY_PATH."""
+        env = dict(os.environ if base is None else base)
+        if self.library_dirs:
+            paths = [str(p) for p in self.library_dirs]
+            if env.get("LD_LIBRARY_PATH"):
+                paths.append(env["LD_LIBRARY_PATH"])
+            env["LD_LIBRARY_PATH"] = os.pathsep.join(paths)
+        return env
+
+    def command(self, args: list[str]) -> list[str]:
+        cmd = [str(self.binary)]
+        if self.backend_dir is not None:
+            cmd.append(f"--backend-directory={self.backend_dir}")
+        return cmd + list(args)
+
+
+def _pytriton_install() -> LocalTriton | None:
+    try:
+        import pytriton  # type: ignore[import-untyped]  # noqa: PLC0415  (optional dependency)
+    except ImportError:
+        return None
+    root = Path(pytriton.__file__).parent / "tritonserver"
+    binary = root / "bin" / "tritonserver"
+    if not binary.exists():
+        return None
+    backend_dir = root / "backends"
+    _install_python_stub(root)
+    libs = Path(pytriton.__file__).parent.parent / "nvidia_pytriton.libs"
+    return LocalTriton(binary=binary, backend_dir=backend_dir, library_dirs=(libs,) if libs.is_dir() else ())
+
+
+def _install_python_stub(root: Path) -> None:
+    """The Python backend runs models through a stub built for the interpreter's minor version, which
+    must sit beside libtriton_python.so; the wheel ships one per version in a separate folder."""
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    stub = root / "python_backend_stubs" / version / "triton_python_backend_stub"
+    target = root / "backends" / "python" / "triton_python_backend_stub"
+    if stub.exists() and not target.exists():
+        tmp = target.with_suffix(".tmp")
+        shutil.copy2(stub, tmp)
+        tmp.replace(target)
+
+
+def find_local_triton(server_path: Path | None = None) -> LocalTriton:
+    """Return the tritonserver to start: `server_path` if given, else one on PATH, else the pytriton one."""
+    if server_path is not None:
+        if not (server_path.is_file() and os.access(server_path, os.X_OK)):
+            raise TritonNotFound(
+                f"--triton-server-path {server_path} is not an executable file; "
+                "point it at a tritonserver binary or leave it out to use the one found automatically."
+            )
+        return LocalTriton(binary=server_path)
+    on_path = shutil.which("tritonserver")
+    if on_path:
+        return LocalTriton(binary=Path(on_path))
+    install = _pytriton_install()
+    if install is not None:
+        return install
+    raise TritonNotFound(
+        "No tritonserver found: install one with `pip install nvidia-pytriton` (CPU-capable, ships the "
+        "Python backend), put tritonserver on PATH, pass --triton-server-path, or use a running server "
+        "with --triton-url."
+    )
