@@ -42,7 +42,7 @@ class LocalTriton:
 
 def _pytriton_install() -> LocalTriton | None:
     try:
-        import pytriton  # type: ignore[import-untyped]  # noqa: PLC0415  (optional dependency)
+        import pytriton  # type: ignore[import-untyped]  # optional dependency
     except ImportError:
         return None
     root = Path(pytriton.__file__).parent / "tritonserver"

@@ -1,0 +1,160 @@
+"""The CSV files, in NVIDIA Model Analyzer's names and columns, followed by this project's own columns.
+
+A value the machine could not measure (GPU columns without a GPU) is an empty cell, never 0.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from modelanalysis.core.results import AnalysisResult, ModelOutcome, PointResult, PointStatus
+from modelanalysis.core.server_metrics import GpuMetrics
+
+INFERENCE_CSV = "metrics-model-inference.csv"
+GPU_CSV = "metrics-model-gpu.csv"
+SERVER_ONLY_CSV = "metrics-server-only.csv"
+
+SERVER_ONLY_MODEL = "triton-server"
+
+INFERENCE_COLUMNS = [
+    # Model Analyzer's columns
+    "Model", "Batch", "Concurrency", "Model Config Path", "Instance Group", "Max Batch Size",
+    "Satisfies Constraints", "Throughput (infer/sec)", "p99 Latency (ms)",
+    # ours
+    "p50 Latency (ms)", "p90 Latency (ms)", "p95 Latency (ms)", "Avg Latency (ms)",
+    "Server Throughput (infer/sec)", "Max GPU Utilization (%)", "Max GPU Memory (MB)",
+    "Max Memory Utilization (%)", "Max GPU Power (W)", "Max CPU Utilization (%)", "Max CPU Memory (MB)",
+    "Status", "Error",
+]  # fmt: skip
+
+GPU_COLUMNS = [
+    "Model", "GPU UUID", "Batch", "Concurrency", "Model Config Path", "Instance Group",
+    "Satisfies Constraints", "GPU Memory Usage (MB)", "GPU Utilization (%)", "GPU Power Usage (W)",
+    "Memory Utilization (%)",
+]  # fmt: skip
+
+SERVER_ONLY_COLUMNS = [
+    "Model", "GPU UUID", "GPU Memory Usage (MB)", "GPU Utilization (%)", "GPU Power Usage (W)",
+    "Memory Utilization (%)", "CPU Utilization (%)", "CPU Memory Usage (MB)",
+]  # fmt: skip
+
+
+def _max_over_gpus(gpus: list[GpuMetrics], field: str) -> float | None:
+    values = [getattr(g, field) for g in gpus if getattr(g, field) is not None]
+    return max(values) if values else None
+
+
+def _model_columns(outcome: ModelOutcome | None) -> dict[str, Any]:
+    return {
+        "Model Config Path": outcome.config_path if outcome else "",
+        "Instance Group": outcome.instance_group if outcome else "",
+    }
+
+
+def _inference_row(p: PointResult, outcome: ModelOutcome | None) -> dict[str, Any]:
+    gpus = p.resources.gpus if p.resources else []
+    perf = p.perf
+    return {
+        "Model": p.model,
+        "Batch": p.batch_size,
+        "Concurrency": p.concurrency,
+        **_model_columns(outcome),
+        "Max Batch Size": outcome.max_batch_size if outcome else None,
+        # No constraints can be given yet, so every measured point satisfies them.
+        "Satisfies Constraints": "Yes" if p.status == PointStatus.MEASURED else "No",
+        "Throughput (infer/sec)": perf.throughput_infer_per_sec if perf else None,
+        "p99 Latency (ms)": perf.latency_p99_ms if perf else None,
+        "p50 Latency (ms)": perf.latency_p50_ms if perf else None,
+        "p90 Latency (ms)": perf.latency_p90_ms if perf else None,
+        "p95 Latency (ms)": perf.latency_p95_ms if perf else None,
+        "Avg Latency (ms)": perf.latency_avg_ms if perf else None,
+        "Server Throughput (infer/sec)": p.server_throughput_infer_per_sec,
+        "Max GPU Utilization (%)": _max_over_gpus(gpus, "max_utilization_pct"),
+        "Max GPU Memory (MB)": _max_over_gpus(gpus, "max_memory_used_mb"),
+        "Max Memory Utilization (%)": _max_over_gpus(gpus, "max_memory_utilization_pct"),
+        "Max GPU Power (W)": _max_over_gpus(gpus, "max_power_watts"),
+        "Max CPU Utilization (%)": p.resources.max_cpu_utilization_pct if p.resources else None,
+        "Max CPU Memory (MB)": p.resources.max_cpu_memory_used_mb if p.resources else None,
+        "Status": p.status.value,
+        "Error": p.error or "",
+    }
+
+
+def _gpu_rows(p: PointResult, outcome: ModelOutcome | None) -> list[dict[str, Any]]:
+    base = {
+        "Model": p.model,
+        "Batch": p.batch_size,
+        "Concurrency": p.concurrency,
+        **_model_columns(outcome),
+        "Satisfies Constraints": "Yes" if p.status == PointStatus.MEASURED else "No",
+    }
+    gpus = p.resources.gpus if p.resources else []
+    if not gpus:
+        # No GPU series: one row whose GPU cells are empty, so each point still appears once.
+        return [{**base, "GPU UUID": ""}]
+    return [
+        {
+            **base,
+            "GPU UUID": g.gpu_uuid,
+            "GPU Memory Usage (MB)": g.max_memory_used_mb,
+            "GPU Utilization (%)": g.max_utilization_pct,
+            "GPU Power Usage (W)": g.max_power_watts,
+            "Memory Utilization (%)": g.max_memory_utilization_pct,
+        }
+        for g in gpus
+    ]
+
+
+def inference_frame(result: AnalysisResult) -> pd.DataFrame:
+    rows = [_inference_row(p, result.outcome(p.model)) for p in result.points]
+    return pd.DataFrame(rows, columns=INFERENCE_COLUMNS)
+
+
+def gpu_frame(result: AnalysisResult) -> pd.DataFrame:
+    rows = [row for p in result.points for row in _gpu_rows(p, result.outcome(p.model))]
+    return pd.DataFrame(rows, columns=GPU_COLUMNS)
+
+
+def server_only_frame(result: AnalysisResult) -> pd.DataFrame:
+    baseline = result.baseline
+    if baseline is None:
+        return pd.DataFrame([], columns=SERVER_ONLY_COLUMNS)
+    cpu = {
+        "Model": SERVER_ONLY_MODEL,
+        "CPU Utilization (%)": baseline.max_cpu_utilization_pct,
+        "CPU Memory Usage (MB)": baseline.max_cpu_memory_used_mb,
+    }
+    if not baseline.gpus:
+        rows = [{**cpu, "GPU UUID": ""}]
+    else:
+        rows = [
+            {
+                **cpu,
+                "GPU UUID": g.gpu_uuid,
+                "GPU Memory Usage (MB)": g.max_memory_used_mb,
+                "GPU Utilization (%)": g.max_utilization_pct,
+                "GPU Power Usage (W)": g.max_power_watts,
+                "Memory Utilization (%)": g.max_memory_utilization_pct,
+            }
+            for g in baseline.gpus
+        ]
+    return pd.DataFrame(rows, columns=SERVER_ONLY_COLUMNS)
+
+
+def _to_csv(frame: pd.DataFrame) -> str:
+    # Integers stay integers when a column has empty cells (pandas would print 8.0 otherwise).
+    for column in ("Batch", "Concurrency", "Max Batch Size"):
+        if column in frame:
+            frame[column] = frame[column].astype("Int64")
+    return frame.to_csv(index=False, float_format="%.3f")
+
+
+def csv_files(result: AnalysisResult) -> dict[str, str]:
+    """Each CSV file's name and whole content."""
+    return {
+        INFERENCE_CSV: _to_csv(inference_frame(result)),
+        GPU_CSV: _to_csv(gpu_frame(result)),
+        SERVER_ONLY_CSV: _to_csv(server_only_frame(result)),
+    }

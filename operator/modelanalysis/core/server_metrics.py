@@ -1,0 +1,118 @@
+"""Triton's Prometheus metrics (:8002/metrics): parse one scrape, then aggregate a window of scrapes.
+
+Units follow NVIDIA Model Analyzer: utilization in %, memory in MB (bytes / 1e6), power in W.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from prometheus_client.parser import text_string_to_metric_families
+from pydantic import BaseModel, Field
+
+BYTES_PER_MB = 1e6
+
+
+class GpuSample(BaseModel):
+    utilization_ratio: float | None = None
+    memory_used_bytes: float | None = None
+    memory_total_bytes: float | None = None
+    power_watts: float | None = None
+
+
+class ServerSample(BaseModel):
+    """One scrape of Triton's metrics endpoint, taken at `timestamp` (seconds since the epoch)."""
+
+    timestamp: float
+    gpus: dict[str, GpuSample] = Field(default_factory=dict, description="By gpu_uuid label.")
+    cpu_utilization_ratio: float | None = None
+    cpu_memory_used_bytes: float | None = None
+    # Successful inferences so far, per model (summed over versions), from nv_inference_count.
+    inference_count: dict[str, float] = Field(default_factory=dict)
+
+
+_GPU_FIELDS = {
+    "nv_gpu_utilization": "utilization_ratio",
+    "nv_gpu_memory_used_bytes": "memory_used_bytes",
+    "nv_gpu_memory_total_bytes": "memory_total_bytes",
+    "nv_gpu_power_usage": "power_watts",
+}
+
+
+def parse_triton_metrics(text: str, timestamp: float) -> ServerSample:
+    """Turn one /metrics page into a ServerSample; series Triton did not export stay None."""
+    sample = ServerSample(timestamp=timestamp)
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name in _GPU_FIELDS:
+                uuid = s.labels.get("gpu_uuid", "")
+                gpu = sample.gpus.setdefault(uuid, GpuSample())
+                setattr(gpu, _GPU_FIELDS[s.name], s.value)
+            elif s.name == "nv_cpu_utilization":
+                sample.cpu_utilization_ratio = s.value
+            elif s.name == "nv_cpu_memory_used_bytes":
+                sample.cpu_memory_used_bytes = s.value
+            elif s.name in ("nv_inference_count", "nv_inference_count_total"):
+                model = s.labels.get("model", "")
+                sample.inference_count[model] = sample.inference_count.get(model, 0.0) + s.value
+    return sample
+
+
+class GpuMetrics(BaseModel):
+    """One GPU's maxima over a window."""
+
+    gpu_uuid: str
+    max_utilization_pct: float | None = None
+    max_memory_used_mb: float | None = None
+    max_power_watts: float | None = None
+    # DCGM's memory-copy utilization, from a Prometheus server when one is configured.
+    max_memory_utilization_pct: float | None = None
+
+
+class ResourceMetrics(BaseModel):
+    """The server's resource use over a window: per GPU, and the host CPU and memory."""
+
+    gpus: list[GpuMetrics] = Field(default_factory=list)
+    max_cpu_utilization_pct: float | None = None
+    max_cpu_memory_used_mb: float | None = None
+    sample_count: int = 0
+
+
+def _max(values: Sequence[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return max(present) if present else None
+
+
+def _scaled(value: float | None, factor: float) -> float | None:
+    return None if value is None else value * factor
+
+
+def aggregate_window(samples: Sequence[ServerSample]) -> ResourceMetrics:
+    """The maximum of each series over the window's samples (None where the server never reported it)."""
+    uuids = sorted({uuid for s in samples for uuid in s.gpus})
+    gpus = []
+    for uuid in uuids:
+        per_gpu = [s.gpus[uuid] for s in samples if uuid in s.gpus]
+        gpus.append(
+            GpuMetrics(
+                gpu_uuid=uuid,
+                max_utilization_pct=_scaled(_max([g.utilization_ratio for g in per_gpu]), 100.0),
+                max_memory_used_mb=_scaled(_max([g.memory_used_bytes for g in per_gpu]), 1 / BYTES_PER_MB),
+                max_power_watts=_max([g.power_watts for g in per_gpu]),
+            )
+        )
+    return ResourceMetrics(
+        gpus=gpus,
+        max_cpu_utilization_pct=_scaled(_max([s.cpu_utilization_ratio for s in samples]), 100.0),
+        max_cpu_memory_used_mb=_scaled(_max([s.cpu_memory_used_bytes for s in samples]), 1 / BYTES_PER_MB),
+        sample_count=len(samples),
+    )
+
+
+def inference_rate(samples: Sequence[ServerSample], model: str) -> float | None:
+    """Inferences per second that Triton itself counted for `model` between the first and last sample."""
+    points = [(s.timestamp, s.inference_count[model]) for s in samples if model in s.inference_count]
+    if len(points) < 2 or points[-1][0] <= points[0][0]:
+        return None
+    (t0, c0), (t1, c1) = points[0], points[-1]
+    return (c1 - c0) / (t1 - t0)

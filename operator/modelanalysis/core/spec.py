@@ -1,0 +1,97 @@
+"""What an analysis asks for: the models, the sweep, and how each point is measured.
+
+These models are shared by the CLI and the operator. On the wire (the ModelAnalysis resource, JSON) fields
+are camelCase; in Python they are snake_case. The operator's CRD schema is generated from them, so every
+constraint here is also enforced by the API server at admission.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+DEFAULT_TRITON_VERSION = "24.08-py3"
+
+PositiveInt = Annotated[int, Field(ge=1)]
+
+
+class WireModel(BaseModel):
+    """Base for models that travel as Kubernetes JSON: camelCase names, unknown fields refused."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class Protocol(StrEnum):
+    GRPC = "grpc"
+    HTTP = "http"
+
+
+class MeasurementSettings(WireModel):
+    """How perf_analyzer measures one point, and how server metrics are sampled meanwhile."""
+
+    protocol: Protocol = Field(Protocol.GRPC, description="Protocol perf_analyzer uses to reach Triton.")
+    measurement_interval_ms: int = Field(
+        1000, ge=100, le=600_000, description="Length of one perf_analyzer measurement window, in ms."
+    )
+    stability_percentage: float = Field(
+        10.0,
+        gt=0,
+        le=100,
+        description="Largest spread (%) of throughput and latency over 3 windows for a point to be stable.",
+    )
+    max_trials: int = Field(
+        10, ge=1, le=100, description="Windows perf_analyzer may try before it gives up on stability."
+    )
+    point_timeout_seconds: int = Field(
+        300, ge=10, le=86_400, description="Longest one point may run before it is recorded as failed."
+    )
+    metrics_interval_ms: int = Field(
+        500, ge=100, le=60_000, description="How often Triton's metrics endpoint is sampled during a point."
+    )
+    baseline_duration_ms: int = Field(
+        1000, ge=0, le=600_000, description="How long the server is sampled with no model loaded."
+    )
+
+
+class ModelTarget(WireModel):
+    """One model of the repository to profile."""
+
+    name: str = Field(min_length=1, max_length=253, pattern=r"^[^/\s]+$", description="Model name in the repository.")
+
+
+class SweepSpec(WireModel):
+    """The models and the batch x concurrency points to measure each at."""
+
+    models: list[ModelTarget] = Field(min_length=1, max_length=100, description="Models to profile, in order.")
+    batch_sizes: list[PositiveInt] = Field(
+        default_factory=lambda: [1], min_length=1, max_length=64, description="Batch sizes to measure."
+    )
+    concurrency: list[PositiveInt] = Field(
+        default_factory=lambda: [1],
+        min_length=1,
+        max_length=64,
+        description="Numbers of concurrent client requests to measure.",
+    )
+    measurement: MeasurementSettings = Field(default_factory=MeasurementSettings)
+
+    @field_validator("batch_sizes", "concurrency")
+    @classmethod
+    def _sorted_unique(cls, values: list[int]) -> list[int]:
+        # The order of a sweep is always ascending, whatever order the user typed.
+        return sorted(set(values))
+
+    @field_validator("models")
+    @classmethod
+    def _unique_models(cls, models: list[ModelTarget]) -> list[ModelTarget]:
+        names = [m.name for m in models]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"model {duplicates[0]!r} is listed more than once; list each model once")
+        return models
+
+    @property
+    def model_names(self) -> list[str]:
+        return [m.name for m in self.models]

@@ -1,0 +1,65 @@
+"""Sweep planning: which batch x concurrency points a model is measured at, in order."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from modelanalysis.core.spec import SweepSpec
+
+
+class Point(BaseModel):
+    """One measurement: a model at a batch size and a client concurrency."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str
+    batch_size: int
+    concurrency: int
+
+    @property
+    def key(self) -> str:
+        """A stable identifier, used to tell which points are already measured."""
+        return f"{self.model}/b{self.batch_size}/c{self.concurrency}"
+
+
+class SkippedPoint(BaseModel):
+    point: Point
+    reason: str
+
+
+class ModelPlan(BaseModel):
+    model: str
+    points: list[Point]
+    skipped: list[SkippedPoint]
+
+
+def plan_model_points(spec: SweepSpec, model: str, max_batch_size: int) -> ModelPlan:
+    """The points to run for one model, batch-major, given the max_batch_size Triton reports for it.
+
+    A model with max_batch_size 0 takes no batch dimension: it runs at batch 1 only. Batch sizes above a
+    model's max_batch_size cannot be sent, so they are skipped with the reason recorded.
+    """
+    points: list[Point] = []
+    skipped: list[SkippedPoint] = []
+    for batch in spec.batch_sizes:
+        for concurrency in spec.concurrency:
+            point = Point(model=model, batch_size=batch, concurrency=concurrency)
+            if max_batch_size == 0 and batch != 1:
+                skipped.append(
+                    SkippedPoint(point=point, reason=f"{model} has max_batch_size 0 (no batching): batch 1 only")
+                )
+            elif max_batch_size > 0 and batch > max_batch_size:
+                skipped.append(
+                    SkippedPoint(point=point, reason=f"batch {batch} exceeds {model}'s max_batch_size {max_batch_size}")
+                )
+            else:
+                points.append(point)
+    if max_batch_size == 0 and 1 not in spec.batch_sizes:
+        # The user asked only for batch sizes the model cannot take; batch 1 is still what it can do.
+        points = [Point(model=model, batch_size=1, concurrency=c) for c in spec.concurrency]
+    return ModelPlan(model=model, points=points, skipped=skipped)
+
+
+def planned_point_count(spec: SweepSpec) -> int:
+    """Points the sweep runs before any model's max_batch_size is known (an upper bound for progress)."""
+    return len(spec.models) * len(spec.batch_sizes) * len(spec.concurrency)
