@@ -1,0 +1,32 @@
+"""Memory utilization from DCGM, read from a Prometheus server that scrapes NVIDIA's dcgm-exporter.
+
+Triton exports no memory-bandwidth series. DCGM's DCGM_FI_DEV_MEM_COPY_UTIL is the share of time device
+memory was being read or written (%): the seed's "Maximum Memory Utilization".
+"""
+
+from __future__ import annotations
+
+from prometheus_api_client import PrometheusConnect
+
+MEMORY_COPY_UTIL = "DCGM_FI_DEV_MEM_COPY_UTIL"
+
+
+class PrometheusQueryError(RuntimeError):
+    pass
+
+
+class DcgmMemoryUtilization:
+    def __init__(self, prometheus_url: str, metric: str = MEMORY_COPY_UTIL) -> None:
+        self.prometheus_url = prometheus_url
+        self.metric = metric
+        self.client = PrometheusConnect(url=prometheus_url, disable_ssl=True)
+
+    def max_by_gpu(self, start: float, end: float) -> dict[str, float]:
+        """The maximum of the metric over [start, end], per GPU UUID."""
+        window_s = max(1, round(end - start))
+        query = f"max by (UUID) (max_over_time({self.metric}[{window_s}s]))"
+        try:
+            series = self.client.custom_query(query=query, params={"time": end})
+        except Exception as exc:  # the client raises several types; all mean "no answer"
+            raise PrometheusQueryError(f"Prometheus at {self.prometheus_url} did not answer {query!r}: {exc}") from exc
+        return {str(s["metric"].get("UUID", "")): float(s["value"][1]) for s in series}

@@ -1,0 +1,88 @@
+"""Talk to a running Triton server over HTTP: readiness, the model repository API, model configs."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException
+
+
+class TritonUnreachable(RuntimeError):
+    pass
+
+
+class ModelLoadError(RuntimeError):
+    """Triton refused to load a model; the message is Triton's own text."""
+
+
+@dataclass(frozen=True)
+class ModelConfigSummary:
+    max_batch_size: int
+    instance_group: str
+
+
+def summarize_model_config(config: dict[str, Any]) -> ModelConfigSummary:
+    """max_batch_size and Model Analyzer's "Instance Group" text (e.g. '2:GPU') from Triton's JSON config."""
+    groups = config.get("instance_group") or []
+    parts = []
+    for group in groups:
+        kind = str(group.get("kind", "KIND_AUTO")).removeprefix("KIND_")
+        parts.append(f"{group.get('count', 1)}:{kind}")
+    return ModelConfigSummary(max_batch_size=int(config.get("max_batch_size", 0)), instance_group="/".join(parts))
+
+
+class TritonControl:
+    def __init__(self, http_url: str, timeout_s: float = 120.0) -> None:
+        self.http_url = http_url
+        self.client = httpclient.InferenceServerClient(
+            url=http_url, connection_timeout=timeout_s, network_timeout=timeout_s
+        )
+
+    def wait_ready(self, timeout_s: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        last_error = "no answer"
+        while time.monotonic() < deadline:
+            try:
+                if self.client.is_server_ready():
+                    return
+                last_error = "it answers but is not ready"
+            except (InferenceServerException, OSError) as exc:
+                last_error = str(exc) or type(exc).__name__
+            time.sleep(0.2)
+        raise TritonUnreachable(
+            f"Triton at {self.http_url} is not reachable or not ready ({last_error}); "
+            "check --triton-url (the server's HTTP host:port) and that the server is running."
+        )
+
+    def server_version(self) -> str:
+        try:
+            return str(self.client.get_server_metadata().get("version", ""))
+        except InferenceServerException:
+            return ""
+
+    def is_model_ready(self, model: str) -> bool:
+        try:
+            return bool(self.client.is_model_ready(model))
+        except InferenceServerException:
+            return False
+
+    def load(self, model: str) -> None:
+        try:
+            self.client.load_model(model)
+        except InferenceServerException as exc:
+            raise ModelLoadError(exc.message() or str(exc)) from None
+
+    def unload(self, model: str) -> None:
+        # Best effort: the server may not allow explicit control, or may be going away.
+        with contextlib.suppress(InferenceServerException):
+            self.client.unload_model(model, unload_dependents=True)
+
+    def model_config(self, model: str) -> ModelConfigSummary:
+        return summarize_model_config(self.client.get_model_config(model))
+
+    def close(self) -> None:
+        self.client.close()

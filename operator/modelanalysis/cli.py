@@ -1,0 +1,314 @@
+"""model-analyzer: profile Triton models from the command line.
+
+`model-analyzer profile` runs the sweep on this machine, starting a local Triton unless --triton-url names one.
+The original tool took its flags with no subcommand; that form still works and means `profile`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from modelanalysis import __version__
+from modelanalysis.adapters.dcgm_prometheus import DcgmMemoryUtilization
+from modelanalysis.adapters.files import write_atomic
+from modelanalysis.adapters.local_triton import TritonNotFound, find_local_triton
+from modelanalysis.adapters.perf_analyzer import PerfAnalyzerError, find_perf_analyzer, run_perf_analyzer
+from modelanalysis.adapters.triton_control import TritonControl, TritonUnreachable
+from modelanalysis.adapters.triton_server import TritonEndpoints, TritonServerProcess, TritonStartError
+from modelanalysis.core.report import csv_files
+from modelanalysis.core.results import AnalysisResult, ModelStatus, PointStatus
+from modelanalysis.core.spec import DEFAULT_TRITON_VERSION, MeasurementSettings, ModelTarget, Protocol, SweepSpec
+from modelanalysis.profiler import ProfileEvent, Profiler
+
+app = typer.Typer(
+    help="Profile models on NVIDIA Triton Inference Server: throughput, latency, GPU and CPU use per point.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+SUBCOMMANDS = {"profile", "--help", "-h", "--version"}
+RESULT_JSON = "analysis.json"
+
+
+def fail(message: str) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code=1)
+
+
+def parse_int_list(flag: str, text: str) -> list[int]:
+    """'1,4,8' -> [1, 4, 8], or a sentence that says what is wrong with it."""
+    values = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item.isdigit() or int(item) < 1:
+            raise fail(f"{flag} {text!r}: {item!r} is not a positive integer; give a comma-separated list like 1,4,8.")
+        values.append(int(item))
+    return values
+
+
+def explain(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    return f"{where}: {first['msg']}"
+
+
+def model_table(result: AnalysisResult) -> Table:
+    table = Table(title="Model Analyzer results", header_style="bold")
+    for column in ("Model", "Batch", "Concurrency", "Throughput (infer/sec)", "p50 (ms)", "p99 (ms)",
+                   "Max GPU Util (%)", "Max GPU Mem (MB)", "Max CPU Util (%)", "Status"):  # fmt: skip
+        table.add_column(column, justify="left" if column in ("Model", "Status") else "right")
+
+    def num(value: float | None, digits: int = 1) -> str:
+        return "" if value is None else f"{value:,.{digits}f}"
+
+    for p in result.points:
+        gpus = p.resources.gpus if p.resources else []
+        util = max((g.max_utilization_pct for g in gpus if g.max_utilization_pct is not None), default=None)
+        mem = max((g.max_memory_used_mb for g in gpus if g.max_memory_used_mb is not None), default=None)
+        table.add_row(
+            p.model,
+            str(p.batch_size),
+            str(p.concurrency),
+            num(p.perf.throughput_infer_per_sec if p.perf else None),
+            num(p.perf.latency_p50_ms if p.perf else None, 3),
+            num(p.perf.latency_p99_ms if p.perf else None, 3),
+            num(util),
+            num(mem),
+            num(p.resources.max_cpu_utilization_pct if p.resources else None),
+            p.status.value if p.status == PointStatus.MEASURED else "[red]Failed[/]",
+        )
+    return table
+
+
+def export(result: AnalysisResult, export_path: Path) -> None:
+    for name, content in csv_files(result).items():
+        write_atomic(export_path / name, content)
+    write_atomic(export_path / RESULT_JSON, result.model_dump_json(indent=2))
+
+
+@app.command()
+def profile(
+    model_names: Annotated[
+        str, typer.Option("--model-names", "-m", help="Comma-separated model names in the model folder.")
+    ],
+    model_folder: Annotated[
+        Path | None,
+        typer.Option("--model-folder", help="The Triton model repository. Needed unless --triton-url is given."),
+    ] = None,
+    batch: Annotated[str, typer.Option("--batch", "-b", help="Comma-separated batch sizes, e.g. 1,4,8.")] = "1",
+    concurrency: Annotated[
+        str, typer.Option("--concurrency", "-c", help="Comma-separated client concurrency values, e.g. 1,2,4.")
+    ] = "1",
+    triton_version: Annotated[
+        str,
+        typer.Option(help="Triton version to record (the operator runs nvcr.io/nvidia/tritonserver:<version>)."),
+    ] = DEFAULT_TRITON_VERSION,
+    export_results: Annotated[
+        bool, typer.Option("--export/--no-export", help="Write CSV files (and analysis.json) to --export-path.")
+    ] = False,
+    export_path: Annotated[Path, typer.Option("--export-path", "-e", help="Folder for the exported CSV files.")] = Path(
+        "results"
+    ),
+    triton_url: Annotated[
+        str | None,
+        typer.Option(help="Profile an already running server at this HTTP host:port instead of starting one."),
+    ] = None,
+    triton_metrics_url: Annotated[
+        str | None,
+        typer.Option(help="Metrics URL of the --triton-url server (default: http://host:<http port + 2>/metrics)."),
+    ] = None,
+    triton_server_path: Annotated[
+        Path | None, typer.Option(help="tritonserver binary to start (default: on PATH, else nvidia-pytriton's).")
+    ] = None,
+    triton_http_port: Annotated[int, typer.Option(help="HTTP port of the started server (0: any free).")] = 0,
+    triton_grpc_port: Annotated[int, typer.Option(help="gRPC port of the started server (0: any free).")] = 0,
+    triton_metrics_port: Annotated[int, typer.Option(help="Metrics port of the started server (0: any free).")] = 0,
+    prometheus_url: Annotated[
+        str | None,
+        typer.Option(help="Prometheus scraping dcgm-exporter, for Max Memory Utilization (empty without it)."),
+    ] = None,
+    protocol: Annotated[Protocol, typer.Option(help="Protocol perf_analyzer uses.")] = Protocol.GRPC,
+    measurement_interval: Annotated[int, typer.Option(help="perf_analyzer measurement window, in ms.")] = 1000,
+    stability_percentage: Annotated[
+        float, typer.Option(help="Spread (%) over 3 windows under which a point counts as stable.")
+    ] = 10.0,
+    max_trials: Annotated[int, typer.Option(help="Windows perf_analyzer may try to reach stability.")] = 10,
+    point_timeout: Annotated[int, typer.Option(help="Seconds one point may take before it is failed.")] = 300,
+    metrics_interval: Annotated[int, typer.Option(help="How often Triton's metrics are sampled, in ms.")] = 500,
+    baseline_duration: Annotated[
+        int, typer.Option(help="How long the server is sampled with no model loaded, in ms.")
+    ] = 1000,
+) -> None:
+    """Measure each model at every batch x concurrency point, and the server alone (baseline)."""
+    try:
+        spec = SweepSpec(
+            models=[ModelTarget(name=n.strip()) for n in model_names.split(",") if n.strip()],
+            batch_sizes=parse_int_list("--batch", batch),
+            concurrency=parse_int_list("--concurrency", concurrency),
+            measurement=MeasurementSettings(
+                protocol=protocol,
+                measurement_interval_ms=measurement_interval,
+                stability_percentage=stability_percentage,
+                max_trials=max_trials,
+                point_timeout_seconds=point_timeout,
+                metrics_interval_ms=metrics_interval,
+                baseline_duration_ms=baseline_duration,
+            ),
+        )
+    except ValidationError as exc:
+        raise fail(f"invalid options: {explain(exc)}") from None
+    if model_folder is None and triton_url is None:
+        raise fail("give --model-folder (a Triton model repository) or --triton-url of a running server.")
+    if model_folder is not None and triton_url is None:
+        missing = [m for m in spec.model_names if not (model_folder / m).is_dir()]
+        if missing:
+            raise fail(
+                f"model {missing[0]!r} is not in {model_folder} (no folder {model_folder / missing[0]}); "
+                "check --model-names and --model-folder."
+            )
+    try:
+        perf_binary = find_perf_analyzer()
+    except PerfAnalyzerError as exc:
+        raise fail(str(exc)) from None
+
+    result = AnalysisResult(triton_version=triton_version)
+    server: TritonServerProcess | None = None
+    try:
+        if triton_url is None:
+            assert model_folder is not None
+            triton = find_local_triton(triton_server_path)
+            server = TritonServerProcess(
+                triton,
+                model_folder,
+                log_path=(export_path if export_results else Path(".")) / "triton-server.log",
+                http_port=triton_http_port,
+                grpc_port=triton_grpc_port,
+                metrics_port=triton_metrics_port,
+                metrics_interval_ms=metrics_interval,
+            )
+            console.print(f"Starting Triton ({triton.binary.name}) on {model_folder} ...", highlight=False)
+            endpoints = server.start()
+        else:
+            endpoints = TritonEndpoints.from_url(triton_url, triton_metrics_url)
+        control = TritonControl(endpoints.http)
+        control.wait_ready()
+        run_profile(spec, endpoints, control, result, perf_binary, prometheus_url, model_folder,
+                    export_path if export_results else None)  # fmt: skip
+    except KeyboardInterrupt:
+        result.interrupted = True
+        console.print("[yellow]Interrupted: stopping; the points measured so far are kept.[/]")
+    except (TritonNotFound, TritonStartError, TritonUnreachable, ValueError) as exc:
+        raise fail(str(exc)) from None
+    finally:
+        if server is not None:
+            server.stop()
+    finish(result, export_path if export_results else None)
+
+
+def run_profile(
+    spec: SweepSpec,
+    endpoints: TritonEndpoints,
+    control: TritonControl,
+    result: AnalysisResult,
+    perf_binary: Path,
+    prometheus_url: str | None,
+    model_folder: Path | None,
+    export_path: Path | None,
+) -> None:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task("starting", total=None)
+
+        def show(event: ProfileEvent) -> None:
+            where = (
+                f"{event.model} batch {event.point.batch_size} concurrency {event.point.concurrency}"
+                if event.point
+                else event.model
+            )
+            text = {
+                "baseline": "baseline: server with no model loaded",
+                "loading": f"loading {event.model}",
+                "point": f"measuring {where}",
+                "point-done": f"measured {where}",
+                "point-failed": f"[red]failed[/] {where}",
+                "load-failed": f"[red]{event.model} failed to load[/]",
+                "unloaded": f"unloaded {event.model}",
+            }.get(event.kind, event.kind)
+            progress.update(task, description=text, completed=event.done, total=event.total)
+            if event.kind in ("load-failed", "point-failed"):
+                progress.console.print(f"[red]{where}:[/] {event.message}", highlight=False)
+
+        def save(partial: AnalysisResult) -> None:
+            if export_path is not None:
+                export(partial, export_path)
+
+        Profiler(
+            spec,
+            endpoints,
+            control,
+            run_point=lambda point, settings, grpc, http: run_perf_analyzer(point, settings, grpc, http, perf_binary),
+            result=result,
+            memory_utilization=DcgmMemoryUtilization(prometheus_url) if prometheus_url else None,
+            on_event=show,
+            on_point=save,
+            model_config_path=lambda m: str((model_folder / m / "config.pbtxt").resolve()) if model_folder else "",
+        ).run()
+
+
+def finish(result: AnalysisResult, export_path: Path | None) -> None:
+    """Print the table and notes, write the files, and exit non-zero if anything failed."""
+    out = Console()
+    if result.points:
+        out.print(model_table(result))
+    for outcome in result.models:
+        if outcome.status == ModelStatus.LOAD_FAILED:
+            console.print(f"[red]{outcome.name} failed to load:[/] {outcome.error}", highlight=False)
+        for skipped in outcome.skipped:
+            console.print(f"skipped {skipped.point.key}: {skipped.reason}", highlight=False)
+    for note in result.notes:
+        console.print(f"note: {note}", highlight=False)
+    if export_path is not None:
+        export(result, export_path)
+        console.print(f"Results written to {export_path}/", highlight=False)
+    failed = [m for m in result.models if m.status == ModelStatus.LOAD_FAILED]
+    failed_points = [p for p in result.points if p.status == PointStatus.FAILED]
+    if result.interrupted:
+        raise typer.Exit(code=130)
+    if failed or failed_points:
+        raise typer.Exit(code=1)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        print(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version_callback, is_eager=True)] = False,
+) -> None:
+    """Profile models on NVIDIA Triton Inference Server."""
+
+
+def main() -> None:
+    # The original tool had no subcommand: `model-analyzer --batch 1,4 --model-names ...` means `profile`.
+    argv = sys.argv[1:]
+    if argv and argv[0].startswith("-") and argv[0] not in SUBCOMMANDS:
+        sys.argv.insert(1, "profile")
+    app()
