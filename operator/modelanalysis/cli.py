@@ -136,6 +136,9 @@ def profile(
         str | None,
         typer.Option(help="Prometheus scraping dcgm-exporter, for Max Memory Utilization (empty without it)."),
     ] = None,
+    perf_analyzer_path: Annotated[
+        Path | None, typer.Option(help="perf_analyzer binary (default: on PATH, else next to this Python).")
+    ] = None,
     protocol: Annotated[Protocol, typer.Option(help="Protocol perf_analyzer uses.")] = Protocol.GRPC,
     measurement_interval: Annotated[int, typer.Option(help="perf_analyzer measurement window, in ms.")] = 1000,
     stability_percentage: Annotated[
@@ -176,7 +179,7 @@ def profile(
                 "check --model-names and --model-folder."
             )
     try:
-        perf_binary = find_perf_analyzer()
+        perf_binary = find_perf_analyzer(perf_analyzer_path)
     except PerfAnalyzerError as exc:
         raise fail(str(exc)) from None
 

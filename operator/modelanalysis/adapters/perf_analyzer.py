@@ -18,7 +18,13 @@ class PerfAnalyzerError(RuntimeError):
     """perf_analyzer is missing or failed for a point; the message says which and why."""
 
 
-def find_perf_analyzer() -> Path:
+def find_perf_analyzer(given: Path | None = None) -> Path:
+    if given is not None:
+        if not (given.is_file() and os.access(given, os.X_OK)):
+            raise PerfAnalyzerError(
+                f"--perf-analyzer-path {given} is not an executable file; point it at perf_analyzer."
+            )
+        return given
     found = shutil.which("perf_analyzer") or shutil.which("perf_analyzer", path=str(Path(sys.executable).parent))
     if not found:
         raise PerfAnalyzerError(
