@@ -398,3 +398,22 @@ def test_pod_with_an_unknown_image_fails_with_a_reason(api: client.ApiClient, na
     failed = wait_for("the pod to fail", lambda: pod_phase(core, namespace, "alien", ("Failed",)))
     assert "not runnable here" in failed.status.message
     assert failed.status.container_statuses[0].state.waiting.reason == "ErrImagePull"
+
+
+def test_project_image_runs_the_venv_tools(cluster: Cluster, api: client.ApiClient, namespace: str) -> None:
+    core = client.CoreV1Api(api)
+    pod = python_pod("tools", "")
+    pod["spec"]["containers"][0] |= {
+        "image": "ghcr.io/modelanalysis/modelanalysis:dev",
+        # perf_analyzer only starts when libcudart (LD_LIBRARY_PATH set by the agent) and libb64 load.
+        "command": [
+            "sh",
+            "-c",
+            "command -v model-analyzer kopf && python -c 'import modelanalysis' && perf_analyzer --version",
+        ],
+    }
+    core.create_namespaced_pod(namespace, pod)
+    done = wait_for("the pod to finish", lambda: pod_phase(core, namespace, "tools", ("Succeeded", "Failed")))
+    log = cluster.agent.read_log(namespace, "tools", "main")
+    assert done.status.phase == "Succeeded", log
+    assert "Perf Analyzer Version" in log
