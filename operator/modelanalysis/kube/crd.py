@@ -1,0 +1,176 @@
+"""Generate the ModelAnalysis CustomResourceDefinition from the pydantic models.
+
+`python -m modelanalysis.kube.crd --write` rewrites crds/ and the chart's copy; a test checks they match.
+The JSON schema pydantic makes is turned into a Kubernetes *structural* schema: references inlined, titles
+and defaults dropped (the operator applies defaults itself, so the API server never rewrites what a GitOps
+tool committed), optional values as plain types, and CEL rules where OpenAPI alone cannot say it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from modelanalysis.kube.resource import (
+    GROUP,
+    KIND,
+    PLURAL,
+    SHORT_NAMES,
+    SINGULAR,
+    VERSION,
+    ModelAnalysisSpec,
+    ModelAnalysisStatus,
+)
+
+CRD_FILE = f"{PLURAL}.{GROUP}.yaml"
+REPO_ROOT = Path(__file__).resolve().parents[3]
+CRD_PATHS = [REPO_ROOT / "crds" / CRD_FILE, REPO_ROOT / "charts" / "model-analyzer" / "crds" / CRD_FILE]
+
+# Rules the OpenAPI schema cannot express, each with the sentence a user sees when kubectl refuses.
+CEL_RULES: dict[str, list[dict[str, str]]] = {
+    "": [
+        {
+            "rule": "self.models.all(m, self.models.filter(x, x.name == m.name).size() == 1)",
+            "message": "each model may be listed only once in models",
+        }
+    ],
+    "modelRepository": [
+        {
+            "rule": "has(self.pvc) != has(self.uri)",
+            "message": "modelRepository needs exactly one of pvc (a claim in this namespace) or uri (s3://, gs://)",
+        }
+    ],
+}
+
+_DROP = {"title", "default", "$defs", "additionalProperties", "discriminator"}
+
+
+def _structural(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, list):
+        return [_structural(item, defs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target = copy.deepcopy(defs[node["$ref"].rsplit("/", 1)[-1]])
+        merged = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+        return _structural(merged, defs)
+    if "anyOf" in node:
+        # Optional[X] is anyOf [X, null]: the field may simply be omitted, so keep X.
+        branches = [b for b in node["anyOf"] if b.get("type") != "null"]
+        if len(branches) == 1:
+            rest = {k: v for k, v in node.items() if k != "anyOf"}
+            return _structural({**branches[0], **rest}, defs)
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _DROP:
+            continue
+        if key == "exclusiveMinimum":  # JSON Schema's number form -> OpenAPI v3.0's boolean form
+            out["minimum"], out["exclusiveMinimum"] = value, True
+        elif key == "properties":
+            out[key] = {name: _structural(sub, defs) for name, sub in value.items()}
+        else:
+            out[key] = _structural(value, defs)
+    additional = node.get("additionalProperties")
+    if isinstance(additional, dict) and "properties" not in node:
+        out["additionalProperties"] = _structural(additional, defs)  # a map, e.g. nodeSelector
+    if out.get("x-kubernetes-preserve-unknown-fields"):
+        out.pop("additionalProperties", None)
+    return out
+
+
+def openapi_schema(model: type[Any], *, mode: str = "validation") -> dict[str, Any]:
+    raw = model.model_json_schema(by_alias=True, mode=mode)
+    return dict(_structural(raw, raw.get("$defs", {})))
+
+
+def spec_schema() -> dict[str, Any]:
+    schema = openapi_schema(ModelAnalysisSpec)
+    for path, rules in CEL_RULES.items():
+        target = schema
+        for part in filter(None, path.split(".")):
+            target = target["properties"][part]
+        target["x-kubernetes-validations"] = rules
+    return schema
+
+
+def status_schema() -> dict[str, Any]:
+    schema = openapi_schema(ModelAnalysisStatus, mode="serialization")
+    schema.pop("required", None)
+    # kopf keeps its own bookkeeping in status too; let it through.
+    schema["x-kubernetes-preserve-unknown-fields"] = True
+    return schema
+
+
+def crd() -> dict[str, Any]:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{PLURAL}.{GROUP}"},
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {"kind": KIND, "plural": PLURAL, "singular": SINGULAR, "shortNames": SHORT_NAMES},
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": [
+                        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+                        {"name": "Progress", "type": "string", "jsonPath": ".status.progress"},
+                        {
+                            "name": "Best Throughput",
+                            "type": "number",
+                            "jsonPath": ".status.bestThroughput",
+                            "description": "Highest throughput so far (infer/sec).",
+                        },
+                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                    ],
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": "Profiles models on a Triton server at each batch size and concurrency.",
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": spec_schema(),
+                                "status": status_schema(),
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def render() -> str:
+    header = "# Generated by `python -m modelanalysis.kube.crd --write` from the pydantic models. Do not edit.\n"
+    return header + yaml.safe_dump(crd(), sort_keys=False, width=120)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--write", action="store_true", help="write crds/ and the chart's copy")
+    args = parser.parse_args(argv)
+    text = render()
+    if not args.write:
+        sys.stdout.write(text)
+        return 0
+    for path in CRD_PATHS:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,63 @@
+"""Child object names and labels, derived from the analysis so a retried step finds what it created."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from modelanalysis.core.sweep import Point
+from modelanalysis.kube.resource import GROUP
+
+MAX_NAME = 63
+MANAGED_BY = "modelanalysis-operator"
+LABEL_ANALYSIS = f"{GROUP}/analysis"
+LABEL_GENERATION = f"{GROUP}/generation"
+LABEL_POINT = f"{GROUP}/point"
+LABEL_COMPONENT = "app.kubernetes.io/component"
+COMPONENT_TRITON = "triton-server"
+COMPONENT_LOAD_GENERATOR = "load-generator"
+COMPONENT_RESULTS_WRITER = "results-writer"
+
+
+def short_hash(text: str, length: int = 6) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def dns_label(text: str) -> str:
+    """Lower-case letters, digits and '-', as object names and label values need."""
+    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-") or "x"
+
+
+def fit(name: str, limit: int = MAX_NAME) -> str:
+    """`name` if it fits, else its start plus a hash of the whole, so two long names never collide."""
+    if len(name) <= limit:
+        return name
+    suffix = short_hash(name, 8)
+    return f"{name[: limit - len(suffix) - 1].rstrip('-')}-{suffix}"
+
+
+def triton_pod_name(analysis: str, generation: int) -> str:
+    return fit(f"{analysis}-g{generation}-triton")
+
+
+def point_job_name(analysis: str, generation: int, point: Point) -> str:
+    tail = f"-{dns_label(point.model)[:20]}-b{point.batch_size}-c{point.concurrency}-{short_hash(point.key, 4)}"
+    return fit(f"{fit(analysis, MAX_NAME - len(tail) - 4)}-g{generation}{tail}")
+
+
+def results_job_name(analysis: str, generation: int) -> str:
+    return fit(f"{analysis}-g{generation}-results")
+
+
+def results_configmap_name(analysis: str) -> str:
+    return fit(f"{analysis}-results", 253)
+
+
+def labels(analysis: str, generation: int, component: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "model-analyzer",
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        LABEL_COMPONENT: component,
+        LABEL_ANALYSIS: fit(analysis),
+        LABEL_GENERATION: str(generation),
+    }

@@ -1,0 +1,253 @@
+"""Pure builders: the Kubernetes objects an analysis needs, as plain dicts, from its spec.
+
+Each takes the validated spec and the few facts it needs and returns a manifest; nothing here talks to the
+API server. The caller adds the owner reference (kopf.adopt) and creates it.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from typing import Any
+
+from modelanalysis.core.sweep import Point
+from modelanalysis.kube import names
+from modelanalysis.kube.resource import ModelAnalysisSpec
+from modelanalysis.kube.settings import OperatorSettings
+
+HTTP_PORT, GRPC_PORT, METRICS_PORT = 8000, 8001, 8002
+MODELS_MOUNT = "/models"
+TERMINATION_LOG = "/dev/termination-log"
+RESULTS_IN = "/results-in"
+RESULTS_OUT = "/results-out"
+
+# Pod Security Standard "restricted": what the load-generator and results-writer pods run with.
+RESTRICTED_POD_SECURITY: dict[str, Any] = {
+    "runAsNonRoot": True,
+    "runAsUser": 10001,
+    "runAsGroup": 10001,
+    "fsGroup": 10001,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+RESTRICTED_CONTAINER_SECURITY: dict[str, Any] = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "capabilities": {"drop": ["ALL"]},
+}
+
+
+def triton_image(spec: ModelAnalysisSpec, settings: OperatorSettings) -> str:
+    if spec.triton.image:
+        return spec.triton.image
+    return f"{settings.triton_image_repository}:{spec.triton.version or settings.default_triton_version}"
+
+
+def model_repository_arg(spec: ModelAnalysisSpec) -> str:
+    repo = spec.model_repository
+    if repo.uri:
+        return repo.uri
+    assert repo.pvc is not None
+    return posixpath.join(MODELS_MOUNT, repo.pvc.sub_path) if repo.pvc.sub_path else MODELS_MOUNT
+
+
+def triton_pod(
+    name: str, namespace: str, generation: int, spec: ModelAnalysisSpec, settings: OperatorSettings
+) -> dict[str, Any]:
+    """The Triton server: explicit model control (models load one at a time), metrics on :8002."""
+    triton = spec.triton
+    container: dict[str, Any] = {
+        "name": "triton",
+        "image": triton_image(spec, settings),
+        "command": ["tritonserver"],
+        "args": [
+            f"--model-repository={model_repository_arg(spec)}",
+            "--model-control-mode=explicit",
+            "--allow-metrics=true",
+            "--allow-gpu-metrics=true",
+            "--allow-cpu-metrics=true",
+            f"--metrics-interval-ms={spec.measurement.metrics_interval_ms}",
+            *triton.args,
+        ],
+        "ports": [
+            {"name": "http", "containerPort": HTTP_PORT},
+            {"name": "grpc", "containerPort": GRPC_PORT},
+            {"name": "metrics", "containerPort": METRICS_PORT},
+        ],
+        "resources": triton.resources,
+        "readinessProbe": {
+            "httpGet": {"path": "/v2/health/ready", "port": "http"},
+            "periodSeconds": 1,
+            "failureThreshold": 3,
+        },
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    if triton.env:
+        container["env"] = triton.env
+    if spec.model_repository.credentials_secret:
+        container["envFrom"] = [{"secretRef": {"name": spec.model_repository.credentials_secret}}]
+    pod_spec: dict[str, Any] = {
+        # A crashed server fails the analysis with its reason rather than restarting mid-point.
+        "restartPolicy": "Never",
+        "containers": [container],
+        "enableServiceLinks": False,
+    }
+    if spec.model_repository.pvc:
+        container["volumeMounts"] = [{"name": "models", "mountPath": MODELS_MOUNT, "readOnly": True}]
+        pod_spec["volumes"] = [
+            {
+                "name": "models",
+                "persistentVolumeClaim": {"claimName": spec.model_repository.pvc.claim_name, "readOnly": True},
+            }
+        ]
+    if triton.node_selector:
+        pod_spec["nodeSelector"] = triton.node_selector
+    if triton.tolerations:
+        pod_spec["tolerations"] = triton.tolerations
+    if triton.affinity:
+        pod_spec["affinity"] = triton.affinity
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": names.triton_pod_name(name, generation),
+            "namespace": namespace,
+            "labels": names.labels(name, generation, names.COMPONENT_TRITON),
+        },
+        "spec": pod_spec,
+    }
+
+
+def _restricted_job(
+    job_name: str,
+    namespace: str,
+    labels: dict[str, str],
+    container: dict[str, Any],
+    volumes: list[dict[str, Any]],
+    deadline_seconds: int,
+    ttl_seconds: int,
+) -> dict[str, Any]:
+    container = {
+        **container,
+        "securityContext": RESTRICTED_CONTAINER_SECURITY,
+        "terminationMessagePath": TERMINATION_LOG,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, *container.get("volumeMounts", [])],
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": job_name, "namespace": namespace, "labels": labels},
+        "spec": {
+            # One try: a failed measurement is recorded as failed, not silently retried.
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": deadline_seconds,
+            "ttlSecondsAfterFinished": ttl_seconds,
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "securityContext": RESTRICTED_POD_SECURITY,
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "containers": [container],
+                    "volumes": [{"name": "tmp", "emptyDir": {}}, *volumes],
+                },
+            },
+        },
+    }
+
+
+def load_generator_job(
+    name: str,
+    namespace: str,
+    generation: int,
+    spec: ModelAnalysisSpec,
+    point: Point,
+    triton_ip: str,
+    settings: OperatorSettings,
+) -> dict[str, Any]:
+    """perf_analyzer for one point against the Triton pod; it returns its numbers as the termination message."""
+    m = spec.measurement
+    host = f"[{triton_ip}]" if ":" in triton_ip else triton_ip
+    labels = {
+        **names.labels(name, generation, names.COMPONENT_LOAD_GENERATOR),
+        names.LABEL_POINT: names.short_hash(point.key, 10),
+    }
+    container = {
+        "name": "perf-analyzer",
+        "image": settings.load_generator_image,
+        "command": ["model-analyzer", "perf-point"],
+        "args": [
+            f"--model={point.model}",
+            f"--batch={point.batch_size}",
+            f"--concurrency={point.concurrency}",
+            f"--grpc-url={host}:{GRPC_PORT}",
+            f"--http-url={host}:{HTTP_PORT}",
+            f"--protocol={m.protocol.value}",
+            f"--measurement-interval={m.measurement_interval_ms}",
+            f"--stability-percentage={m.stability_percentage}",
+            f"--max-trials={m.max_trials}",
+            f"--point-timeout={m.point_timeout_seconds}",
+            f"--termination-log={TERMINATION_LOG}",
+        ],
+        "resources": {"requests": {"cpu": "1", "memory": "256Mi"}},
+    }
+    return _restricted_job(
+        names.point_job_name(name, generation, point),
+        namespace,
+        labels,
+        container,
+        [],
+        deadline_seconds=m.point_timeout_seconds + 60,
+        ttl_seconds=settings.job_ttl_seconds,
+    )
+
+
+def results_configmap(name: str, namespace: str, generation: int, files: dict[str, str]) -> dict[str, Any]:
+    """The CSV files of an analysis; where no results claim is given, this is where they stay."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": names.results_configmap_name(name),
+            "namespace": namespace,
+            "labels": names.labels(name, generation, names.COMPONENT_RESULTS_WRITER),
+        },
+        "data": files,
+    }
+
+
+def results_folder(name: str, spec: ModelAnalysisSpec) -> str:
+    """The folder inside the results claim: <subPath>/<analysis name>."""
+    assert spec.results.pvc is not None
+    return posixpath.join(spec.results.pvc.sub_path, name) if spec.results.pvc.sub_path else name
+
+
+def results_writer_job(
+    name: str, namespace: str, generation: int, spec: ModelAnalysisSpec, settings: OperatorSettings
+) -> dict[str, Any]:
+    """A short Job that copies the results ConfigMap's files into the results claim, each written whole."""
+    assert spec.results.pvc is not None
+    container = {
+        "name": "write-results",
+        "image": settings.load_generator_image,
+        "command": ["model-analyzer", "copy-results"],
+        "args": [RESULTS_IN, posixpath.join(RESULTS_OUT, results_folder(name, spec))],
+        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}},
+        "volumeMounts": [
+            {"name": "results-in", "mountPath": RESULTS_IN, "readOnly": True},
+            {"name": "results-out", "mountPath": RESULTS_OUT},
+        ],
+    }
+    volumes = [
+        {"name": "results-in", "configMap": {"name": names.results_configmap_name(name)}},
+        {"name": "results-out", "persistentVolumeClaim": {"claimName": spec.results.pvc.claim_name}},
+    ]
+    return _restricted_job(
+        names.results_job_name(name, generation),
+        namespace,
+        names.labels(name, generation, names.COMPONENT_RESULTS_WRITER),
+        container,
+        volumes,
+        deadline_seconds=300,
+        ttl_seconds=settings.job_ttl_seconds,
+    )

@@ -1,0 +1,237 @@
+"""The ModelAnalysis custom resource: its spec (the core's sweep plus where things run) and its status.
+
+The CRD's OpenAPI schema is generated from these models (see crd.py), so admission and the operator agree.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from modelanalysis.core.spec import SweepSpec, WireModel
+
+GROUP = "modelanalyzer.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "ModelAnalysis"
+PLURAL = "modelanalyses"
+SINGULAR = "modelanalysis"
+SHORT_NAMES = ["ma"]
+
+# Kubernetes values that this project passes through untouched (resources, affinity, tolerations, env):
+# their schema is Kubernetes' own, so the CRD keeps them open rather than copying it.
+KubeObject = Annotated[dict[str, Any], Field(json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})]
+
+
+class PvcLocation(WireModel):
+    """A folder inside a PersistentVolumeClaim of the analysis' namespace."""
+
+    claim_name: str = Field(min_length=1, max_length=253, description="PersistentVolumeClaim name.")
+    sub_path: str = Field("", max_length=1024, pattern=r"^[^/].*$|^$", description="Relative folder in the claim.")
+
+
+class ModelRepository(WireModel):
+    """Where Triton finds the models: a claim in this namespace, or a URI Triton reads itself."""
+
+    pvc: PvcLocation | None = Field(None, description="A PersistentVolumeClaim holding the model repository.")
+    uri: str | None = Field(
+        None,
+        pattern=r"^(s3|gs|as)://.+",
+        description="A repository URI Triton understands: s3://, gs:// or as:// (Azure).",
+    )
+    credentials_secret: str | None = Field(
+        None,
+        max_length=253,
+        description="Secret whose keys become the Triton container's environment (e.g. AWS_ACCESS_KEY_ID).",
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ModelRepository:
+        if (self.pvc is None) == (self.uri is None):
+            raise ValueError("modelRepository needs exactly one of pvc or uri")
+        return self
+
+
+class TritonSettings(WireModel):
+    """The Triton server pod."""
+
+    version: str | None = Field(
+        None, max_length=128, description="Triton release; the image is nvcr.io/nvidia/tritonserver:<version>."
+    )
+    image: str | None = Field(None, max_length=512, description="A full image reference; overrides version.")
+    resources: KubeObject = Field(
+        default_factory=lambda: {"limits": {"nvidia.com/gpu": 1}},
+        description="Container resources (default: one nvidia.com/gpu).",
+    )
+    node_selector: dict[str, str] = Field(default_factory=dict, description="Node labels the pod must match.")
+    tolerations: list[KubeObject] = Field(default_factory=list, description="Tolerations, e.g. for GPU taints.")
+    affinity: KubeObject = Field(default_factory=dict, description="Pod affinity rules.")
+    args: list[str] = Field(default_factory=list, description="Extra tritonserver arguments.")
+    env: list[KubeObject] = Field(default_factory=list, description="Extra environment variables.")
+    ready_timeout_seconds: int | None = Field(
+        None, ge=10, le=86_400, description="How long to wait for the server to be ready (operator default: 600)."
+    )
+
+
+class ResultsLocation(WireModel):
+    pvc: PvcLocation | None = Field(
+        None, description="Claim to write CSV files to, under <subPath>/<analysis name>/. Without it: a ConfigMap."
+    )
+
+
+class ModelAnalysisSpec(SweepSpec):
+    """What to profile (the models and points) and where (Triton pod, model repository, results)."""
+
+    model_repository: ModelRepository = Field(description="Where the Triton pod finds the model repository.")
+    triton: TritonSettings = Field(default_factory=TritonSettings)
+    results: ResultsLocation = Field(default_factory=ResultsLocation)
+
+
+# ---- status ------------------------------------------------------------------------------------------
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"
+    QUEUED = "Queued"
+    STARTING = "Starting"
+    PROFILING = "Profiling"
+    WRITING_RESULTS = "WritingResults"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+FINISHED_PHASES = {Phase.SUCCEEDED, Phase.FAILED}
+
+
+class ConditionType(StrEnum):
+    """Condition types, each with what True means."""
+
+    READY = "Ready"  # the analysis finished and its results are written
+    SPEC_VALID = "SpecValid"  # the spec passed validation
+    SERVER_READY = "ServerReady"  # the Triton pod is up and answering
+    PROFILING = "Profiling"  # points are being measured
+
+
+class Reason(StrEnum):
+    INVALID_SPEC = "InvalidSpec"
+    VALID = "Valid"
+    QUEUED = "Queued"
+    POD_CREATED = "PodCreated"
+    SERVER_READY = "ServerReady"
+    UNSCHEDULABLE = "Unschedulable"
+    IMAGE_PULL_FAILED = "ImagePullFailed"
+    SERVER_CRASHED = "ServerCrashed"
+    SERVER_TIMEOUT = "ServerTimeout"
+    SERVER_GONE = "ServerGone"
+    MEASURING = "Measuring"
+    SWEEP_DONE = "SweepDone"
+    SUCCEEDED = "Succeeded"
+    NO_POINTS = "NoPointsMeasured"
+    RESULTS_WRITE_FAILED = "ResultsWriteFailed"
+
+
+class CompactGpu(BaseModel):
+    """One GPU's maxima over a point, in the short form kept in status."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    uuid: str
+    util: float | None = Field(None, description="Max GPU utilization (%).")
+    mem_mb: float | None = Field(None, alias="memMB", description="Max GPU memory used (MB).")
+    power_w: float | None = Field(None, alias="powerW", description="Max GPU power (W).")
+    mem_util: float | None = Field(None, alias="memUtil", description="Max memory utilization (%), from DCGM.")
+
+
+class CompactPoint(BaseModel):
+    """One measured point, as kept in status: short keys, no Nones, so hundreds of points stay small."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    model: str
+    batch: int
+    concurrency: int
+    status: str
+    error: str | None = None
+    throughput: float | None = Field(None, description="perf_analyzer's throughput (infer/sec).")
+    server_throughput: float | None = Field(None, alias="serverThroughput")
+    p50: float | None = None
+    p90: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    avg: float | None = None
+    cpu_util: float | None = Field(None, alias="cpuUtil")
+    cpu_mem_mb: float | None = Field(None, alias="cpuMemMB")
+    gpus: list[CompactGpu] | None = None
+    started: float | None = None
+    finished: float | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.model}/b{self.batch}/c{self.concurrency}"
+
+
+class CompactBaseline(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    cpu_util: float | None = Field(None, alias="cpuUtil")
+    cpu_mem_mb: float | None = Field(None, alias="cpuMemMB")
+    gpus: list[CompactGpu] | None = None
+
+
+class SkippedPointStatus(BaseModel):
+    batch: int
+    concurrency: int
+    reason: str
+
+
+class ModelStatusEntry(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    name: str
+    status: str
+    error: str | None = None
+    max_batch_size: int | None = Field(None, alias="maxBatchSize")
+    instance_group: str | None = Field(None, alias="instanceGroup")
+    skipped: list[SkippedPointStatus] | None = None
+
+
+class Condition(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    type: str
+    status: str
+    reason: str
+    message: str = ""
+    last_transition_time: str = Field(alias="lastTransitionTime")
+    observed_generation: int | None = Field(None, alias="observedGeneration")
+
+
+class ModelAnalysisStatus(BaseModel):
+    """Everything the operator knows about an analysis. Progress lives here, so a restarted operator
+    resumes where it was: points already in `points` are never measured again."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    phase: str = Phase.PENDING.value
+    observed_generation: int | None = Field(None, alias="observedGeneration")
+    message: str | None = None
+    progress: str | None = Field(None, description="Points done / points planned.")
+    points_done: int = Field(0, alias="pointsDone")
+    points_total: int = Field(0, alias="pointsTotal")
+    best_throughput: float | None = Field(None, alias="bestThroughput")
+    triton_pod: str | None = Field(None, alias="tritonPod")
+    triton_image: str | None = Field(None, alias="tritonImage")
+    server_version: str | None = Field(None, alias="serverVersion")
+    started_at: str | None = Field(None, alias="startedAt")
+    finished_at: str | None = Field(None, alias="finishedAt")
+    results: str | None = Field(None, description="Where the CSV files are: configmap/NAME or pvc://CLAIM/PATH.")
+    notes: list[str] | None = None
+    baseline: CompactBaseline | None = None
+    models: list[ModelStatusEntry] | None = None
+    points: list[CompactPoint] | None = None
+    conditions: list[Condition] | None = None
+
+    def wire(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
