@@ -179,6 +179,9 @@ class ControlPlane:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                # Its own session: a Ctrl-C at the terminal reaches only us, and we stop the components in
+                # order (etcd going first would leave kube-apiserver hanging).
+                start_new_session=True,
             )
         component = Component(name, process, log_file)
         self.components.append(component)
@@ -300,6 +303,7 @@ class ControlPlane:
                 try:
                     process.wait(STOP_GRACE_S)
                 except subprocess.TimeoutExpired:
+                    self.log(f"{component.name} still running {STOP_GRACE_S:.0f} s after SIGTERM: SIGKILL")
                     process.kill()
                     process.wait()
         self.components.clear()
