@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from modelanalysis import __version__
+from modelanalysis import __version__, cli_cluster
 from modelanalysis.adapters.dcgm_prometheus import DcgmMemoryUtilization
 from modelanalysis.adapters.files import write_atomic
 from modelanalysis.adapters.local_triton import TritonNotFound, find_local_triton
@@ -35,7 +35,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True)
-SUBCOMMANDS = {"profile", "--help", "-h", "--version"}
+SUBCOMMANDS = {"--help", "-h", "--version"}
 RESULT_JSON = "analysis.json"
 
 
@@ -307,6 +307,9 @@ def _root(
     version: Annotated[bool, typer.Option("--version", callback=_version_callback, is_eager=True)] = False,
 ) -> None:
     """Profile models on NVIDIA Triton Inference Server."""
+
+
+cli_cluster.register(app, parse_int_list)
 
 
 def main() -> None:

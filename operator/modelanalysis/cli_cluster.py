@@ -1,0 +1,238 @@
+"""CLI commands that work with the operator: write a ModelAnalysis manifest, read an analysis's results,
+and the two small commands the operator's Jobs run inside the image (perf-point, copy-results)."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import pandas as pd
+import typer
+import yaml
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from modelanalysis.adapters.files import write_atomic
+from modelanalysis.adapters.perf_analyzer import PerfAnalyzerError, run_perf_analyzer
+from modelanalysis.core.report import INFERENCE_CSV
+from modelanalysis.core.spec import MeasurementSettings, Protocol
+from modelanalysis.core.sweep import Point
+from modelanalysis.kube.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION, ModelAnalysisSpec
+
+
+def _fail(message: str) -> typer.Exit:
+    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code=1)
+
+
+def parse_pvc_url(flag: str, url: str) -> dict[str, str]:
+    """pvc://CLAIM[/SUB/PATH] -> {claimName, subPath}."""
+    rest = url.removeprefix("pvc://")
+    claim, _, sub_path = rest.partition("/")
+    if not url.startswith("pvc://") or not claim:
+        raise _fail(f"{flag} {url!r}: expected pvc://CLAIM[/PATH] (a PersistentVolumeClaim in the namespace).")
+    location = {"claimName": claim}
+    if sub_path.strip("/"):
+        location["subPath"] = sub_path.strip("/")
+    return location
+
+
+def build_manifest(
+    name: str,
+    namespace: str | None,
+    model_repository: str,
+    results: str | None,
+    credentials_secret: str | None,
+    models: list[str],
+    batch_sizes: list[int],
+    concurrency: list[int],
+    triton_version: str | None,
+    triton_image: str | None,
+    measurement: MeasurementSettings,
+) -> dict[str, Any]:
+    repo: dict[str, Any]
+    if model_repository.startswith("pvc://"):
+        repo = {"pvc": parse_pvc_url("--model-repository", model_repository)}
+    elif model_repository.startswith(("s3://", "gs://", "as://")):
+        repo = {"uri": model_repository}
+    else:
+        raise _fail(f"--model-repository {model_repository!r}: give pvc://CLAIM[/SUBPATH], s3://... or gs://...")
+    if credentials_secret:
+        repo["credentialsSecret"] = credentials_secret
+    spec: dict[str, Any] = {
+        "models": [{"name": m} for m in models],
+        "batchSizes": batch_sizes,
+        "concurrency": concurrency,
+        "modelRepository": repo,
+    }
+    triton = {k: v for k, v in {"version": triton_version, "image": triton_image}.items() if v}
+    if triton:
+        spec["triton"] = triton
+    non_default = measurement.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    if non_default:
+        spec["measurement"] = non_default
+    if results:
+        spec["results"] = {"pvc": parse_pvc_url("--results", results)}
+    try:
+        ModelAnalysisSpec.model_validate(spec)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise _fail(f"spec.{'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
+    metadata: dict[str, Any] = {"name": name}
+    if namespace:
+        metadata["namespace"] = namespace
+    return {"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata, "spec": spec}
+
+
+def register(app: typer.Typer, parse_int_list: Any) -> None:
+    @app.command()
+    def manifest(
+        name: Annotated[str, typer.Option(help="Name of the ModelAnalysis.")],
+        model_repository: Annotated[str, typer.Option(help="pvc://CLAIM[/SUBPATH], s3://... or gs://...")],
+        model_names: Annotated[str, typer.Option("--model-names", "-m", help="Comma-separated model names.")],
+        namespace: Annotated[str | None, typer.Option(help="Namespace to put in the manifest.")] = None,
+        results: Annotated[
+            str | None, typer.Option(help="pvc://CLAIM[/PATH] for the CSV files (default: a ConfigMap).")
+        ] = None,
+        credentials_secret: Annotated[
+            str | None, typer.Option(help="Secret with the credentials for an s3:// or gs:// repository.")
+        ] = None,
+        batch: Annotated[str, typer.Option("--batch", "-b", help="Comma-separated batch sizes.")] = "1",
+        concurrency: Annotated[str, typer.Option("--concurrency", "-c", help="Comma-separated concurrency.")] = "1",
+        triton_version: Annotated[
+            str | None, typer.Option(help="Triton release (image nvcr.io/nvidia/tritonserver:<version>).")
+        ] = None,
+        triton_image: Annotated[str | None, typer.Option(help="Full Triton image; overrides --triton-version.")] = None,
+        protocol: Annotated[Protocol, typer.Option(help="Protocol perf_analyzer uses.")] = Protocol.GRPC,
+        measurement_interval: Annotated[int, typer.Option(help="perf_analyzer window, in ms.")] = 1000,
+        stability_percentage: Annotated[float, typer.Option(help="Stability threshold (%).")] = 10.0,
+        max_trials: Annotated[int, typer.Option(help="Windows perf_analyzer may try.")] = 10,
+        point_timeout: Annotated[int, typer.Option(help="Seconds one point may take.")] = 300,
+    ) -> None:
+        """Print a ModelAnalysis manifest, for `kubectl apply -f -` or a GitOps repository."""
+        try:
+            measurement = MeasurementSettings(
+                protocol=protocol,
+                measurement_interval_ms=measurement_interval,
+                stability_percentage=stability_percentage,
+                max_trials=max_trials,
+                point_timeout_seconds=point_timeout,
+            )
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise _fail(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
+        body = build_manifest(
+            name,
+            namespace,
+            model_repository,
+            results,
+            credentials_secret,
+            [m.strip() for m in model_names.split(",") if m.strip()],
+            parse_int_list("--batch", batch),
+            parse_int_list("--concurrency", concurrency),
+            triton_version,
+            triton_image,
+            measurement,
+        )
+        sys.stdout.write(yaml.safe_dump(body, sort_keys=False))
+
+    @app.command()
+    def results(
+        name: Annotated[str, typer.Argument(help="The ModelAnalysis name.")],
+        namespace: Annotated[str, typer.Option("--namespace", "-n", help="Its namespace.")] = "default",
+        output_format: Annotated[str, typer.Option("--format", help="table or csv.")] = "table",
+    ) -> None:
+        """Fetch a finished analysis's results from the cluster (its <name>-results ConfigMap)."""
+        from kubernetes import client, config
+        from kubernetes.client.exceptions import ApiException
+
+        if output_format not in ("table", "csv"):
+            raise _fail(f"--format {output_format!r}: use table or csv.")
+        try:
+            config.load_kube_config()  # type: ignore[no-untyped-call]
+        except (config.ConfigException, OSError) as exc:
+            raise _fail(f"cannot read a kubeconfig ({exc}); set KUBECONFIG or run inside the cluster.") from None
+        api = client.ApiClient()
+        try:
+            analysis: dict[str, Any] = client.CustomObjectsApi(api).get_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, name
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                raise _fail(f"no ModelAnalysis {name!r} in namespace {namespace}.") from None
+            raise _fail(f"the API server refused: {exc.reason}") from None
+        status = analysis.get("status") or {}
+        phase = status.get("phase", "Pending")
+        if phase not in ("Succeeded", "Failed"):
+            raise _fail(
+                f"{name} is still {phase} ({status.get('progress', '0/?')} points); try again when it has finished."
+            )
+        cm_name = (status.get("results") or "").removeprefix("configmap/") or f"{name}-results"
+        cm_name = cm_name if not cm_name.startswith("pvc://") else f"{name}-results"
+        try:
+            data = client.CoreV1Api(api).read_namespaced_config_map(cm_name, namespace).data or {}
+        except ApiException:
+            raise _fail(
+                f"{name} finished ({phase}: {status.get('message', '')}) but has no results ConfigMap."
+            ) from None
+        text = data.get(INFERENCE_CSV, "")
+        if output_format == "csv":
+            sys.stdout.write(text)
+            return
+        frame = pd.read_csv(io.StringIO(text)) if text else pd.DataFrame()
+        table = Table(title=f"{namespace}/{name}: {phase}. {status.get('message', '')}")
+        columns = ["Model", "Batch", "Concurrency", "Throughput (infer/sec)", "p50 Latency (ms)", "p99 Latency (ms)",
+                   "Max GPU Utilization (%)", "Max GPU Memory (MB)", "Max CPU Utilization (%)", "Status"]  # fmt: skip
+        for column in columns:
+            table.add_column(column)
+        for _, row in frame.iterrows():
+            table.add_row(*["" if pd.isna(row.get(c)) else str(row.get(c)) for c in columns])
+        Console().print(table)
+
+    @app.command("perf-point", hidden=True)
+    def perf_point(
+        model: Annotated[str, typer.Option()],
+        batch: Annotated[int, typer.Option()],
+        concurrency: Annotated[int, typer.Option()],
+        grpc_url: Annotated[str, typer.Option()],
+        http_url: Annotated[str, typer.Option()],
+        protocol: Annotated[Protocol, typer.Option()] = Protocol.GRPC,
+        measurement_interval: Annotated[int, typer.Option()] = 1000,
+        stability_percentage: Annotated[float, typer.Option()] = 10.0,
+        max_trials: Annotated[int, typer.Option()] = 10,
+        point_timeout: Annotated[int, typer.Option()] = 300,
+        termination_log: Annotated[Path | None, typer.Option()] = None,
+    ) -> None:
+        """Measure one point with perf_analyzer (what the operator's load-generator Jobs run)."""
+        settings = MeasurementSettings(
+            protocol=protocol,
+            measurement_interval_ms=measurement_interval,
+            stability_percentage=stability_percentage,
+            max_trials=max_trials,
+            point_timeout_seconds=point_timeout,
+        )
+        point = Point(model=model, batch_size=batch, concurrency=concurrency)
+        try:
+            measurement = run_perf_analyzer(point, settings, grpc_url, http_url)
+            message, code = measurement.model_dump_json(), 0
+        except PerfAnalyzerError as exc:
+            message, code = str(exc)[:3500], 1  # the kubelet keeps at most 4096 bytes
+        if termination_log is not None:
+            termination_log.write_text(message)
+        print(message)
+        raise typer.Exit(code)
+
+    @app.command("copy-results", hidden=True)
+    def copy_results(source: Path, destination: Path) -> None:
+        """Copy result files into a folder, each written whole (the operator's results Job runs this)."""
+        copied = []
+        for path in sorted(source.iterdir()):
+            if path.name.startswith(".") or not path.is_file():
+                continue  # a mounted ConfigMap also holds ..data links
+            write_atomic(destination / path.name, path.read_text())
+            copied.append(path.name)
+        print(json.dumps({"copied": copied, "to": str(destination)}))

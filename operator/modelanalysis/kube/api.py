@@ -1,0 +1,101 @@
+"""A thin layer over the Kubernetes client: just the calls the operator makes, with 404/409 folded in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from modelanalysis.kube.resource import GROUP, PLURAL, VERSION
+
+
+class KubeApi:
+    def __init__(self, api_client: client.ApiClient) -> None:
+        # Typed as Any: the client's stubs ask for its model classes, but it takes plain dicts, which is
+        # what the pure builders in objects.py return.
+        self.core: Any = client.CoreV1Api(api_client)
+        self.batch: Any = client.BatchV1Api(api_client)
+        self.custom: Any = client.CustomObjectsApi(api_client)
+        self.api_client = api_client
+
+    # -- the analysis ---------------------------------------------------------------------------------
+    def get_analysis(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return dict(self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, name, {"status": status})
+
+    # -- children -------------------------------------------------------------------------------------
+    def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Create the object, or return the one already there (names are derived, so it is ours)."""
+        kind, ns = manifest["kind"], manifest["metadata"]["namespace"]
+        name = manifest["metadata"]["name"]
+        try:
+            if kind == "Pod":
+                return self._plain(self.core.create_namespaced_pod(ns, manifest))
+            if kind == "Job":
+                return self._plain(self.batch.create_namespaced_job(ns, manifest))
+            if kind == "ConfigMap":
+                return self._plain(self.core.create_namespaced_config_map(ns, manifest))
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            if kind == "ConfigMap":  # results are rewritten whole when a run is redone
+                self.core.replace_namespaced_config_map(name, ns, manifest)
+            existing = self.read(kind, ns, name)
+            if existing is not None:
+                return existing
+            raise
+        raise ValueError(f"unsupported kind {kind}")
+
+    def read(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        obj: Any
+        try:
+            if kind == "Pod":
+                obj = self.core.read_namespaced_pod(name, namespace)
+            elif kind == "Job":
+                obj = self.batch.read_namespaced_job(name, namespace)
+            elif kind == "ConfigMap":
+                obj = self.core.read_namespaced_config_map(name, namespace)
+            elif kind == "PersistentVolumeClaim":
+                obj = self.core.read_namespaced_persistent_volume_claim(name, namespace)
+            else:
+                raise ValueError(f"unsupported kind {kind}")
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return self._plain(obj)
+
+    def delete(self, kind: str, namespace: str, name: str) -> None:
+        body = client.V1DeleteOptions(
+            propagation_policy="Background", grace_period_seconds=0 if kind == "Pod" else None
+        )
+        try:
+            if kind == "Pod":
+                self.core.delete_namespaced_pod(name, namespace, body=body)
+            elif kind == "Job":
+                self.batch.delete_namespaced_job(name, namespace, body=body)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def list(self, kind: str, namespace: str, selector: str) -> list[dict[str, Any]]:
+        items: list[Any]
+        if kind == "Pod":
+            items = self.core.list_namespaced_pod(namespace, label_selector=selector).items
+        elif kind == "Job":
+            items = self.batch.list_namespaced_job(namespace, label_selector=selector).items
+        else:
+            raise ValueError(f"unsupported kind {kind}")
+        return [self._plain(i) for i in items]
+
+    def _plain(self, obj: Any) -> dict[str, Any]:
+        """A client model object as the plain dict the rest of the operator reads."""
+        return dict(self.api_client.sanitize_for_serialization(obj))  # type: ignore[no-untyped-call]

@@ -1,0 +1,201 @@
+"""Status bookkeeping as pure functions: conditions, and the compact point form kept in status."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from modelanalysis.core.perf import PerfMeasurement
+from modelanalysis.core.results import (
+    AnalysisResult,
+    ModelOutcome,
+    ModelStatus,
+    PointResult,
+    PointStatus,
+)
+from modelanalysis.core.server_metrics import GpuMetrics, ResourceMetrics
+from modelanalysis.core.sweep import Point, SkippedPoint
+from modelanalysis.kube.resource import (
+    CompactBaseline,
+    CompactGpu,
+    CompactPoint,
+    Condition,
+    ModelAnalysisStatus,
+    ModelStatusEntry,
+    SkippedPointStatus,
+)
+
+MAX_MESSAGE = 1024  # conditions and errors stay short: status must stay small
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def short(text: str | None, limit: int = MAX_MESSAGE) -> str | None:
+    if text is None:
+        return None
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def set_condition(
+    conditions: list[Condition] | None,
+    type_: str,
+    status: bool,
+    reason: str,
+    message: str,
+    generation: int,
+    now: str | None = None,
+) -> list[Condition]:
+    """Conditions with `type_` set; lastTransitionTime moves only when the status flips."""
+    value = "True" if status else "False"
+    existing = {c.type: c for c in conditions or []}
+    previous = existing.get(type_)
+    transition = previous.last_transition_time if previous and previous.status == value else (now or now_rfc3339())
+    existing[type_] = Condition(
+        type=type_,
+        status=value,
+        reason=reason,
+        message=short(message) or "",
+        last_transition_time=transition,
+        observed_generation=generation,
+    )
+    return list(existing.values())
+
+
+def _r(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def compact_gpus(resources: ResourceMetrics | None) -> list[CompactGpu] | None:
+    if resources is None or not resources.gpus:
+        return None
+    return [
+        CompactGpu(
+            uuid=g.gpu_uuid,
+            util=_r(g.max_utilization_pct, 1),
+            mem_mb=_r(g.max_memory_used_mb, 1),
+            power_w=_r(g.max_power_watts, 1),
+            mem_util=_r(g.max_memory_utilization_pct, 1),
+        )
+        for g in resources.gpus
+    ]
+
+
+def _gpu_metrics(gpus: list[CompactGpu] | None) -> list[GpuMetrics]:
+    return [
+        GpuMetrics(
+            gpu_uuid=g.uuid,
+            max_utilization_pct=g.util,
+            max_memory_used_mb=g.mem_mb,
+            max_power_watts=g.power_w,
+            max_memory_utilization_pct=g.mem_util,
+        )
+        for g in gpus or []
+    ]
+
+
+def compact_point(p: PointResult) -> CompactPoint:
+    perf, res = p.perf, p.resources
+    return CompactPoint(
+        model=p.model,
+        batch=p.batch_size,
+        concurrency=p.concurrency,
+        status=p.status.value,
+        error=short(p.error),
+        throughput=_r(perf.throughput_infer_per_sec if perf else None),
+        server_throughput=_r(p.server_throughput_infer_per_sec),
+        p50=_r(perf.latency_p50_ms if perf else None),
+        p90=_r(perf.latency_p90_ms if perf else None),
+        p95=_r(perf.latency_p95_ms if perf else None),
+        p99=_r(perf.latency_p99_ms if perf else None),
+        avg=_r(perf.latency_avg_ms if perf else None),
+        cpu_util=_r(res.max_cpu_utilization_pct if res else None, 1),
+        cpu_mem_mb=_r(res.max_cpu_memory_used_mb if res else None, 1),
+        gpus=compact_gpus(res),
+        started=_r(p.started_at, 1),
+        finished=_r(p.finished_at, 1),
+    )
+
+
+def expand_point(c: CompactPoint) -> PointResult:
+    perf = None
+    if c.throughput is not None and None not in (c.p50, c.p90, c.p95, c.p99):
+        perf = PerfMeasurement(
+            throughput_infer_per_sec=c.throughput,
+            latency_p50_ms=c.p50 or 0.0,
+            latency_p90_ms=c.p90 or 0.0,
+            latency_p95_ms=c.p95 or 0.0,
+            latency_p99_ms=c.p99 or 0.0,
+            latency_avg_ms=c.avg,
+        )
+    return PointResult(
+        model=c.model,
+        batch_size=c.batch,
+        concurrency=c.concurrency,
+        status=PointStatus(c.status),
+        error=c.error,
+        perf=perf,
+        resources=ResourceMetrics(
+            gpus=_gpu_metrics(c.gpus), max_cpu_utilization_pct=c.cpu_util, max_cpu_memory_used_mb=c.cpu_mem_mb
+        ),
+        server_throughput_infer_per_sec=c.server_throughput,
+        started_at=c.started,
+        finished_at=c.finished,
+    )
+
+
+def compact_baseline(resources: ResourceMetrics) -> CompactBaseline:
+    return CompactBaseline(
+        cpu_util=_r(resources.max_cpu_utilization_pct, 1),
+        cpu_mem_mb=_r(resources.max_cpu_memory_used_mb, 1),
+        gpus=compact_gpus(resources),
+    )
+
+
+def model_entry(outcome: ModelOutcome) -> ModelStatusEntry:
+    return ModelStatusEntry(
+        name=outcome.name,
+        status=outcome.status.value,
+        error=short(outcome.error),
+        max_batch_size=outcome.max_batch_size,
+        instance_group=outcome.instance_group or None,
+        skipped=[
+            SkippedPointStatus(batch=s.point.batch_size, concurrency=s.point.concurrency, reason=s.reason)
+            for s in outcome.skipped
+        ]
+        or None,
+    )
+
+
+def analysis_result(status: ModelAnalysisStatus, triton_version: str) -> AnalysisResult:
+    """Rebuild the core's result from status, so the CSV is written by the same code as the CLI's."""
+    baseline = status.baseline
+    return AnalysisResult(
+        triton_version=triton_version,
+        server_version=status.server_version or "",
+        baseline=ResourceMetrics(
+            gpus=_gpu_metrics(baseline.gpus),
+            max_cpu_utilization_pct=baseline.cpu_util,
+            max_cpu_memory_used_mb=baseline.cpu_mem_mb,
+        )
+        if baseline
+        else None,
+        models=[
+            ModelOutcome(
+                name=m.name,
+                status=ModelStatus(m.status),
+                error=m.error,
+                max_batch_size=m.max_batch_size,
+                instance_group=m.instance_group or "",
+                skipped=[
+                    SkippedPoint(
+                        point=Point(model=m.name, batch_size=s.batch, concurrency=s.concurrency), reason=s.reason
+                    )
+                    for s in m.skipped or []
+                ],
+            )
+            for m in status.models or []
+        ],
+        points=[expand_point(p) for p in status.points or []],
+        notes=list(status.notes or []),
+    )

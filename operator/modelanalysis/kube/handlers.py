@@ -1,0 +1,71 @@
+"""kopf entry point: `kopf run --standalone -m modelanalysis.kube.handlers --all-namespaces`.
+
+One daemon per unfinished ModelAnalysis runs it (reconcile.AnalysisRun). The daemon's filter is "this
+generation is not finished", so kopf starts a daemon when an analysis is created or its spec changes, and
+stops it once status says the generation is done.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+from kubernetes import client, config
+
+from modelanalysis.kube.api import KubeApi
+from modelanalysis.kube.reconcile import AnalysisRun, TritonSlots
+from modelanalysis.kube.resource import FINISHED_PHASES, GROUP, PLURAL, VERSION
+from modelanalysis.kube.settings import OperatorSettings
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    # Keep kopf's bookkeeping in status rather than annotations, so GitOps tools see no drift in metadata.
+    settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    # Events tell the story in `kubectl describe`; kopf's own per-handler chatter stays in the log.
+    settings.posting.level = logging.WARNING
+    # A stopped daemon (analysis deleted) has this long to exit before kopf abandons its thread.
+    settings.background.instant_exit_zero_time_cycles = 1
+    operator_settings = OperatorSettings()
+    try:
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except config.ConfigException:
+        config.load_kube_config()  # type: ignore[no-untyped-call]
+    memo.settings = operator_settings
+    memo.api = KubeApi(client.ApiClient())
+    memo.slots = TritonSlots(operator_settings.max_triton_pods)
+    logger.info("model-analyzer operator: %s", operator_settings.model_dump())
+
+
+def unfinished(meta: kopf.Meta, status: kopf.Status, **_: Any) -> bool:
+    return status.get("observedGeneration") != meta.get("generation") or status.get("phase") not in FINISHED_PHASES
+
+
+# kopf's DaemonFn type lists every keyword a daemon may take; this one takes the few it needs.
+@kopf.daemon(GROUP, VERSION, PLURAL, when=unfinished, cancellation_timeout=30.0)  # type: ignore[arg-type]
+def run_analysis(
+    name: str, namespace: str, memo: kopf.Memo, stopped: kopf.DaemonStopped, logger: kopf.Logger, **_: Any
+) -> None:
+    api: KubeApi = memo.api
+    current = api.get_analysis(namespace, name)  # the freshest copy: kopf's body may predate a restart
+    if current is None:
+        return
+    body: dict[str, Any] = current
+
+    def event(type_: str, reason: str, message: str) -> None:
+        kopf.event(kopf.Body(body), type=type_, reason=reason, message=message)  # type: ignore[arg-type]
+
+    AnalysisRun(api, body, memo.settings, memo.slots, stopped, event, logger).run()
+    # A daemon that returns on its own is never restarted for this object, so wait until kopf stops it:
+    # it does once status shows this generation finished, and starts a new one when the spec changes.
+    while not stopped.wait(10.0):
+        fresh = api.get_analysis(namespace, name)
+        if fresh is None:
+            return
+        if fresh["metadata"].get("generation") != body["metadata"].get("generation"):
+            body = fresh
+            AnalysisRun(api, body, memo.settings, memo.slots, stopped, event, logger).run()

@@ -1,0 +1,528 @@
+"""One ModelAnalysis, run to completion from whatever state its status and its children are in.
+
+Every step observes first and creates only what is missing, and every measured point is written to status
+before the next starts, so an operator restarted at any moment picks up where it was: no point measured
+twice, none lost. Steps wait by polling with `stopped.wait()`, which returns at once when kopf stops the
+daemon (the analysis was deleted, or the operator is exiting).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from modelanalysis.adapters.dcgm_prometheus import DcgmMemoryUtilization
+from modelanalysis.adapters.metrics_sampler import MetricsSampler, sample_for
+from modelanalysis.adapters.triton_control import ModelLoadError, TritonControl, TritonUnreachable
+from modelanalysis.core.perf import PerfMeasurement
+from modelanalysis.core.report import csv_files
+from modelanalysis.core.results import ModelOutcome, ModelStatus, PointResult, PointStatus
+from modelanalysis.core.server_metrics import aggregate_window, inference_rate
+from modelanalysis.core.sweep import Point, plan_model_points, planned_point_count
+from modelanalysis.kube import names, objects
+from modelanalysis.kube.api import KubeApi
+from modelanalysis.kube.conditions import (
+    analysis_result,
+    compact_baseline,
+    compact_point,
+    model_entry,
+    now_rfc3339,
+    set_condition,
+    short,
+)
+from modelanalysis.kube.resource import (
+    API_VERSION,
+    FINISHED_PHASES,
+    KIND,
+    ConditionType,
+    ModelAnalysisSpec,
+    ModelAnalysisStatus,
+    Phase,
+    Reason,
+)
+from modelanalysis.kube.settings import OperatorSettings
+
+
+class Stopped(Protocol):
+    def wait(self, timeout: float | None = None) -> object: ...
+    def is_set(self) -> bool: ...
+
+
+class StopRun(Exception):
+    """The daemon was asked to stop, or the spec changed: leave the rest to the next run."""
+
+
+class AnalysisFailed(Exception):
+    def __init__(self, reason: Reason, message: str, condition: ConditionType = ConditionType.READY) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.condition = condition
+
+
+EventSink = Callable[[str, str, str], None]  # (type Normal|Warning, reason, message)
+
+
+class TritonSlots:
+    """Caps how many Triton pods this operator runs at once; analyses beyond the cap wait as Queued."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.holders: set[str] = set()
+        self.lock = threading.Lock()
+
+    def acquire(self, key: str, *, already_running: bool) -> bool:
+        with self.lock:
+            # An analysis whose pod already exists (an operator restart) keeps it, even past the cap.
+            if key in self.holders or already_running or len(self.holders) < self.limit:
+                self.holders.add(key)
+                return True
+            return False
+
+    def release(self, key: str) -> None:
+        with self.lock:
+            self.holders.discard(key)
+
+
+def owner_reference(body: dict[str, Any]) -> dict[str, Any]:
+    meta = body["metadata"]
+    return {"apiVersion": API_VERSION, "kind": KIND, "name": meta["name"], "uid": meta["uid"], "controller": True}
+
+
+def pod_failure(pod: dict[str, Any]) -> tuple[Reason, str] | None:
+    """Why a Triton pod cannot become ready, if it cannot: unschedulable, image pull, or a crash."""
+    status = pod.get("status") or {}
+    for cond in status.get("conditions") or []:
+        if (
+            cond.get("type") == "PodScheduled"
+            and cond.get("status") == "False"
+            and cond.get("reason") == "Unschedulable"
+        ):
+            return Reason.UNSCHEDULABLE, f"Triton pod cannot be scheduled: {cond.get('message', '')}"
+    for cs in status.get("containerStatuses") or []:
+        state = cs.get("state") or {}
+        waiting = state.get("waiting") or {}
+        if waiting.get("reason") in ("ErrImagePull", "ImagePullBackOff", "InvalidImageName"):
+            return (
+                Reason.IMAGE_PULL_FAILED,
+                f"Triton image {cs.get('image')} cannot be pulled: {waiting.get('message', waiting['reason'])}",
+            )
+        if waiting.get("reason") == "CrashLoopBackOff":
+            return Reason.SERVER_CRASHED, f"Triton keeps crashing: {waiting.get('message', '')}"
+        terminated = state.get("terminated")
+        if terminated:
+            return Reason.SERVER_CRASHED, (
+                f"Triton exited with code {terminated.get('exitCode')}: "
+                f"{(terminated.get('message') or terminated.get('reason') or '').strip()[-600:]}"
+            )
+    if status.get("phase") in ("Failed", "Succeeded"):
+        return Reason.SERVER_CRASHED, f"Triton pod ended in phase {status.get('phase')}: {status.get('message', '')}"
+    return None
+
+
+def pod_ready(pod: dict[str, Any]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def job_outcome(job: dict[str, Any]) -> str | None:
+    """'Complete' or 'Failed' once the Job has finished, else None."""
+    for cond in (job.get("status") or {}).get("conditions") or []:
+        if (
+            cond.get("type") in ("Complete", "Failed", "SuccessCriteriaMet", "FailureTarget")
+            and cond.get("status") == "True"
+        ):
+            return "Failed" if cond["type"] in ("Failed", "FailureTarget") else "Complete"
+    return None
+
+
+def termination_message(pods: list[dict[str, Any]]) -> tuple[int | None, str]:
+    for pod in pods:
+        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+            terminated = (cs.get("state") or {}).get("terminated")
+            if terminated:
+                return terminated.get("exitCode"), (terminated.get("message") or "").strip()
+    return None, ""
+
+
+class AnalysisRun:
+    def __init__(
+        self,
+        api: KubeApi,
+        body: dict[str, Any],
+        settings: OperatorSettings,
+        slots: TritonSlots,
+        stopped: Stopped,
+        event: EventSink,
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+    ) -> None:
+        self.api = api
+        self.body = body
+        self.name: str = body["metadata"]["name"]
+        self.namespace: str = body["metadata"]["namespace"]
+        self.generation: int = int(body["metadata"].get("generation", 1))
+        self.settings = settings
+        self.slots = slots
+        self.stopped = stopped
+        self.event = event
+        self.logger = logger
+        self.status = ModelAnalysisStatus.model_validate(body.get("status") or {})
+        self.slot_key = f"{self.namespace}/{self.name}"
+        self.spec: ModelAnalysisSpec | None = None
+
+    # -- status ---------------------------------------------------------------------------------------
+    def save(self, reset: bool = False) -> None:
+        wire = self.status.wire()
+        if reset:  # a merge patch keeps fields it does not mention: clear the last run's explicitly
+            fields = {f.alias or n for n, f in ModelAnalysisStatus.model_fields.items()}
+            wire = {**dict.fromkeys(fields), **wire}
+        self.api.patch_status(self.namespace, self.name, wire)
+
+    def condition(self, type_: ConditionType, ok: bool, reason: Reason, message: str) -> None:
+        self.status.conditions = set_condition(self.status.conditions, type_, ok, reason, message, self.generation)
+
+    def set_phase(self, phase: Phase, message: str) -> None:
+        self.status.phase = phase.value
+        self.status.message = short(message)
+
+    def update_progress(self, total: int | None = None) -> None:
+        points = self.status.points or []
+        if total is not None:
+            self.status.points_total = total
+        self.status.points_done = len(points)
+        self.status.progress = f"{self.status.points_done}/{self.status.points_total}"
+        values = [p.throughput for p in points if p.throughput is not None]
+        self.status.best_throughput = max(values) if values else None
+
+    def sleep(self, seconds: float) -> None:
+        if self.stopped.wait(seconds):
+            raise StopRun()
+
+    def check_generation(self) -> None:
+        """Stop if the analysis is gone or its spec changed since this run started."""
+        current = self.api.get_analysis(self.namespace, self.name)
+        if current is None or int(current["metadata"].get("generation", 1)) != self.generation:
+            raise StopRun()
+
+    def create_child(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        manifest["metadata"]["ownerReferences"] = [owner_reference(self.body)]
+        return self.api.create(manifest)
+
+    # -- the run --------------------------------------------------------------------------------------
+    def run(self) -> None:
+        if self.status.observed_generation == self.generation and self.status.phase in FINISHED_PHASES:
+            return
+        try:
+            # 1. Validate the spec with the core's models.
+            spec = self.validate()
+            if spec is None:
+                return
+            self.spec = spec
+            # 2. A new generation starts a new run: forget the last one's progress and children.
+            if self.status.observed_generation != self.generation:
+                self.start_generation()
+            # 3. Wait for a free Triton slot, then 4. start the server and wait until it is ready.
+            self.wait_for_slot()
+            pod_ip = self.ensure_triton_pod(spec)
+            # 5. Measure the server with no model loaded.
+            control = TritonControl(f"{pod_ip}:{objects.HTTP_PORT}")
+            if self.status.baseline is None:
+                self.measure_baseline(spec, pod_ip)
+            # 6. Each model, each point, one at a time.
+            self.set_phase(Phase.PROFILING, "measuring points")
+            self.condition(ConditionType.PROFILING, True, Reason.MEASURING, "measuring points one at a time")
+            self.save()
+            for model in spec.model_names:
+                self.profile_model(spec, model, control, pod_ip)
+            self.condition(ConditionType.PROFILING, False, Reason.SWEEP_DONE, "every point has been run")
+            # 7. Write the CSV files; 8. clean up and finish.
+            self.write_results(spec)
+            self.finish(spec)
+        except AnalysisFailed as failure:
+            self.fail(failure)
+        except StopRun:
+            self.logger.info("Run stopped; it resumes from status when the analysis is next reconciled.")
+        finally:
+            # Hold the slot while the pod lives (the next run resumes with it); free it once the pod is gone.
+            if self.status.phase in FINISHED_PHASES or self.status.phase == Phase.QUEUED:
+                self.slots.release(self.slot_key)
+
+    def validate(self) -> ModelAnalysisSpec | None:
+        try:
+            return ModelAnalysisSpec.model_validate(self.body.get("spec") or {})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "spec"
+            message = f"spec.{where}: {first['msg']}. Fix the spec and apply it again."
+            self.status.observed_generation = self.generation
+            self.set_phase(Phase.FAILED, message)
+            self.condition(ConditionType.SPEC_VALID, False, Reason.INVALID_SPEC, message)
+            self.condition(ConditionType.READY, False, Reason.INVALID_SPEC, message)
+            self.save(reset=True)
+            self.event("Warning", Reason.INVALID_SPEC, message)
+            return None
+
+    def start_generation(self) -> None:
+        for kind in ("Pod", "Job"):
+            for obj in self.api.list(kind, self.namespace, f"{names.LABEL_ANALYSIS}={names.fit(self.name)}"):
+                if obj["metadata"]["labels"].get(names.LABEL_GENERATION) != str(self.generation):
+                    self.api.delete(kind, self.namespace, obj["metadata"]["name"])
+        assert self.spec is not None
+        self.status = ModelAnalysisStatus(
+            phase=Phase.PENDING.value,
+            observed_generation=self.generation,
+            started_at=now_rfc3339(),
+            triton_image=objects.triton_image(self.spec, self.settings),
+        )
+        self.update_progress(planned_point_count(self.spec))
+        self.condition(ConditionType.SPEC_VALID, True, Reason.VALID, "spec is valid")
+        self.save(reset=True)
+        self.event("Normal", "Started", f"Profiling {self.status.points_total} points (generation {self.generation})")
+
+    def wait_for_slot(self) -> None:
+        pod_name = names.triton_pod_name(self.name, self.generation)
+        exists = self.api.read("Pod", self.namespace, pod_name) is not None
+        announced = False
+        while not self.slots.acquire(self.slot_key, already_running=exists):
+            if not announced:
+                message = f"waiting: {self.slots.limit} Triton pods are running, the operator's maximum"
+                self.set_phase(Phase.QUEUED, message)
+                self.condition(ConditionType.SERVER_READY, False, Reason.QUEUED, message)
+                self.save()
+                self.event("Normal", Reason.QUEUED, message)
+                announced = True
+            self.sleep(2.0)
+
+    def ensure_triton_pod(self, spec: ModelAnalysisSpec) -> str:
+        manifest = objects.triton_pod(self.name, self.namespace, self.generation, spec, self.settings)
+        pod_name = manifest["metadata"]["name"]
+        pod = self.api.read("Pod", self.namespace, pod_name)
+        if pod is None:
+            if (
+                spec.model_repository.pvc
+                and self.api.read("PersistentVolumeClaim", self.namespace, spec.model_repository.pvc.claim_name) is None
+            ):
+                raise AnalysisFailed(
+                    Reason.INVALID_SPEC,
+                    f"modelRepository.pvc.claimName {spec.model_repository.pvc.claim_name!r}: no such "
+                    f"PersistentVolumeClaim in namespace {self.namespace}; create it or fix the name.",
+                )
+            pod = self.create_child(manifest)
+            self.status.triton_pod = pod_name
+            self.set_phase(Phase.STARTING, f"starting Triton pod {pod_name}")
+            self.condition(ConditionType.SERVER_READY, False, Reason.POD_CREATED, f"pod {pod_name} created")
+            self.save()
+            self.event(
+                "Normal",
+                Reason.POD_CREATED,
+                f"Created Triton pod {pod_name} ({manifest['spec']['containers'][0]['image']})",
+            )
+        timeout = spec.triton.ready_timeout_seconds or self.settings.triton_ready_timeout_seconds
+        deadline = time.monotonic() + timeout
+        while True:
+            if pod is None:
+                raise AnalysisFailed(
+                    Reason.SERVER_GONE, f"Triton pod {pod_name} was deleted", ConditionType.SERVER_READY
+                )
+            failure = pod_failure(pod)
+            if failure:
+                raise AnalysisFailed(failure[0], failure[1], ConditionType.SERVER_READY)
+            if pod_ready(pod) and pod.get("status", {}).get("podIP"):
+                break
+            if time.monotonic() > deadline:
+                raise AnalysisFailed(
+                    Reason.SERVER_TIMEOUT,
+                    f"Triton pod {pod_name} was not ready within {timeout} s "
+                    f"(phase {pod.get('status', {}).get('phase')}); see `kubectl describe pod {pod_name}`",
+                    ConditionType.SERVER_READY,
+                )
+            self.sleep(self.settings.poll_interval_seconds)
+            pod = self.api.read("Pod", self.namespace, pod_name)
+        pod_ip = str(pod["status"]["podIP"])
+        if self.status.phase in (Phase.PENDING, Phase.QUEUED, Phase.STARTING):
+            self.condition(ConditionType.SERVER_READY, True, Reason.SERVER_READY, f"Triton answers at {pod_ip}")
+            self.set_phase(Phase.STARTING, "Triton is ready")
+            self.save()
+            self.event("Normal", Reason.SERVER_READY, f"Triton pod {pod_name} is ready at {pod_ip}")
+        return pod_ip
+
+    def metrics_url(self, pod_ip: str) -> str:
+        host = f"[{pod_ip}]" if ":" in pod_ip else pod_ip
+        return f"http://{host}:{objects.METRICS_PORT}/metrics"
+
+    def measure_baseline(self, spec: ModelAnalysisSpec, pod_ip: str) -> None:
+        m = spec.measurement
+        samples = sample_for(self.metrics_url(pod_ip), m.baseline_duration_ms / 1000, m.metrics_interval_ms / 1000)
+        self.status.baseline = compact_baseline(aggregate_window(samples))
+        control = TritonControl(f"{pod_ip}:{objects.HTTP_PORT}")
+        self.status.server_version = control.server_version() or None
+        self.status.notes = ["Max Memory Utilization is empty: Triton does not export it (it needs DCGM)."]
+        self.save()
+        self.event("Normal", "BaselineMeasured", "Measured the server with no model loaded")
+
+    def profile_model(self, spec: ModelAnalysisSpec, model: str, control: TritonControl, pod_ip: str) -> None:
+        entries = {m.name: m for m in self.status.models or []}
+        done = entries.get(model)
+        if done is not None and done.status in (ModelStatus.PROFILED, ModelStatus.LOAD_FAILED):
+            return
+        self.check_generation()
+        planned_here = len(spec.batch_sizes) * len(spec.concurrency)
+        try:
+            control.wait_ready(timeout_s=30)
+            control.load(model)
+            config = control.model_config(model)
+        except ModelLoadError as exc:
+            outcome = ModelOutcome(name=model, status=ModelStatus.LOAD_FAILED, error=str(exc))
+            self.status.models = [*(self.status.models or []), model_entry(outcome)]
+            self.update_progress(self.status.points_total - planned_here)
+            self.save()
+            self.event("Warning", "ModelLoadFailed", f"{model} failed to load: {short(str(exc), 400)}")
+            return
+        except TritonUnreachable as exc:
+            raise AnalysisFailed(Reason.SERVER_GONE, str(exc), ConditionType.SERVER_READY) from None
+        self.event("Normal", "ModelLoaded", f"Loaded {model}")
+        plan = plan_model_points(spec, model, config.max_batch_size)
+        if done is None:
+            self.update_progress(self.status.points_total - planned_here + len(plan.points))
+            outcome = ModelOutcome(
+                name=model,
+                status=ModelStatus.INTERRUPTED,
+                max_batch_size=config.max_batch_size,
+                instance_group=config.instance_group,
+                skipped=plan.skipped,
+            )
+            self.status.models = [*(self.status.models or []), model_entry(outcome)]
+            self.save()
+        measured = {p.key for p in self.status.points or []}
+        for point in plan.points:
+            if point.key in measured:
+                continue  # measured before a restart
+            self.check_generation()
+            result = self.measure_point(spec, point, pod_ip)
+            self.status.points = [*(self.status.points or []), compact_point(result)]
+            self.update_progress()
+            self.set_phase(Phase.PROFILING, f"measured {point.key}")
+            self.save()
+            if result.status == PointStatus.FAILED:
+                self.event("Warning", "PointFailed", f"{point.key}: {short(result.error, 400)}")
+        for entry in self.status.models or []:
+            if entry.name == model:
+                entry.status = ModelStatus.PROFILED.value
+        self.save()
+        control.unload(model)
+        self.event("Normal", "ModelProfiled", f"Profiled {model}: {len(plan.points)} points")
+
+    def measure_point(self, spec: ModelAnalysisSpec, point: Point, pod_ip: str) -> PointResult:
+        m = spec.measurement
+        manifest = objects.load_generator_job(
+            self.name, self.namespace, self.generation, spec, point, pod_ip, self.settings
+        )
+        job_name = manifest["metadata"]["name"]
+        sampler = MetricsSampler(self.metrics_url(pod_ip), m.metrics_interval_ms / 1000)
+        started = time.time()
+        sampler.start()
+        try:
+            job = self.create_child(manifest)
+            deadline = time.monotonic() + m.point_timeout_seconds + 120
+            while job_outcome(job) is None:
+                if time.monotonic() > deadline:
+                    break
+                self.sleep(self.settings.poll_interval_seconds)
+                job = self.api.read("Job", self.namespace, job_name) or job
+        finally:
+            samples = sampler.stop()
+        finished = time.time()
+        pods = self.api.list("Pod", self.namespace, f"job-name={job_name}")
+        exit_code, message = termination_message(pods)
+        perf: PerfMeasurement | None = None
+        error: str | None = None
+        if job_outcome(job) == "Complete" and exit_code == 0:
+            try:
+                perf = PerfMeasurement.model_validate(json.loads(message))
+            except (ValueError, ValidationError):
+                error = f"the load generator's result could not be read: {message[:200]!r}"
+        else:
+            error = message or f"load-generator Job {job_name} did not complete"
+        self.api.delete("Job", self.namespace, job_name)
+        return PointResult(
+            model=point.model,
+            batch_size=point.batch_size,
+            concurrency=point.concurrency,
+            status=PointStatus.MEASURED if perf else PointStatus.FAILED,
+            error=error,
+            perf=perf,
+            resources=aggregate_window(samples),
+            server_throughput_infer_per_sec=inference_rate(samples, point.model),
+            started_at=started,
+            finished_at=finished,
+        )
+
+    def write_results(self, spec: ModelAnalysisSpec) -> None:
+        self.set_phase(Phase.WRITING_RESULTS, "writing CSV files")
+        self.save()
+        result = analysis_result(self.status, spec.triton.version or self.settings.default_triton_version)
+        files = csv_files(result)
+        self.create_child(objects.results_configmap(self.name, self.namespace, self.generation, files))
+        self.status.results = f"configmap/{names.results_configmap_name(self.name)}"
+        if spec.results.pvc is None:
+            return
+        manifest = objects.results_writer_job(self.name, self.namespace, self.generation, spec, self.settings)
+        job = self.create_child(manifest)
+        deadline = time.monotonic() + 300
+        while job_outcome(job) is None and time.monotonic() < deadline:
+            self.sleep(self.settings.poll_interval_seconds)
+            job = self.api.read("Job", self.namespace, manifest["metadata"]["name"]) or job
+        if job_outcome(job) != "Complete":
+            _, message = termination_message(
+                self.api.list("Pod", self.namespace, f"job-name={manifest['metadata']['name']}")
+            )
+            raise AnalysisFailed(
+                Reason.RESULTS_WRITE_FAILED,
+                f"could not write the CSV files to claim {spec.results.pvc.claim_name}: {message or 'the Job failed'}; "
+                f"they are kept in ConfigMap {names.results_configmap_name(self.name)}",
+            )
+        self.api.delete("Job", self.namespace, manifest["metadata"]["name"])
+        self.status.results = f"pvc://{spec.results.pvc.claim_name}/{objects.results_folder(self.name, spec)}"
+
+    def delete_triton_pod(self) -> None:
+        self.api.delete("Pod", self.namespace, names.triton_pod_name(self.name, self.generation))
+
+    def finish(self, spec: ModelAnalysisSpec) -> None:
+        self.delete_triton_pod()
+        points = self.status.points or []
+        measured = [p for p in points if p.status == PointStatus.MEASURED]
+        failed_models = [m.name for m in self.status.models or [] if m.status == ModelStatus.LOAD_FAILED]
+        self.status.finished_at = now_rfc3339()
+        summary = f"{len(measured)}/{len(points)} points measured; results in {self.status.results}"
+        if failed_models:
+            summary += f"; failed to load: {', '.join(failed_models)}"
+        if measured:
+            self.set_phase(Phase.SUCCEEDED, summary)
+            self.condition(ConditionType.READY, True, Reason.SUCCEEDED, summary)
+            self.event("Normal", Reason.SUCCEEDED, summary)
+        else:
+            self.set_phase(Phase.FAILED, summary)
+            self.condition(ConditionType.READY, False, Reason.NO_POINTS, summary)
+            self.event("Warning", Reason.NO_POINTS, summary)
+        self.save()
+
+    def fail(self, failure: AnalysisFailed) -> None:
+        self.delete_triton_pod()
+        self.status.observed_generation = self.generation
+        self.status.finished_at = now_rfc3339()
+        self.set_phase(Phase.FAILED, failure.message)
+        if failure.condition != ConditionType.READY:
+            self.condition(failure.condition, False, failure.reason, failure.message)
+        self.condition(ConditionType.READY, False, failure.reason, failure.message)
+        self.save()
+        self.event("Warning", failure.reason, failure.message)
+
+
+def dcgm_source(url: str | None) -> DcgmMemoryUtilization | None:
+    return DcgmMemoryUtilization(url) if url else None
