@@ -5,6 +5,7 @@ plumbing (processes, volumes, service-account tokens, Triton on a pod IP)."""
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
 import time
 import urllib.request
@@ -313,16 +314,24 @@ def test_pod_reads_its_pvc_and_acts_as_its_service_account(
             except client.ApiException as error:
                 result["secrets"] = error.status
             open("/data/output.txt", "w").write("written in the pod")
+            open("/tmp/scratch", "w").write("an emptyDir over /tmp hides the host's /tmp, not the volumes")
             open("/dev/termination-log", "w").write(json.dumps(result))
         """
         pod = python_pod(
             "reader",
             script,
             serviceAccountName="lister",
-            volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}],
+            volumes=[
+                {"name": "data", "persistentVolumeClaim": {"claimName": "data"}},
+                {"name": "tmp", "emptyDir": {}},
+            ],
         )
         container = pod["spec"]["containers"][0]
-        container["volumeMounts"] = [{"name": "data", "mountPath": "/data", "subPath": "sub"}]
+        # /tmp is mounted too, as charts with a read-only root filesystem do; the PV's folder is under /tmp.
+        container["volumeMounts"] = [
+            {"name": "data", "mountPath": "/data", "subPath": "sub"},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ]
         container["env"] = [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]
         core.create_namespaced_pod(namespace, pod)
         done = wait_for("the pod to finish", lambda: pod_phase(core, namespace, "reader", ("Succeeded", "Failed")))
@@ -417,3 +426,13 @@ def test_project_image_runs_the_venv_tools(cluster: Cluster, api: client.ApiClie
     log = cluster.agent.read_log(namespace, "tools", "main")
     assert done.status.phase == "Succeeded", log
     assert "Perf Analyzer Version" in log
+
+
+def test_mount_hiding_the_nodes_python_is_refused(api: client.ApiClient, namespace: str) -> None:
+    core = client.CoreV1Api(api)
+    pod = python_pod("hider", "print('never runs')", volumes=[{"name": "v", "emptyDir": {}}])
+    venv_parent = str(Path(sys.prefix).parent)
+    pod["spec"]["containers"][0]["volumeMounts"] = [{"name": "v", "mountPath": venv_parent}]
+    core.create_namespaced_pod(namespace, pod)
+    failed = wait_for("the pod to fail", lambda: pod_phase(core, namespace, "hider", ("Failed",)))
+    assert f"mountPath {venv_parent} would hide" in failed.status.message

@@ -158,8 +158,8 @@ def register(app: typer.Typer, parse_int_list: Any) -> None:
             raise _fail(f"cannot read a kubeconfig ({exc}); set KUBECONFIG or run inside the cluster.") from None
         api = client.ApiClient()
         try:
-            analysis: dict[str, Any] = client.CustomObjectsApi(api).get_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, name
+            analysis: dict[str, Any] = dict(
+                client.CustomObjectsApi(api).get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)  # type: ignore[call-overload]
             )
         except ApiException as exc:
             if exc.status == 404:

@@ -185,40 +185,59 @@ class Mount:
     read_only: bool = False
 
 
-def mount_namespace_argv(argv: list[str], mounts: Sequence[Mount], cwd: str) -> list[str]:
+def mount_namespace_argv(argv: list[str], mounts: Sequence[Mount], home: Path, working_dir: str | None) -> list[str]:
     """Wrap argv so it runs in its own mount namespace with the mounts in place.
 
     `unshare -m --propagation private` keeps every bind mount private to this process tree; the host's
     paths are untouched apart from empty mount points. `setpriv --pdeathsig KILL` has the kernel kill the
-    process if the agent's thread that started it dies. Both exec, so the Popen PID is the program's."""
-    lines = ["set -e"]
-    for mount in sorted(mounts, key=lambda m: m.target.rstrip("/").count("/")):
-        src, dst = shlex.quote(str(mount.source)), shlex.quote(mount.target)
+    process if the agent's thread that started it dies. Both exec, so the Popen PID is the program's.
+
+    Every source is opened first and bound from /proc/self/fd/N: a mount at, say, /tmp (an emptyDir under a
+    read-only root filesystem) would otherwise hide sources that live under /tmp. The fds must be opened
+    inside the new namespace; the kernel refuses to bind a mount that belongs to another namespace.
+    """
+    ordered = sorted(mounts, key=lambda m: m.target.rstrip("/").count("/"))
+    # bash, not sh: dash redirects only single-digit fds.
+    lines = ["set -e", f"cd {shlex.quote(str(home))}"]  # before the mounts, so it stays reachable
+    lines += [f"exec {3 + i}<{shlex.quote(str(m.source))}" for i, m in enumerate(ordered)]
+    for i, mount in enumerate(ordered):
+        dst = shlex.quote(mount.target)
         if mount.source.is_dir():
             lines.append(f"mkdir -p {dst}")
         else:
-            lines.append(f"mkdir -p $(dirname {dst}); [ -e {dst} ] || : > {dst}")
-        lines.append(f"mount --bind {src} {dst}")
+            lines.append(f'mkdir -p "$(dirname {dst})"; [ -e {dst} ] || : > {dst}')
+        lines.append(f"mount --bind /proc/self/fd/{3 + i} {dst}")
         if mount.read_only:
             lines.append(f"mount -o remount,bind,ro {dst}")
-    lines.append(f"mkdir -p {shlex.quote(cwd)} && cd {shlex.quote(cwd)}")
+    lines += [f"exec {3 + i}<&-" for i in range(len(ordered))]
+    if working_dir:
+        lines.append(f"mkdir -p {shlex.quote(working_dir)} && cd {shlex.quote(working_dir)}")
     lines.append('exec "$@"')
     return [
-        "setpriv",
-        "--pdeathsig",
-        "KILL",
-        "--",
-        "unshare",
-        "-m",
-        "--propagation",
-        "private",
-        "--",
-        "sh",
-        "-c",
-        "\n".join(lines),
-        "pod",
-        *argv,
+        *("setpriv", "--pdeathsig", "KILL", "--"),
+        *("unshare", "-m", "--propagation", "private", "--"),
+        *("bash", "-c", "\n".join(lines), "pod", *argv),
     ]
+
+
+SYSTEM_DIRS = {"/", "/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc", "/proc", "/sys", "/dev"}
+
+
+def hidden_by(target: str) -> Path | None:
+    """A host path this node's processes need that a mount at `target` would hide, if any.
+
+    Pods share the host's filesystem here, so a mountPath over the interpreter, the venv or the project's
+    source would break every program the agent starts (a real container has its own root instead)."""
+    target_path = Path(os.path.normpath(target))
+    if str(target_path) in SYSTEM_DIRS:
+        return target_path
+    import modelanalysis
+
+    needed = {Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).parent, Path(modelanalysis.__file__).parent}
+    for path in sorted(needed):
+        if path == target_path or target_path in path.parents:
+            return path
+    return None
 
 
 def check_mount_namespaces() -> None:
@@ -420,7 +439,9 @@ class PodRunner:
             *self.mounts_by_container[run.name],
             Mount(run.termination_file, c.get("terminationMessagePath") or "/dev/termination-log"),
         ]
-        argv = mount_namespace_argv(launch.argv, mounts, c.get("workingDir") or str(self.dir / "root"))
+        home = self.dir / "root"  # the working directory when the pod sets none (a real image's WORKDIR)
+        home.mkdir(exist_ok=True)
+        argv = mount_namespace_argv(launch.argv, mounts, home, c.get("workingDir"))
         run.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(run.log_path, "ab") as out:
             out.write(f"--- {now()} start {shlex.join(launch.argv)}\n".encode())
@@ -599,6 +620,12 @@ class PodRunner:
                     source = source / sub
                     if not source.exists():
                         source.mkdir(parents=True)  # as the kubelet creates missing subPaths
+                hidden = hidden_by(vm["mountPath"])
+                if hidden is not None:
+                    raise NotRunnable(
+                        f"container {run.name}: mountPath {vm['mountPath']} would hide {hidden}, which programs "
+                        "on this node (the test node agent, sharing the host's filesystem) need; use another path"
+                    )
                 mounts.append(Mount(source, vm["mountPath"], bool(vm.get("readOnly"))))
             self.mounts_by_container[run.name] = mounts
 
