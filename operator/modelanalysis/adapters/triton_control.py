@@ -77,8 +77,9 @@ class TritonControl:
             raise ModelLoadError(exc.message() or str(exc)) from None
 
     def unload(self, model: str) -> None:
-        # Best effort: the server may not allow explicit control, or may be going away.
-        with contextlib.suppress(InferenceServerException):
+        # Best effort: the server may not allow explicit control, or may be going away (then the client
+        # raises OSError, e.g. ConnectionRefusedError, which must not replace a KeyboardInterrupt being handled).
+        with contextlib.suppress(InferenceServerException, OSError):
             self.client.unload_model(model, unload_dependents=True)
 
     def model_config(self, model: str) -> ModelConfigSummary:
