@@ -48,17 +48,24 @@ def perf_analyzer_args(
 
 
 def parse_perf_analyzer_csv(text: str, concurrency: int | None = None) -> PerfMeasurement:
-    """Read perf_analyzer's `-f` CSV: one row per concurrency; take the row for `concurrency` (or the only one)."""
+    """Read perf_analyzer's `-f` CSV: one row per concurrency; take the row for `concurrency` (or the last one).
+
+    A report with rows for other concurrencies but none for `concurrency` is an error: their numbers must
+    never stand in for the point asked for.
+    """
     rows = list(csv.DictReader(io.StringIO(text)))
-    if concurrency is not None:
-        rows = [r for r in rows if r.get("Concurrency", "").strip() == str(concurrency)] or rows
+    if concurrency is not None and any(r.get("Concurrency") is not None for r in rows):
+        found = [(r.get("Concurrency") or "").strip() for r in rows]
+        rows = [r for r, c in zip(rows, found, strict=True) if c == str(concurrency)]
+        if not rows:
+            raise PerfReportError(f"perf_analyzer's report has no row for concurrency {concurrency} (rows: {found})")
     if not rows:
         raise PerfReportError("perf_analyzer wrote no measurement row")
     row = rows[-1]
     try:
         percentiles = {p: float(row[f"p{p} latency"]) / US_PER_MS for p in (50, 90, 95, 99)}
         throughput = float(row["Inferences/Second"])
-    except (KeyError, ValueError) as exc:
+    except (KeyError, ValueError, TypeError) as exc:  # TypeError: a short row's missing cells are None
         raise PerfReportError(f"perf_analyzer's report lacks {exc}; header was {list(row)}") from exc
     avg = _average_latency_ms(row)
     return PerfMeasurement(
@@ -86,5 +93,5 @@ def _average_latency_ms(row: dict[str, str]) -> float | None:
     # perf_analyzer's breakdown columns are average components of one request's latency; they sum to it.
     try:
         return sum(float(row[c]) for c in _LATENCY_PARTS) / US_PER_MS
-    except (KeyError, ValueError):
+    except (KeyError, ValueError, TypeError):
         return None
