@@ -50,7 +50,7 @@ def parse_int_list(flag: str, text: str) -> list[int]:
     values = []
     for item in text.split(","):
         item = item.strip()
-        if not item.isdigit() or int(item) < 1:
+        if not item.isdecimal() or int(item) < 1:  # isdigit() also accepts "²", which int() refuses
             raise fail(f"{flag} {text!r}: {item!r} is not a positive integer; give a comma-separated list like 1,4,8.")
         values.append(int(item))
     return values
