@@ -188,6 +188,7 @@ def test_jobs_complete_and_fail_with_backoff_limit(api: client.ApiClient, namesp
 
     def job(name: str, code: int, backoff_limit: int) -> dict[str, Any]:
         pod = python_pod(name, f"print('job {name}'); raise SystemExit({code})")
+        pod["spec"]["containers"][0]["terminationMessagePolicy"] = "FallbackToLogsOnError"
         return {
             "apiVersion": "batch/v1",
             "kind": "Job",
@@ -215,7 +216,9 @@ def test_jobs_complete_and_fail_with_backoff_limit(api: client.ApiClient, namesp
     assert len(pods) == 2
     for pod in pods:
         assert pod.status.phase == "Failed"
-        assert pod.status.container_statuses[0].state.terminated.exit_code == 2
+        terminated = pod.status.container_statuses[0].state.terminated
+        assert terminated.exit_code == 2
+        assert terminated.message == "job bad"  # FallbackToLogsOnError: the log's tail
 
 
 def test_deleting_an_owner_garbage_collects_its_dependents(api: client.ApiClient, namespace: str) -> None:

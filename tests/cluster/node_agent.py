@@ -266,6 +266,7 @@ class ContainerRun:
     probe_due: float = 0.0
     probe_successes: int = 0
     probe_failures: int = 0
+    log_offset: int = 0  # where this run's output starts in the (appended) log file
 
     @property
     def name(self) -> str:
@@ -446,6 +447,7 @@ class PodRunner:
         with open(run.log_path, "ab") as out:
             out.write(f"--- {now()} start {shlex.join(launch.argv)}\n".encode())
             out.flush()
+            run.log_offset = out.tell()
             run.process = subprocess.Popen(
                 argv,
                 stdout=out,
@@ -467,7 +469,7 @@ class PodRunner:
         exit_code = 128 - code if code < 0 else code  # killed by signal N -> 128+N, as runtimes report
         message = run.termination_file.read_bytes()[:MAX_MESSAGE_BYTES].decode(errors="replace")
         if not message and exit_code != 0 and run.spec.get("terminationMessagePolicy") == "FallbackToLogsOnError":
-            message = _log_tail(run.log_path)
+            message = _log_tail(run.log_path, run.log_offset)
         terminated: Json = {
             "exitCode": exit_code,
             "reason": "Completed" if exit_code == 0 else "Error",
@@ -881,9 +883,11 @@ def _signal_group(process: subprocess.Popen[bytes] | None, sig: signal.Signals) 
         os.killpg(process.pid, sig)  # the container's own process group (start_new_session=True)
 
 
-def _log_tail(path: Path, max_lines: int = 80, max_bytes: int = 2048) -> str:
+def _log_tail(path: Path, offset: int, max_lines: int = 80, max_bytes: int = 2048) -> str:
     try:
-        lines = path.read_bytes()[-64 * 1024 :].decode(errors="replace").splitlines()
+        with open(path, "rb") as log_file:
+            log_file.seek(max(offset, log_file.seek(0, os.SEEK_END) - 64 * 1024))
+            lines = log_file.read().decode(errors="replace").splitlines()
     except OSError:
         return ""
     return "\n".join(lines[-max_lines:])[-max_bytes:]
