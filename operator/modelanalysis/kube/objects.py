@@ -49,6 +49,14 @@ def model_repository_arg(spec: ModelAnalysisSpec) -> str:
     return posixpath.join(MODELS_MOUNT, repo.pvc.sub_path) if repo.pvc.sub_path else MODELS_MOUNT
 
 
+def quantities(resources: dict[str, Any]) -> dict[str, Any]:
+    """Resource quantities as strings ("1", "2Gi"): YAML lets users write 1, the API wants a quantity string."""
+    return {
+        section: {name: str(value) for name, value in values.items()} if isinstance(values, dict) else values
+        for section, values in resources.items()
+    }
+
+
 def triton_pod(
     name: str, namespace: str, generation: int, spec: ModelAnalysisSpec, settings: OperatorSettings
 ) -> dict[str, Any]:
@@ -72,7 +80,7 @@ def triton_pod(
             {"name": "grpc", "containerPort": GRPC_PORT},
             {"name": "metrics", "containerPort": METRICS_PORT},
         ],
-        "resources": triton.resources,
+        "resources": quantities(triton.resources),
         "readinessProbe": {
             "httpGet": {"path": "/v2/health/ready", "port": "http"},
             "periodSeconds": 1,

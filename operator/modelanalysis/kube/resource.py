@@ -62,7 +62,7 @@ class TritonSettings(WireModel):
     )
     image: str | None = Field(None, max_length=512, description="A full image reference; overrides version.")
     resources: KubeObject = Field(
-        default_factory=lambda: {"limits": {"nvidia.com/gpu": 1}},
+        default_factory=lambda: {"limits": {"nvidia.com/gpu": "1"}},
         description="Container resources (default: one nvidia.com/gpu).",
     )
     node_selector: dict[str, str] = Field(default_factory=dict, description="Node labels the pod must match.")
