@@ -22,8 +22,8 @@ from modelanalysis.core.spec import MeasurementSettings, SweepSpec
 from modelanalysis.core.sweep import Point, plan_model_points, planned_point_count
 
 NO_MEMORY_UTILIZATION_NOTE = (
-    "Max Memory Utilization is empty: Triton does not export it; give --prometheus-url of a Prometheus "
-    "that scrapes NVIDIA's dcgm-exporter to fill it."
+    "Max Memory Utilization is empty: Triton does not export it. To fill it, give the URL of a Prometheus "
+    "that scrapes NVIDIA's dcgm-exporter (CLI: --prometheus-url; operator: the chart's prometheusUrl)."
 )
 
 RunPoint = Callable[[Point, MeasurementSettings, str, str], PerfMeasurement]

@@ -17,13 +17,13 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from modelanalysis.adapters.dcgm_prometheus import DcgmMemoryUtilization
+from modelanalysis.adapters.dcgm_prometheus import DcgmMemoryUtilization, PrometheusQueryError
 from modelanalysis.adapters.metrics_sampler import MetricsSampler, sample_for
 from modelanalysis.adapters.triton_control import ModelLoadError, TritonControl, TritonUnreachable
 from modelanalysis.core.perf import PerfMeasurement
 from modelanalysis.core.report import csv_files
 from modelanalysis.core.results import ModelOutcome, ModelStatus, PointResult, PointStatus
-from modelanalysis.core.server_metrics import aggregate_window, inference_rate
+from modelanalysis.core.server_metrics import ResourceMetrics, aggregate_window, inference_rate
 from modelanalysis.core.sweep import Point, plan_model_points, planned_point_count
 from modelanalysis.kube import names, objects
 from modelanalysis.kube.api import KubeApi
@@ -47,6 +47,7 @@ from modelanalysis.kube.resource import (
     Reason,
 )
 from modelanalysis.kube.settings import OperatorSettings
+from modelanalysis.profiler import NO_MEMORY_UTILIZATION_NOTE, add_memory_utilization
 
 
 class Stopped(Protocol):
@@ -175,6 +176,7 @@ class AnalysisRun:
         self.status = ModelAnalysisStatus.model_validate(body.get("status") or {})
         self.slot_key = f"{self.namespace}/{self.name}"
         self.spec: ModelAnalysisSpec | None = None
+        self.memory_utilization = DcgmMemoryUtilization(settings.prometheus_url) if settings.prometheus_url else None
 
     # -- status ---------------------------------------------------------------------------------------
     def save(self, reset: bool = False) -> None:
@@ -358,11 +360,13 @@ class AnalysisRun:
 
     def measure_baseline(self, spec: ModelAnalysisSpec, pod_ip: str) -> None:
         m = spec.measurement
+        start = time.time()
         samples = sample_for(self.metrics_url(pod_ip), m.baseline_duration_ms / 1000, m.metrics_interval_ms / 1000)
-        self.status.baseline = compact_baseline(aggregate_window(samples))
+        self.status.baseline = compact_baseline(self.with_memory_utilization(aggregate_window(samples), start))
         control = TritonControl(f"{pod_ip}:{objects.HTTP_PORT}")
         self.status.server_version = control.server_version() or None
-        self.status.notes = ["Max Memory Utilization is empty: Triton does not export it (it needs DCGM)."]
+        if self.memory_utilization is None:
+            self.status.notes = [NO_MEMORY_UTILIZATION_NOTE]
         self.save()
         self.event("Normal", "BaselineMeasured", "Measured the server with no model loaded")
 
@@ -457,11 +461,22 @@ class AnalysisRun:
             status=PointStatus.MEASURED if perf else PointStatus.FAILED,
             error=error,
             perf=perf,
-            resources=aggregate_window(samples),
+            resources=self.with_memory_utilization(aggregate_window(samples), started, finished),
             server_throughput_infer_per_sec=inference_rate(samples, point.model),
             started_at=started,
             finished_at=finished,
         )
+
+    def with_memory_utilization(
+        self, resources: ResourceMetrics, start: float, end: float | None = None
+    ) -> ResourceMetrics:
+        """Add DCGM's memory utilization from Prometheus, when the operator is configured with one."""
+        if self.memory_utilization is not None:
+            try:
+                add_memory_utilization(resources, self.memory_utilization.max_by_gpu(start, end or time.time()))
+            except PrometheusQueryError as exc:
+                self.logger.warning("No memory utilization for this window: %s", exc)
+        return resources
 
     def write_results(self, spec: ModelAnalysisSpec) -> None:
         self.set_phase(Phase.WRITING_RESULTS, "writing CSV files")
@@ -522,7 +537,3 @@ class AnalysisRun:
         self.condition(ConditionType.READY, False, failure.reason, failure.message)
         self.save()
         self.event("Warning", failure.reason, failure.message)
-
-
-def dcgm_source(url: str | None) -> DcgmMemoryUtilization | None:
-    return DcgmMemoryUtilization(url) if url else None

@@ -19,6 +19,9 @@ class OperatorSettings(BaseSettings):
     triton_image_repository: str = "nvcr.io/nvidia/tritonserver"
     default_triton_version: str = DEFAULT_TRITON_VERSION
     triton_ready_timeout_seconds: int = Field(600, ge=10)
+    prometheus_url: str | None = Field(
+        None, description="Prometheus scraping dcgm-exporter, for Max Memory Utilization (empty without it)."
+    )
     # How long finished point Jobs are kept if the operator could not delete them (a backstop).
     job_ttl_seconds: int = 3600
     poll_interval_seconds: float = Field(0.5, gt=0, description="How often a running step is re-observed.")
