@@ -1,0 +1,116 @@
+"""SweepSpec and MeasurementSettings: defaults, ordering, validation, and the camelCase wire form."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from modelanalysis.core.spec import MeasurementSettings, ModelTarget, Protocol, SweepSpec
+
+
+def spec(**kwargs: object) -> SweepSpec:
+    return SweepSpec.model_validate({"models": [{"name": "add_sub"}], **kwargs})
+
+
+def test_defaults_measure_batch_1_concurrency_1_over_grpc() -> None:
+    s = spec()
+    assert s.batch_sizes == [1]
+    assert s.concurrency == [1]
+    assert s.measurement.protocol == Protocol.GRPC
+    assert s.measurement.measurement_interval_ms == 1000
+    assert s.measurement.max_trials == 10
+
+
+def test_batch_sizes_and_concurrency_are_sorted_and_deduplicated() -> None:
+    s = spec(batch_sizes=[8, 1, 4, 4, 1], concurrency=[4, 2, 2, 1])
+    assert s.batch_sizes == [1, 4, 8]
+    assert s.concurrency == [1, 2, 4]
+
+
+@pytest.mark.parametrize("field", ["batch_sizes", "concurrency"])
+@pytest.mark.parametrize("bad", [[0], [-1], [1, 0], []])
+def test_non_positive_or_empty_lists_are_refused(field: str, bad: list[int]) -> None:
+    with pytest.raises(ValidationError):
+        spec(**{field: bad})
+
+
+def test_more_than_64_values_are_refused() -> None:
+    with pytest.raises(ValidationError):
+        spec(batch_sizes=list(range(1, 66)))
+
+
+def test_at_least_one_model() -> None:
+    with pytest.raises(ValidationError):
+        SweepSpec(models=[])
+
+
+def test_a_model_listed_twice_is_refused_with_its_name() -> None:
+    with pytest.raises(ValidationError, match="'add_sub' is listed more than once"):
+        SweepSpec(models=[ModelTarget(name="add_sub"), ModelTarget(name="matmul"), ModelTarget(name="add_sub")])
+
+
+@pytest.mark.parametrize("name", ["", "a/b", "has space", "tab\there"])
+def test_model_names_that_cannot_be_a_repository_folder_are_refused(name: str) -> None:
+    with pytest.raises(ValidationError):
+        ModelTarget(name=name)
+
+
+def test_model_names_keep_their_order() -> None:
+    s = SweepSpec(models=[ModelTarget(name="matmul"), ModelTarget(name="add_sub")])
+    assert s.model_names == ["matmul", "add_sub"]
+
+
+def test_wire_form_is_camel_case_and_snake_case_is_accepted_too() -> None:
+    wire = {
+        "models": [{"name": "add_sub"}],
+        "batchSizes": [4, 1],
+        "concurrency": [2],
+        "measurement": {"protocol": "http", "measurementIntervalMs": 300, "stabilityPercentage": 50, "maxTrials": 5},
+    }
+    s = SweepSpec.model_validate(wire)
+    assert s.batch_sizes == [1, 4]
+    assert s.measurement.protocol == Protocol.HTTP
+    assert s.measurement.measurement_interval_ms == 300
+    dumped = s.model_dump(by_alias=True, mode="json")
+    assert dumped["batchSizes"] == [1, 4]
+    assert dumped["measurement"]["measurementIntervalMs"] == 300
+    assert dumped["measurement"]["baselineDurationMs"] == 1000
+    assert SweepSpec.model_validate(dumped) == s
+    assert spec(batch_sizes=[2]).batch_sizes == [2]
+
+
+def test_unknown_fields_are_refused() -> None:
+    with pytest.raises(ValidationError, match="batchSize"):
+        SweepSpec.model_validate({"models": [{"name": "a"}], "batchSize": [1]})
+    with pytest.raises(ValidationError):
+        MeasurementSettings.model_validate({"intervalMs": 100})
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "ok"),
+    [
+        ("measurement_interval_ms", 100, True),
+        ("measurement_interval_ms", 99, False),
+        ("stability_percentage", 100, True),
+        ("stability_percentage", 0, False),
+        ("stability_percentage", 100.5, False),
+        ("max_trials", 1, True),
+        ("max_trials", 0, False),
+        ("point_timeout_seconds", 9, False),
+        ("metrics_interval_ms", 100, True),
+        ("metrics_interval_ms", 50, False),
+        ("baseline_duration_ms", 0, True),
+        ("baseline_duration_ms", -1, False),
+    ],
+)
+def test_measurement_bounds(field: str, value: float, ok: bool) -> None:
+    if ok:
+        assert getattr(MeasurementSettings(**{field: value}), field) == value  # type: ignore[arg-type]
+    else:
+        with pytest.raises(ValidationError):
+            MeasurementSettings(**{field: value})  # type: ignore[arg-type]
+
+
+def test_unknown_protocol_is_refused() -> None:
+    with pytest.raises(ValidationError):
+        MeasurementSettings.model_validate({"protocol": "websocket"})
