@@ -29,11 +29,13 @@ def dns_label(text: str) -> str:
 
 
 def fit(name: str, limit: int = MAX_NAME) -> str:
-    """`name` if it fits, else its start plus a hash of the whole, so two long names never collide."""
+    """`name` if it fits, else its start plus a hash of the whole, so two long names never collide.
+
+    The start loses a trailing '-' or '.': a cut right after a dot would give '.-', which no DNS name allows."""
     if len(name) <= limit:
         return name
     suffix = short_hash(name, 8)
-    return f"{name[: limit - len(suffix) - 1].rstrip('-')}-{suffix}"
+    return f"{name[: limit - len(suffix) - 1].rstrip('-.')}-{suffix}"
 
 
 def triton_pod_name(analysis: str, generation: int) -> str:
