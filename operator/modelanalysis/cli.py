@@ -283,7 +283,13 @@ def finish(result: AnalysisResult, export_path: Path | None) -> None:
     """Print the table and notes, write the files, and exit non-zero if anything failed."""
     out = Console()
     if result.points:
-        out.print(model_table(result))
+        table = model_table(result)
+        if not out.is_terminal:
+            # Piped or redirected, stdout is 80 columns wide: give the table its natural width rather than
+            # cutting model names and numbers to "add_…".
+            natural = out.measure(table, options=out.options.update_width(1000)).maximum
+            out = Console(width=max(out.width, natural))
+        out.print(table)
     for outcome in result.models:
         if outcome.status == ModelStatus.LOAD_FAILED:
             console.print(f"[red]{outcome.name} failed to load:[/] {outcome.error}", highlight=False)
