@@ -63,6 +63,8 @@ def set_condition(
 
 
 def _r(value: float | None, digits: int = 3) -> float | None:
+    # 3 decimals by default: the CSV files' precision (report.py), so the files the operator writes from
+    # status are the ones the CLI writes from the same measurements.
     return None if value is None else round(value, digits)
 
 
@@ -72,10 +74,10 @@ def compact_gpus(resources: ResourceMetrics | None) -> list[CompactGpu] | None:
     return [
         CompactGpu(
             uuid=g.gpu_uuid,
-            util=_r(g.max_utilization_pct, 1),
-            mem_mb=_r(g.max_memory_used_mb, 1),
-            power_w=_r(g.max_power_watts, 1),
-            mem_util=_r(g.max_memory_utilization_pct, 1),
+            util=_r(g.max_utilization_pct),
+            mem_mb=_r(g.max_memory_used_mb),
+            power_w=_r(g.max_power_watts),
+            mem_util=_r(g.max_memory_utilization_pct),
         )
         for g in resources.gpus
     ]
@@ -109,8 +111,8 @@ def compact_point(p: PointResult) -> CompactPoint:
         p95=_r(perf.latency_p95_ms if perf else None),
         p99=_r(perf.latency_p99_ms if perf else None),
         avg=_r(perf.latency_avg_ms if perf else None),
-        cpu_util=_r(res.max_cpu_utilization_pct if res else None, 1),
-        cpu_mem_mb=_r(res.max_cpu_memory_used_mb if res else None, 1),
+        cpu_util=_r(res.max_cpu_utilization_pct if res else None),
+        cpu_mem_mb=_r(res.max_cpu_memory_used_mb if res else None),
         gpus=compact_gpus(res),
         started=_r(p.started_at, 1),
         finished=_r(p.finished_at, 1),
@@ -146,8 +148,8 @@ def expand_point(c: CompactPoint) -> PointResult:
 
 def compact_baseline(resources: ResourceMetrics) -> CompactBaseline:
     return CompactBaseline(
-        cpu_util=_r(resources.max_cpu_utilization_pct, 1),
-        cpu_mem_mb=_r(resources.max_cpu_memory_used_mb, 1),
+        cpu_util=_r(resources.max_cpu_utilization_pct),
+        cpu_mem_mb=_r(resources.max_cpu_memory_used_mb),
         gpus=compact_gpus(resources),
     )
 
