@@ -1,0 +1,77 @@
+# syntax=docker/dockerfile:1
+#
+# The model-analyzer image: the kopf operator, the `model-analyzer` CLI and perf_analyzer, in one image.
+# The operator's Deployment runs it with `kopf run ...`; the load-generator and results Jobs that the operator
+# creates run it with `model-analyzer perf-point ...` and `model-analyzer copy-results ...`.
+#
+#   docker build -t ghcr.io/modelanalysis/modelanalysis:0.1.0 .
+#
+# Base: Debian 13 (trixie), glibc 2.41. perf_analyzer builds since tritonclient 2.55 link GLIBC_2.38 and
+# GLIBCXX_3.4.32 (GCC 13), which Debian 12 does not have. Both stages must use the same base (the venv is
+# copied between them); to pin it, add the same @sha256:... digest to both FROM lines.
+
+# ---- build: a wheel of the project, then a virtual environment with it and the load-generator tools -----
+FROM python:3.12-slim-trixie AS build
+
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_ROOT_USER_ACTION=ignore
+
+WORKDIR /src
+# .dockerignore admits only pyproject.toml, README.md, LICENSE and operator/.
+COPY . .
+RUN pip wheel --no-deps --wheel-dir /dist .
+
+# tritonclient 2.60 is the newest release whose wheel ships the perf_analyzer binary (later ones are pure
+# Python); its [all] extra adds the gRPC client. perf_analyzer 2.60 links only libc, libstdc++, libssl and
+# zlib, all in the base image (it no longer needs libb64). It dlopens libcudart.so for CUDA shared memory:
+# nvidia-cuda-runtime-cu12 provides libcudart.so.12, linked below under the unversioned name too.
+ARG TRITONCLIENT_VERSION=2.60.0
+ARG CUDA_RUNTIME_VERSION=12.9.79
+RUN python -m venv /opt/venv \
+    && /opt/venv/bin/pip install /dist/*.whl \
+        "tritonclient[all]==${TRITONCLIENT_VERSION}" \
+        "nvidia-cuda-runtime-cu12==${CUDA_RUNTIME_VERSION}" \
+    && cudart="$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/nvidia/cuda_runtime/lib" \
+    && mkdir /opt/venv/nvidia-lib \
+    && ln -s "${cudart}/libcudart.so.12" /opt/venv/nvidia-lib/libcudart.so.12 \
+    && ln -s libcudart.so.12 /opt/venv/nvidia-lib/libcudart.so
+
+# ---- runtime -------------------------------------------------------------------------------------------
+FROM python:3.12-slim-trixie AS runtime
+
+ARG VERSION=0.1.0
+LABEL org.opencontainers.image.title="model-analyzer" \
+      org.opencontainers.image.description="Profile models on NVIDIA Triton Inference Server: CLI, Kubernetes operator and perf_analyzer load generator" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.vendor="modelanalysis" \
+      org.opencontainers.image.base.name="docker.io/library/python:3.12-slim-trixie"
+
+# The user the chart and the operator's Jobs run as (runAsUser/runAsGroup 10001). HOME is /tmp, the one
+# writable folder when the root filesystem is read-only.
+RUN groupadd --system --gid 10001 modelanalysis \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /tmp --no-create-home --shell /usr/sbin/nologin modelanalysis
+
+COPY --from=build /opt/venv /opt/venv
+
+ENV PATH=/opt/venv/bin:${PATH} \
+    LD_LIBRARY_PATH=/opt/venv/nvidia-lib \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    HOME=/tmp
+
+# Fail the build, not the first profiling run, if a command is missing or perf_analyzer lacks a library.
+RUN model-analyzer --help > /dev/null \
+    && kopf --version \
+    && python -c "import modelanalysis.kube.handlers" \
+    && if ldd /opt/venv/bin/perf_analyzer | grep "not found"; then exit 1; fi
+
+USER 10001:10001
+WORKDIR /tmp
+
+# The probes live in the Kubernetes manifests (kopf's /healthz in the chart); a Docker HEALTHCHECK cannot
+# serve both the operator and the short-lived Jobs that run this image.
+#checkov:skip=CKV_DOCKER_2:Kubernetes probes (kopf /healthz) check the operator; Jobs need no health check
+# No ENTRYPOINT, so that `command:` in a pod spec replaces the whole command line.
+CMD ["model-analyzer", "--help"]
