@@ -356,7 +356,7 @@ def test_triton_pod_serves_on_its_pod_ip(cluster: Cluster, api: client.ApiClient
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": "triton"},
+        "metadata": {"name": "triton", "labels": {"app": "triton"}},
         "spec": {
             "containers": [
                 {
@@ -386,6 +386,22 @@ def test_triton_pod_serves_on_its_pod_ip(cluster: Cluster, api: client.ApiClient
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     with opener.open(f"http://{ip}:8000/v2/health/ready", timeout=5) as response:
         assert response.status == 200
+
+    # A Service name resolves in other pods (the agent's /etc/hosts stands in for cluster DNS).
+    core.create_namespaced_service(
+        namespace,
+        {"metadata": {"name": "triton"}, "spec": {"selector": {"app": "triton"}, "ports": [{"port": 8000}]}},
+    )
+    script = f"""
+        import urllib.request
+        url = "http://triton.{namespace}.svc:8000/v2/health/ready"
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({{}}))
+        print(opener.open(url, timeout=5).status)
+    """
+    core.create_namespaced_pod(namespace, python_pod("client", script))
+    done = wait_for("the client pod to finish", lambda: pod_phase(core, namespace, "client", ("Succeeded", "Failed")))
+    assert done.status.phase == "Succeeded", cluster.agent.read_log(namespace, "client", "main")
+    assert "200" in cluster.agent.read_log(namespace, "client", "main")
 
     # Deleting the pod stops the server and the pod goes away (the agent deletes it with grace 0).
     core.delete_namespaced_pod("triton", namespace, grace_period_seconds=5)

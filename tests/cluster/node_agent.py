@@ -436,9 +436,12 @@ class PodRunner:
         launch.argv = [expand(a, run.env) for a in launch.argv]
         run.termination_file.parent.mkdir(parents=True, exist_ok=True)
         run.termination_file.write_bytes(b"")
+        hosts = self.dir / "hosts"
+        hosts.write_text(self._hosts_file())
         mounts = [
             *self.mounts_by_container[run.name],
             Mount(run.termination_file, c.get("terminationMessagePath") or "/dev/termination-log"),
+            Mount(hosts, "/etc/hosts"),
         ]
         home = self.dir / "root"  # the working directory when the pod sets none (a real image's WORKDIR)
         home.mkdir(exist_ok=True)
@@ -715,6 +718,38 @@ class PodRunner:
         return {
             item["path"]: self._field(item["fieldRef"]["fieldPath"]).encode() for item in items if "fieldRef" in item
         }
+
+    def _hosts_file(self) -> str:
+        """/etc/hosts standing in for cluster DNS: each Service name -> the IP of one ready pod it selects.
+
+        There is no kube-proxy, so a ClusterIP routes nowhere; a pod IP does, on the target port. And the
+        EndpointSlice controller cannot help: the API refuses loopback addresses in EndpointSlices. So the
+        names are resolved here from Services and pods, when a container starts."""
+        lines = ["127.0.0.1 localhost", f"{self.pod_ip} {self.name}"]
+        core = client.CoreV1Api(self.agent.api)
+        try:
+            services = core.list_service_for_all_namespaces().items
+            pods = core.list_pod_for_all_namespaces().items
+        except client.ApiException as error:
+            log.warning("pod %s: no Services for /etc/hosts: %s", self.key, error)
+            return "\n".join(lines) + "\n"
+        ready_ips: dict[str, list[tuple[dict[str, str], str]]] = {}
+        for pod in pods:
+            conditions = pod.status.conditions or []
+            if pod.status.pod_ip and any(c.type == "Ready" and c.status == "True" for c in conditions):
+                ready_ips.setdefault(pod.metadata.namespace, []).append((pod.metadata.labels or {}, pod.status.pod_ip))
+        for service in services:
+            namespace, name, selector = service.metadata.namespace, service.metadata.name, service.spec.selector
+            if not selector:
+                continue
+            ips = sorted(ip for labels, ip in ready_ips.get(namespace, []) if selector.items() <= labels.items())
+            if not ips:
+                continue
+            names = [f"{name}.{namespace}.svc.cluster.local", f"{name}.{namespace}.svc", f"{name}.{namespace}"]
+            if namespace == self.namespace:
+                names.append(name)
+            lines.append(f"{ips[0]} {' '.join(names)}")
+        return "\n".join(lines) + "\n"
 
     def _token(self, token: Json) -> str:
         """A real token bound to this pod, so it dies with the pod as on a real node."""

@@ -9,6 +9,7 @@ from collections.abc import Generator, Iterator
 import pytest
 from kubernetes import client
 
+from tests.cluster.build import ensure_binaries
 from tests.cluster.controlplane import Cluster, running_cluster, wait_for_default_service_account
 
 _cluster_log_dir: list[str] = []
@@ -43,6 +44,15 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
             if error.status != 404:
                 raise
         api.close()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Build the binaries (minutes, once per machine) before any test starts, so the build never counts
+    against a test's timeout."""
+    if session.config.option.collectonly:
+        return
+    if any(item.get_closest_marker("cluster") for item in session.items):
+        ensure_binaries(log=lambda message: print(f"[tests.cluster] {message}", flush=True))
 
 
 @pytest.hookimpl(hookwrapper=True)
