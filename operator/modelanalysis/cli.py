@@ -7,6 +7,7 @@ The original tool took its flags with no subcommand; that form still works and m
 from __future__ import annotations
 
 import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -194,7 +195,8 @@ def profile(
             server = TritonServerProcess(
                 triton,
                 model_folder,
-                log_path=(export_path if export_results else Path(".")) / "triton-server.log",
+                # Kept with the results when exporting; otherwise out of the user's working folder.
+                log_path=(export_path if export_results else Path(tempfile.gettempdir())) / "triton-server.log",
                 http_port=triton_http_port,
                 grpc_port=triton_grpc_port,
                 metrics_port=triton_metrics_port,
