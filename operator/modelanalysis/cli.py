@@ -24,7 +24,6 @@ from modelanalysis.adapters.local_triton import TritonNotFound, find_local_trito
 from modelanalysis.adapters.perf_analyzer import PerfAnalyzerError, find_perf_analyzer, run_perf_analyzer
 from modelanalysis.adapters.triton_control import TritonControl, TritonUnreachable
 from modelanalysis.adapters.triton_server import TritonEndpoints, TritonServerProcess, TritonStartError
-from modelanalysis.core.report import csv_files
 from modelanalysis.core.results import AnalysisResult, ModelStatus, PointStatus
 from modelanalysis.core.spec import DEFAULT_TRITON_VERSION, MeasurementSettings, ModelTarget, Protocol, SweepSpec
 from modelanalysis.profiler import ProfileEvent, Profiler
@@ -92,6 +91,9 @@ def model_table(result: AnalysisResult) -> Table:
 
 
 def export(result: AnalysisResult, export_path: Path) -> None:
+    # pandas takes half a second to import; the load-generator Jobs run this CLI and never export.
+    from modelanalysis.core.report import csv_files
+
     for name, content in csv_files(result).items():
         write_atomic(export_path / name, content)
     write_atomic(export_path / RESULT_JSON, result.model_dump_json(indent=2))

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import pandas as pd
 import typer
 import yaml
 from pydantic import ValidationError
@@ -18,7 +17,6 @@ from rich.table import Table
 
 from modelanalysis.adapters.files import write_atomic
 from modelanalysis.adapters.perf_analyzer import PerfAnalyzerError, run_perf_analyzer
-from modelanalysis.core.report import INFERENCE_CSV
 from modelanalysis.core.spec import MeasurementSettings, Protocol
 from modelanalysis.core.sweep import Point
 from modelanalysis.kube.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION, ModelAnalysisSpec
@@ -179,10 +177,12 @@ def register(app: typer.Typer, parse_int_list: Any) -> None:
             raise _fail(
                 f"{name} finished ({phase}: {status.get('message', '')}) but has no results ConfigMap."
             ) from None
-        text = data.get(INFERENCE_CSV, "")
+        text = data.get("metrics-model-inference.csv", "")
         if output_format == "csv":
             sys.stdout.write(text)
             return
+        import pandas as pd
+
         frame = pd.read_csv(io.StringIO(text)) if text else pd.DataFrame()
         table = Table(title=f"{namespace}/{name}: {phase}. {status.get('message', '')}")
         columns = ["Model", "Batch", "Concurrency", "Throughput (infer/sec)", "p50 Latency (ms)", "p99 Latency (ms)",

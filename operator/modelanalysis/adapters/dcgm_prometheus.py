@@ -6,8 +6,6 @@ memory was being read or written (%): the seed's "Maximum Memory Utilization".
 
 from __future__ import annotations
 
-from prometheus_api_client import PrometheusConnect
-
 MEMORY_COPY_UTIL = "DCGM_FI_DEV_MEM_COPY_UTIL"
 
 
@@ -19,6 +17,9 @@ class DcgmMemoryUtilization:
     def __init__(self, prometheus_url: str, metric: str = MEMORY_COPY_UTIL) -> None:
         self.prometheus_url = prometheus_url
         self.metric = metric
+        # Imported here: prometheus_api_client pulls in pandas, which every other command can do without.
+        from prometheus_api_client import PrometheusConnect
+
         self.client = PrometheusConnect(url=prometheus_url, disable_ssl=True)
 
     def max_by_gpu(self, start: float, end: float) -> dict[str, float]:
