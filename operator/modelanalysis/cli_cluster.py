@@ -177,7 +177,7 @@ def register(app: typer.Typer, parse_int_list: Any) -> None:
             raise _fail(
                 f"{name} finished ({phase}: {status.get('message', '')}) but has no results ConfigMap."
             ) from None
-        text = data.get("metrics-model-inference.csv", "")
+        text = data.get(INFERENCE_CSV, "")
         if output_format == "csv":
             sys.stdout.write(text)
             return
