@@ -148,6 +148,8 @@ def register(app: typer.Typer, parse_int_list: Any) -> None:
         from kubernetes import client, config
         from kubernetes.client.exceptions import ApiException
 
+        from modelanalysis.core.report import INFERENCE_CSV  # here, not at the top: it imports pandas
+
         if output_format not in ("table", "csv"):
             raise _fail(f"--format {output_format!r}: use table or csv.")
         try:
