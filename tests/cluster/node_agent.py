@@ -51,6 +51,7 @@ RUNNING_OUR_PROJECT_SUFFIX = "/modelanalysis"
 TRITON_REPOSITORY = "nvcr.io/nvidia/tritonserver"
 TRITON_ADDRESS_FLAGS = ("--http-address", "--grpc-address", "--metrics-address")
 MERGE_PATCH = "application/merge-patch+json"
+KUBELET_CONDITIONS = {"PodReadyToStartContainers", "PodScheduled", "Initialized", "ContainersReady", "Ready"}
 MAX_MESSAGE_BYTES = 4096  # as the kubelet caps termination messages
 RESTART_BACKOFF_CAP_S = 10.0  # the kubelet caps at 5 min; tests want restarts visible quickly
 
@@ -886,6 +887,13 @@ class PodRunner:
                 self._condition("Initialized", initialized),
                 self._condition("ContainersReady", ready),
                 self._condition("Ready", ready),
+                # Conditions that others own (e.g. the Job controller's DisruptionTarget) are kept: the
+                # merge patch replaces the whole list.
+                *(
+                    c
+                    for c in (self.pod.get("status") or {}).get("conditions") or []
+                    if c["type"] not in KUBELET_CONDITIONS
+                ),
             ],
             "containerStatuses": [r.status() for r in self.containers],
         }
