@@ -58,23 +58,36 @@ class TritonControl:
             "check --triton-url (the server's HTTP host:port) and that the server is running."
         )
 
+    def _gone(self, exc: OSError) -> TritonUnreachable:
+        # The client raises OSError (ConnectionRefusedError, a timeout) when the server has gone away mid-run.
+        return TritonUnreachable(
+            f"Triton at {self.http_url} stopped answering ({exc or type(exc).__name__}); "
+            "check that the server is still running (its log says why it stopped)."
+        )
+
     def server_version(self) -> str:
         try:
             return str(self.client.get_server_metadata().get("version", ""))
         except InferenceServerException:
             return ""
+        except OSError as exc:
+            raise self._gone(exc) from None
 
     def is_model_ready(self, model: str) -> bool:
         try:
             return bool(self.client.is_model_ready(model))
         except InferenceServerException:
             return False
+        except OSError as exc:
+            raise self._gone(exc) from None
 
     def load(self, model: str) -> None:
         try:
             self.client.load_model(model)
         except InferenceServerException as exc:
             raise ModelLoadError(exc.message() or str(exc)) from None
+        except OSError as exc:
+            raise self._gone(exc) from None
 
     def unload(self, model: str) -> None:
         # Best effort: the server may not allow explicit control, or may be going away (then the client
@@ -83,7 +96,10 @@ class TritonControl:
             self.client.unload_model(model, unload_dependents=True)
 
     def model_config(self, model: str) -> ModelConfigSummary:
-        return summarize_model_config(self.client.get_model_config(model))
+        try:
+            return summarize_model_config(self.client.get_model_config(model))
+        except OSError as exc:
+            raise self._gone(exc) from None
 
     def close(self) -> None:
         self.client.close()
