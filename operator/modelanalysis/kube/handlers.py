@@ -59,13 +59,18 @@ def run_analysis(
     def event(type_: str, reason: str, message: str) -> None:
         kopf.event(kopf.Body(body), type=type_, reason=reason, message=message)  # type: ignore[arg-type]
 
-    AnalysisRun(api, body, memo.settings, memo.slots, stopped, event, logger).run()
-    # A daemon that returns on its own is never restarted for this object, so wait until kopf stops it:
-    # it does once status shows this generation finished, and starts a new one when the spec changes.
-    while not stopped.wait(10.0):
-        fresh = api.get_analysis(namespace, name)
-        if fresh is None:
-            return
-        if fresh["metadata"].get("generation") != body["metadata"].get("generation"):
-            body = fresh
-            AnalysisRun(api, body, memo.settings, memo.slots, stopped, event, logger).run()
+    try:
+        AnalysisRun(api, body, memo.settings, memo.slots, stopped, event, logger).run()
+        # A daemon that returns on its own is never restarted for this object, so wait until kopf stops it:
+        # it does once status shows this generation finished, and starts a new one when the spec changes.
+        while not stopped.wait(10.0):
+            fresh = api.get_analysis(namespace, name)
+            if fresh is None:
+                return
+            if fresh["metadata"].get("generation") != body["metadata"].get("generation"):
+                body = fresh
+                AnalysisRun(api, body, memo.settings, memo.slots, stopped, event, logger).run()
+    finally:
+        # A run stopped mid-sweep keeps its Triton slot for the next run; once the daemon itself ends (the
+        # analysis was deleted, its pod goes with it, or the operator exits) nothing will resume it.
+        memo.slots.release(f"{namespace}/{name}")
