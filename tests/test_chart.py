@@ -536,6 +536,75 @@ def test_installed_chart_runs_the_operator_under_its_own_rbac(
         _uninstall(cluster, release, operator_namespace)
 
 
+def _model_repository_claim(cluster: Cluster, namespace: str) -> str:
+    """A PersistentVolume over examples/models (hostPath, read only) and a claim bound to it."""
+    core: Any = client.CoreV1Api(cluster.api_client())
+    name = f"models-{namespace}"[:63]
+    core.create_persistent_volume(
+        {
+            "metadata": {"name": name},
+            "spec": {
+                "capacity": {"storage": "1Gi"},
+                "accessModes": ["ReadOnlyMany"],
+                "storageClassName": "manual",
+                "hostPath": {"path": str(ROOT / "examples" / "models")},
+                "claimRef": {"name": "triton-models", "namespace": namespace},
+            },
+        }
+    )
+    core.create_namespaced_persistent_volume_claim(
+        namespace,
+        {
+            "metadata": {"name": "triton-models"},
+            "spec": {
+                "accessModes": ["ReadOnlyMany"],
+                "storageClassName": "manual",
+                "volumeName": name,
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        },
+    )
+    return name
+
+
+@pytest.mark.cluster
+def test_installed_chart_profiles_a_model_with_namespace_rbac_only(
+    cluster: Cluster, operator_namespace: str, namespace: str
+) -> None:
+    """The whole path under the tighter RBAC (a Role in the watched namespace): the operator creates the
+    Triton pod, a perf_analyzer Job per point and the results ConfigMap, and the analysis succeeds."""
+    release = f"ma-{uuid.uuid4().hex[:6]}"
+    volume = _model_repository_claim(cluster, namespace)
+    _install(cluster, release, operator_namespace, f"watchNamespaces={{{namespace}}}")
+    try:
+        custom: Any = client.CustomObjectsApi(cluster.api_client())
+        analysis = {
+            "apiVersion": "modelanalyzer.dev/v1alpha1",
+            "kind": "ModelAnalysis",
+            "metadata": {"name": "e2e"},
+            "spec": {
+                "models": [{"name": "add_sub"}],
+                "batchSizes": [1],
+                "concurrency": [1],
+                # Lenient stability: this test is about the chart, and a busy CI machine makes numbers noisy.
+                "measurement": {"measurementIntervalMs": 1000, "stabilityPercentage": 100, "baselineDurationMs": 0},
+                "modelRepository": {"pvc": {"claimName": "triton-models"}},
+            },
+        }
+        custom.create_namespaced_custom_object("modelanalyzer.dev", "v1alpha1", namespace, "modelanalyses", analysis)
+        obj = _wait_for_phase(cluster, namespace, "e2e", {"Failed", "Succeeded"}, timeout=240)
+        assert obj["status"]["phase"] == "Succeeded", obj["status"]
+        assert obj["status"]["pointsDone"] == 1
+        core: Any = client.CoreV1Api(cluster.api_client())
+        results = core.read_namespaced_config_map("e2e-results", namespace)
+        assert any(name.endswith(".csv") for name in results.data)
+        log = _operator_log(cluster, operator_namespace)
+        assert "Forbidden" not in log and "403" not in log and "Not enough permissions" not in log, log[-3000:]
+    finally:
+        _uninstall(cluster, release, operator_namespace)
+        client.CoreV1Api(cluster.api_client()).delete_persistent_volume(volume)
+
+
 if __name__ == "__main__":
     write_readme_table()
     print(f"wrote the values table of {README.relative_to(ROOT)}")
