@@ -152,6 +152,22 @@ def termination_message(pods: list[dict[str, Any]]) -> tuple[int | None, str]:
     return None, ""
 
 
+def points_to_measure(planned: list[Point], status: ModelAnalysisStatus) -> list[Point]:
+    """The planned points not yet in status, in plan order: a point recorded before a restart (measured or
+    failed) is never run again."""
+    done = {p.key for p in status.points or []}
+    return [point for point in planned if point.key not in done]
+
+
+def stale_children(children: list[dict[str, Any]], generation: int) -> list[str]:
+    """Names of the children made for another generation of the spec: a new generation deletes them."""
+    return [
+        child["metadata"]["name"]
+        for child in children
+        if (child["metadata"].get("labels") or {}).get(names.LABEL_GENERATION) != str(generation)
+    ]
+
+
 class AnalysisRun:
     def __init__(
         self,
@@ -272,9 +288,9 @@ class AnalysisRun:
 
     def start_generation(self) -> None:
         for kind in ("Pod", "Job"):
-            for obj in self.api.list(kind, self.namespace, f"{names.LABEL_ANALYSIS}={names.fit(self.name)}"):
-                if obj["metadata"]["labels"].get(names.LABEL_GENERATION) != str(self.generation):
-                    self.api.delete(kind, self.namespace, obj["metadata"]["name"])
+            children = self.api.list(kind, self.namespace, f"{names.LABEL_ANALYSIS}={names.fit(self.name)}")
+            for child in stale_children(children, self.generation):
+                self.api.delete(kind, self.namespace, child)
         assert self.spec is not None
         self.status = ModelAnalysisStatus(
             phase=Phase.PENDING.value,
@@ -403,10 +419,7 @@ class AnalysisRun:
             )
             self.status.models = [*(self.status.models or []), model_entry(outcome)]
             self.save()
-        measured = {p.key for p in self.status.points or []}
-        for point in plan.points:
-            if point.key in measured:
-                continue  # measured before a restart
+        for point in points_to_measure(plan.points, self.status):
             self.check_generation()
             result = self.measure_point(spec, point, pod_ip)
             self.status.points = [*(self.status.points or []), compact_point(result)]
