@@ -14,13 +14,14 @@ class PrometheusQueryError(RuntimeError):
 
 
 class DcgmMemoryUtilization:
-    def __init__(self, prometheus_url: str, metric: str = MEMORY_COPY_UTIL) -> None:
+    def __init__(self, prometheus_url: str, metric: str = MEMORY_COPY_UTIL, timeout_s: float = 10.0) -> None:
         self.prometheus_url = prometheus_url
         self.metric = metric
         # Imported here: prometheus_api_client pulls in pandas, which every other command can do without.
         from prometheus_api_client import PrometheusConnect
 
-        self.client = PrometheusConnect(url=prometheus_url, disable_ssl=True)
+        # Without a timeout, a Prometheus that accepts the connection but never answers hangs the sweep.
+        self.client = PrometheusConnect(url=prometheus_url, disable_ssl=True, timeout=timeout_s)
 
     def max_by_gpu(self, start: float, end: float) -> dict[str, float]:
         """The maximum of the metric over [start, end], per GPU UUID."""

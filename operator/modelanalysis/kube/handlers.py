@@ -31,6 +31,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Log
     # A stopped daemon (analysis deleted) has this long to exit before kopf abandons its thread.
     settings.background.instant_exit_zero_time_cycles = 1
     operator_settings = OperatorSettings()
+    logging.getLogger().setLevel(operator_settings.log_level.upper())
     try:
         config.load_incluster_config()  # type: ignore[no-untyped-call]
     except config.ConfigException:
