@@ -38,6 +38,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -370,6 +371,7 @@ class PodRunner:
                 break
             except NotRunnable as error:
                 self.failure = ("NotRunnable", str(error))
+                self._event("Failed", str(error), warning=True)
                 for run in [*self.init_containers, *self.containers]:
                     run.state = {"waiting": {"reason": "ErrImagePull", "message": str(error)}}
                     run.done = True
@@ -431,6 +433,7 @@ class PodRunner:
             )
         except NotRunnable as error:
             self.failure = ("NotRunnable", str(error))
+            self._event("Failed", str(error), warning=True, container=run.name)
             run.state = {"waiting": {"reason": "ErrImagePull", "message": str(error)}}
             run.done = True
             return
@@ -462,6 +465,7 @@ class PodRunner:
             )
         log.info("pod %s: started %s (pid %d): %s", self.key, run.name, run.process.pid, shlex.join(launch.argv))
         run.state = {"running": {"startedAt": now()}}
+        self._event("Started", f"Started container {run.name}", container=run.name)
         probe = c.get("readinessProbe")
         run.ready = probe is None
         run.probe_due = time.monotonic() + float((probe or {}).get("initialDelaySeconds", 0))
@@ -495,6 +499,7 @@ class PodRunner:
             run.restart_count += 1
             delay = min(RESTART_BACKOFF_CAP_S, 2.0 ** (run.restart_count - 1))
             run.next_start = time.monotonic() + delay
+            self._event("BackOff", f"Back-off restarting failed container {run.name}", warning=True, container=run.name)
             run.state = {
                 "waiting": {
                     "reason": "CrashLoopBackOff",
@@ -583,6 +588,38 @@ class PodRunner:
             # Anything the container forked is in its process group too.
             _signal_group(run.process, signal.SIGKILL)
 
+    def _event(self, reason: str, message: str, warning: bool = False, container: str | None = None) -> None:
+        """An Event as a kubelet records it, so `kubectl describe pod` tells what happened."""
+        stamp = now()
+        field_path = {}
+        if container:
+            kind = "initContainers" if any(r.name == container for r in self.init_containers) else "containers"
+            field_path = {"fieldPath": f"spec.{kind}{{{container}}}"}
+        body = {
+            "metadata": {"name": f"{self.name}.{uuid.uuid4().hex[:16]}", "namespace": self.namespace},
+            "involvedObject": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "name": self.name,
+                "namespace": self.namespace,
+                "uid": self.uid,
+                **field_path,
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": "Warning" if warning else "Normal",
+            "source": {"component": "kubelet", "host": self.spec.get("nodeName", "")},
+            "reportingComponent": "kubelet",
+            "reportingInstance": self.spec.get("nodeName", ""),
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        try:
+            client.CoreV1Api(self.agent.api).create_namespaced_event(self.namespace, body)
+        except client.ApiException as error:  # an Event is best effort, as in the kubelet
+            log.debug("pod %s: event %s not recorded: %s", self.key, reason, error)
+
     def _terminate_and_delete(self) -> None:
         meta = self.pod["metadata"]
         grace = meta.get("deletionGracePeriodSeconds")
@@ -591,6 +628,7 @@ class PodRunner:
         running = [r for r in [*self.init_containers, *self.containers] if r.process is not None]
         if running:
             log.info("pod %s: deleting, stopping containers (grace %ss)", self.key, grace)
+            self._event("Killing", "Stopping containers")
             self._kill_all(float(grace))
             for run in running:
                 self._on_exit(run)
