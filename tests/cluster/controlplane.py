@@ -4,7 +4,8 @@ kube-scheduler as child processes, plus the Python node agent, behind one contex
 Every component listens on a free loopback port, logs to its own file under `log_dir`, and is stopped
 by PID in reverse order of start (etcd last, since kube-apiserver hangs on exit without it), with SIGKILL
 for whatever has not exited after a short grace. Each child also gets SIGKILL from the kernel if the
-process that started it dies (`setpriv --pdeathsig`), so a killed test run leaves nothing behind.
+thread that started it ends (`setpriv --pdeathsig`), so a killed test run leaves nothing behind: start
+the cluster from a thread that outlives it (pytest's and `python -m tests.cluster`'s main thread do).
 """
 
 from __future__ import annotations

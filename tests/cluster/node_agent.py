@@ -126,7 +126,7 @@ def resolve_image(image: str, command: list[str], args: list[str], pod_ip: str, 
         server_args = _without_flags([*command[1:], *args], TRITON_ADDRESS_FLAGS)
         server_args += [f"{flag}={pod_ip}" for flag in TRITON_ADDRESS_FLAGS]
         return Launch(triton.command(server_args), triton.env(env))
-    if repository.endswith(RUNNING_OUR_PROJECT_SUFFIX):
+    if repository.endswith(RUNNING_OUR_PROJECT_SUFFIX) or repository == RUNNING_OUR_PROJECT_SUFFIX[1:]:
         # This project's image: its commands (model-analyzer, kopf, perf_analyzer, python) from our venv.
         argv = [*command, *args]
         if not argv:
