@@ -1,0 +1,448 @@
+"""The generated CRD and the builders' manifests against the real API server of tests/cluster.
+
+What the unit tests cannot show: that kube-apiserver accepts the CRD as structural and enforces its schema
+and CEL rules at admission, that each child manifest is valid for the real API (strict field validation, so
+a misspelt field fails instead of being dropped), that the Jobs' pods pass Pod Security "restricted", that
+status with hundreds of points is stored without pruning, and that children go with their analysis."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import yaml
+from kubernetes import client
+
+from modelanalysis.core.sweep import Point
+from modelanalysis.kube import crd, names, objects
+from modelanalysis.kube.reconcile import job_outcome, owner_reference, termination_message
+from modelanalysis.kube.resource import (
+    API_VERSION,
+    GROUP,
+    KIND,
+    PLURAL,
+    VERSION,
+    ModelAnalysisSpec,
+    ModelAnalysisStatus,
+)
+from modelanalysis.kube.settings import OperatorSettings
+from tests.cluster.controlplane import Cluster
+from tests.unit.test_kube_status import big_status
+
+pytestmark = pytest.mark.cluster
+
+T = TypeVar("T")
+WAIT_S = 90.0  # a guard against hanging, not a performance assertion
+CRD_NAME = f"{PLURAL}.{GROUP}"
+SETTINGS = OperatorSettings()
+STRICT = "Strict"  # fieldValidation: an unknown or duplicated field is an error, not a warning
+
+MINIMAL_SPEC: dict[str, Any] = {
+    "models": [{"name": "add_sub"}],
+    "modelRepository": {"pvc": {"claimName": "triton-models"}},
+}
+FULL_SPEC: dict[str, Any] = {
+    "models": [{"name": "add_sub"}, {"name": "Text_Encoder"}],
+    "batchSizes": [1, 4, 8],
+    "concurrency": [1, 2, 4],
+    "modelRepository": {"uri": "s3://bucket/models", "credentialsSecret": "s3-creds"},
+    "measurement": {"protocol": "http", "pointTimeoutSeconds": 60, "stabilityPercentage": 12.5},
+    "triton": {
+        "version": "24.08-py3",
+        "resources": {"limits": {"nvidia.com/gpu": 1, "memory": "16Gi"}, "requests": {"cpu": 2}},
+        "nodeSelector": {"nvidia.com/gpu.present": "true"},
+        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        "affinity": {
+            "nodeAffinity": {
+                "preferredDuringSchedulingIgnoredDuringExecution": [
+                    {
+                        "weight": 1,
+                        "preference": {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]},
+                    }
+                ]
+            }
+        },
+        "args": ["--log-verbose=1"],
+        "env": [{"name": "AWS_DEFAULT_REGION", "value": "eu-west-1"}],
+    },
+    "results": {"pvc": {"claimName": "results", "subPath": "runs"}},
+}
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float = WAIT_S) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.25)
+
+
+def kubectl(cluster: Cluster, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["kubectl", *args], env=cluster.env, input=stdin, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def analysis(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": name}, "spec": spec}
+
+
+class Apis:
+    """The clients the tests use, typed as Any as in modelanalysis.kube.api: they take the builders' plain
+    dicts. `plain` turns what they return back into the dicts the operator's helpers read."""
+
+    def __init__(self, api_client: client.ApiClient) -> None:
+        self.api_client = api_client
+        self.core: Any = client.CoreV1Api(api_client)
+        self.batch: Any = client.BatchV1Api(api_client)
+        self.custom: Any = client.CustomObjectsApi(api_client)
+        self.extensions: Any = client.ApiextensionsV1Api(api_client)
+
+    def plain(self, obj: Any) -> dict[str, Any]:
+        return dict(self.api_client.sanitize_for_serialization(obj))  # type: ignore[no-untyped-call]
+
+
+@pytest.fixture(scope="module")
+def api(cluster: Cluster) -> Iterator[Apis]:
+    with cluster.api_client() as api_client:
+        yield Apis(api_client)
+
+
+@pytest.fixture(scope="module")
+def modelanalysis_crd(cluster: Cluster, api: Apis, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The generated CRD, applied and Established. Left installed: the cluster is shared by the session and
+    deleting a CRD deletes every ModelAnalysis, including other tests'."""
+    path = tmp_path_factory.mktemp("crd") / crd.CRD_FILE
+    path.write_text(crd.render())
+    applied = kubectl(
+        cluster, "apply", "--server-side", "--force-conflicts", "--field-manager=modelanalysis-tests", "-f", str(path)
+    )
+    assert applied.returncode == 0, f"the API server refused the generated CRD:\n{applied.stderr}"
+    waited = kubectl(cluster, "wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=60s")
+    assert waited.returncode == 0, waited.stderr
+    installed = api.plain(api.extensions.read_custom_resource_definition(CRD_NAME))
+    conditions = {c["type"]: c for c in installed["status"]["conditions"]}
+    assert conditions["NamesAccepted"]["status"] == "True"
+    assert "NonStructuralSchema" not in conditions, conditions["NonStructuralSchema"]["message"]
+    # The endpoint can lag the Established condition briefly.
+    wait_for(
+        "the ModelAnalysis API to serve",
+        lambda: _served(lambda: api.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)),
+    )
+    return CRD_NAME
+
+
+def _served(call: Callable[[], Any]) -> bool:
+    try:
+        call()
+        return True
+    except client.ApiException as error:
+        if error.status == 404:
+            return False
+        raise
+
+
+@pytest.fixture
+def owner(api: Apis, modelanalysis_crd: str, namespace: str) -> dict[str, Any]:
+    """A ModelAnalysis in the test's namespace, as the operator's children's owner."""
+    created = api.custom.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, analysis("example", FULL_SPEC), field_validation=STRICT
+    )
+    return dict(created)
+
+
+# ---- the CRD at admission -------------------------------------------------------------------------------
+
+
+def test_a_minimal_analysis_is_accepted_and_stored_as_written(
+    cluster: Cluster, api: Apis, modelanalysis_crd: str, namespace: str
+) -> None:
+    manifest = yaml.safe_dump(analysis("minimal", MINIMAL_SPEC))
+    created = kubectl(cluster, "create", "-n", namespace, "-f", "-", stdin=manifest)
+    assert created.returncode == 0, created.stderr
+    assert created.stderr == ""  # no warnings either (e.g. about unknown fields)
+    stored = api.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "minimal")
+    assert stored["spec"] == MINIMAL_SPEC  # no schema defaults written into the user's object
+    assert stored["metadata"]["generation"] == 1
+    by_short_name = kubectl(cluster, "get", "ma", "-n", namespace, "-o", "name")
+    assert by_short_name.stdout.strip() == f"{KIND.lower()}.{GROUP}/minimal"
+
+
+def test_the_example_manifest_is_accepted(cluster: Cluster, modelanalysis_crd: str, namespace: str) -> None:
+    example = Path(__file__).resolve().parents[1] / "examples" / "k8s" / "modelanalysis.yaml"
+    created = kubectl(cluster, "create", "--dry-run=server", "-n", namespace, "-f", str(example))
+    assert created.returncode == 0, created.stderr
+
+
+def test_a_full_analysis_keeps_every_field(api: Apis, owner: dict[str, Any]) -> None:
+    """Nothing is pruned: what the operator reads back is what the user wrote, and the models accept it."""
+    assert owner["spec"] == FULL_SPEC
+    assert ModelAnalysisSpec.model_validate(owner["spec"]).triton.tolerations == FULL_SPEC["triton"]["tolerations"]
+
+
+def with_spec(**changes: Any) -> dict[str, Any]:
+    spec = copy.deepcopy(MINIMAL_SPEC)
+    spec.update(changes)
+    return spec
+
+
+REFUSED = [
+    pytest.param(with_spec(models=[]), ["spec.models", "at least 1 items"], id="no-models"),
+    pytest.param(with_spec(batchSizes=[0]), ["spec.batchSizes[0]", "greater than or equal to 1"], id="batch-0"),
+    pytest.param(with_spec(concurrency=[-1]), ["spec.concurrency[0]", "greater than or equal to 1"], id="conc-neg"),
+    pytest.param(with_spec(replicas=2), ['unknown field "spec.replicas"'], id="unknown-field"),
+    pytest.param(with_spec(triton={"gpus": 2}), ['unknown field "spec.triton.gpus"'], id="unknown-nested-field"),
+    pytest.param(
+        with_spec(modelRepository={"pvc": {"claimName": "triton-models"}, "uri": "s3://bucket/models"}),
+        ["spec.modelRepository", "exactly one of pvc"],
+        id="pvc-and-uri",
+    ),
+    pytest.param(with_spec(modelRepository={}), ["spec.modelRepository", "exactly one of pvc"], id="no-repository"),
+    pytest.param(
+        with_spec(models=[{"name": "add_sub"}, {"name": "matmul"}, {"name": "add_sub"}]),
+        ["spec", "each model may be listed only once in models"],
+        id="duplicate-model",
+    ),
+    pytest.param(
+        with_spec(modelRepository={"uri": "http://example.com/models"}), ["spec.modelRepository.uri"], id="bad-uri"
+    ),
+    pytest.param(with_spec(models=[{"name": "a/b"}]), ["spec.models[0].name"], id="model-with-slash"),
+    pytest.param(
+        with_spec(measurement={"stabilityPercentage": 0}), ["spec.measurement.stabilityPercentage"], id="stability-0"
+    ),
+    pytest.param(with_spec(measurement={"protocol": "tcp"}), ["spec.measurement.protocol"], id="bad-protocol"),
+]
+
+
+@pytest.mark.parametrize(("spec", "words"), REFUSED)
+def test_a_bad_spec_is_refused_by_kubectl_naming_the_field(
+    cluster: Cluster, modelanalysis_crd: str, namespace: str, spec: dict[str, Any], words: list[str]
+) -> None:
+    refused = kubectl(cluster, "create", "-n", namespace, "-f", "-", stdin=yaml.safe_dump(analysis("bad", spec)))
+    assert refused.returncode != 0, f"the API server accepted {spec}"
+    for word in words:
+        assert word in refused.stderr, refused.stderr
+    assert refused.stderr.startswith(('The ModelAnalysis "bad" is invalid', "Error from server (BadRequest)")), (
+        refused.stderr
+    )
+
+
+@pytest.mark.parametrize(("spec", "words"), REFUSED)
+def test_the_operator_refuses_what_admission_refuses(spec: dict[str, Any], words: list[str]) -> None:
+    """The operator validates again with the same models (an object stored before the CRD changed)."""
+    with pytest.raises(ValueError):
+        ModelAnalysisSpec.model_validate(spec)
+
+
+def test_strict_field_validation_through_the_api(api: Apis, modelanalysis_crd: str, namespace: str) -> None:
+    custom = api.custom
+    body = analysis("typo", with_spec(batchSize=[1, 2]))
+    with pytest.raises(client.ApiException) as refused:
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body, field_validation=STRICT)
+    assert refused.value.status == 400
+    assert 'unknown field "spec.batchSize"' in json.loads(str(refused.value.body))["message"]
+    # Without Strict the field is pruned silently (kubectl asks for Strict by default; these tests do too).
+    lenient = custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body, field_validation="Ignore")
+    assert "batchSize" not in lenient["spec"]
+
+
+def test_status_with_500_points_is_stored_whole(api: Apis, owner: dict[str, Any]) -> None:
+    """The status subresource's schema keeps every field the operator writes (nothing pruned), at scale."""
+    status = big_status(models=5, batches=10, concurrencies=10, gpus=1)
+    wire = status.wire()
+    custom = api.custom
+    meta = owner["metadata"]
+    custom.patch_namespaced_custom_object_status(
+        GROUP, VERSION, meta["namespace"], PLURAL, meta["name"], {"status": wire}
+    )
+    stored = custom.get_namespaced_custom_object(GROUP, VERSION, meta["namespace"], PLURAL, meta["name"])
+    size = len(json.dumps(stored, separators=(",", ":")))
+    assert stored["status"] == wire, "the API server pruned or changed status fields"
+    assert ModelAnalysisStatus.model_validate(stored["status"]) == status
+    assert size < 1_000_000, f"the stored analysis takes {size:,} bytes"
+    assert stored["metadata"]["generation"] == owner["metadata"]["generation"]  # status is not spec
+
+
+# ---- the builders' manifests, for real -------------------------------------------------------------------
+
+
+def owned(manifest: dict[str, Any], owner: dict[str, Any]) -> dict[str, Any]:
+    manifest["metadata"]["ownerReferences"] = [owner_reference(owner)]
+    return manifest
+
+
+def spec_of(owner: dict[str, Any]) -> ModelAnalysisSpec:
+    return ModelAnalysisSpec.model_validate(owner["spec"])
+
+
+@pytest.mark.parametrize("wire", [MINIMAL_SPEC, FULL_SPEC], ids=["pvc", "s3-full"])
+def test_triton_pod_is_valid(api: Apis, owner: dict[str, Any], namespace: str, wire: dict[str, Any]) -> None:
+    pod = owned(objects.triton_pod("example", namespace, 1, ModelAnalysisSpec.model_validate(wire), SETTINGS), owner)
+    created = api.plain(api.core.create_namespaced_pod(namespace, pod, dry_run="All", field_validation=STRICT))
+    [c] = created["spec"]["containers"]
+    assert created["metadata"]["name"] == "example-g1-triton"
+    assert created["metadata"]["ownerReferences"] == pod["metadata"]["ownerReferences"]
+    # Everything the builder wrote is kept as written (the server only adds defaults).
+    assert c["args"] == pod["spec"]["containers"][0]["args"]
+    assert c["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert c["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http", "scheme": "HTTP"}
+    assert created["spec"]["restartPolicy"] == "Never"
+    for key in ("nodeSelector", "affinity"):
+        assert created["spec"].get(key) == pod["spec"].get(key), key
+    for toleration in pod["spec"].get("tolerations", []):  # the server adds its not-ready/unreachable ones
+        assert toleration in created["spec"]["tolerations"]
+
+
+def test_load_generator_job_is_created_and_its_failure_is_read_back(
+    cluster: Cluster, api: Apis, owner: dict[str, Any], namespace: str
+) -> None:
+    """The Job as built runs (here perf_analyzer finds no server): the Job controller's conditions and the
+    pod's termination message are what job_outcome and termination_message read."""
+    point = Point(model="Text_Encoder", batch_size=4, concurrency=2)
+    manifest = objects.load_generator_job("example", namespace, 1, spec_of(owner), point, "127.255.255.254", SETTINGS)
+    created = api.plain(api.batch.create_namespaced_job(namespace, owned(manifest, owner), field_validation=STRICT))
+    name = created["metadata"]["name"]
+    assert name == names.point_job_name("example", 1, point)
+    template = created["spec"]["template"]["spec"]
+    assert template["securityContext"] == objects.RESTRICTED_POD_SECURITY
+    assert template["containers"][0]["securityContext"] == objects.RESTRICTED_CONTAINER_SECURITY
+    assert template["containers"][0]["args"] == manifest["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert created["spec"]["backoffLimit"] == 0
+    assert created["spec"]["activeDeadlineSeconds"] == 120
+
+    def finished() -> dict[str, Any] | None:
+        job = api.plain(api.batch.read_namespaced_job(name, namespace))
+        return job if job_outcome(job) else None
+
+    job = wait_for(f"Job {name} to finish", finished)
+    assert job_outcome(job) == "Failed"
+    pods = [api.plain(p) for p in api.core.list_namespaced_pod(namespace, label_selector=f"job-name={name}").items]
+    assert len(pods) == 1  # backoffLimit 0: one try
+    assert pods[0]["metadata"]["labels"][names.LABEL_POINT] == names.short_hash(point.key, 10)
+    exit_code, message = termination_message(pods)
+    assert exit_code not in (None, 0)
+    log = cluster.agent.read_log(namespace, pods[0]["metadata"]["name"], "perf-analyzer")
+    assert message, f"no termination message; the pod's log:\n{log}"
+
+
+def test_results_configmap_and_writer_job_are_created(api: Apis, owner: dict[str, Any], namespace: str) -> None:
+    files = {"metrics-model-inference.csv": "Model,Batch,Concurrency\nadd_sub,1,1\n", "metrics-server-only.csv": ""}
+    manifest = owned(objects.results_configmap("example", namespace, 1, files), owner)
+    cm = api.plain(api.core.create_namespaced_config_map(namespace, manifest, field_validation=STRICT))
+    assert cm["data"] == files
+    writer = owned(objects.results_writer_job("example", namespace, 1, spec_of(owner), SETTINGS), owner)
+    created = api.plain(api.batch.create_namespaced_job(namespace, writer, field_validation=STRICT))
+    volumes = {v["name"]: v for v in created["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["results-in"]["configMap"]["name"] == cm["metadata"]["name"]
+    assert volumes["results-out"]["persistentVolumeClaim"] == {"claimName": "results"}
+    assert (
+        created["spec"]["template"]["spec"]["containers"][0]["args"]
+        == writer["spec"]["template"]["spec"]["containers"][0]["args"]
+    )
+
+
+def test_children_go_with_their_analysis(api: Apis, owner: dict[str, Any], namespace: str) -> None:
+    core, custom = api.core, api.custom
+    cm = owned(objects.results_configmap("example", namespace, 1, {"a.csv": "x\n"}), owner)
+    core.create_namespaced_config_map(namespace, cm, field_validation=STRICT)
+    custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "example")
+
+    def collected() -> bool:
+        try:
+            core.read_namespaced_config_map(cm["metadata"]["name"], namespace)
+            return False
+        except client.ApiException as error:
+            if error.status == 404:
+                return True
+            raise
+
+    wait_for("the garbage collector to delete the results ConfigMap", collected)
+
+
+# ---- Pod Security "restricted" ----------------------------------------------------------------------------
+
+
+def pod_from_template(job: dict[str, Any], name: str) -> dict[str, Any]:
+    template = job["spec"]["template"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": template["metadata"]["labels"]},
+        "spec": copy.deepcopy(template["spec"]),
+    }
+
+
+def admitted(core: Any, namespace: str, pod: dict[str, Any]) -> str | None:
+    """None when the pod is admitted (server dry-run), else why not."""
+    try:
+        core.create_namespaced_pod(namespace, pod, dry_run="All", field_validation=STRICT)
+        return None
+    except client.ApiException as error:
+        if error.status != 403:
+            raise
+        return str(json.loads(str(error.body))["message"])
+
+
+def test_job_pods_pass_pod_security_restricted(api: Apis, namespace: str) -> None:
+    core = api.core
+    core.patch_namespace(
+        namespace,
+        {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted",
+                                 "pod-security.kubernetes.io/enforce-version": "latest"}}},
+    )  # fmt: skip
+    spec = ModelAnalysisSpec.model_validate(FULL_SPEC)
+    point = Point(model="add_sub", batch_size=1, concurrency=1)
+    load_generator = objects.load_generator_job("example", namespace, 1, spec, point, "10.0.0.1", SETTINGS)
+    results_writer = objects.results_writer_job("example", namespace, 1, spec, SETTINGS)
+
+    # The check can fail: a pod without the security settings is refused here (once the label is seen).
+    careless = pod_from_template(load_generator, "careless")
+    del careless["spec"]["securityContext"]
+    del careless["spec"]["containers"][0]["securityContext"]
+    why = wait_for("Pod Security to enforce the namespace label", lambda: admitted(core, namespace, careless))
+    assert 'violates PodSecurity "restricted:latest"' in why
+    for needed in ("allowPrivilegeEscalation", "capabilities", "runAsNonRoot", "seccompProfile"):
+        assert needed in why, why
+
+    for job in (load_generator, results_writer):
+        refusal = admitted(core, namespace, pod_from_template(job, job["metadata"]["name"]))
+        assert refusal is None, f"{job['metadata']['name']}: {refusal}"
+
+    # Each part of the restricted settings matters on its own.
+    for remove in ("runAsNonRoot", "seccompProfile"):
+        pod = pod_from_template(load_generator, f"no-{remove.lower()}")
+        del pod["spec"]["securityContext"][remove]
+        assert admitted(core, namespace, pod) is not None, remove
+    for remove in ("allowPrivilegeEscalation", "capabilities"):
+        pod = pod_from_template(load_generator, f"no-{remove.lower()}")
+        pod["spec"]["containers"][0]["securityContext"] = {
+            k: v for k, v in pod["spec"]["containers"][0]["securityContext"].items() if k != remove
+        }
+        assert admitted(core, namespace, pod) is not None, remove
+
+
+def test_triton_pod_passes_pod_security_baseline(api: Apis, namespace: str) -> None:
+    """Triton itself runs unrestricted settings (its image's user); it must still pass "baseline", the level
+    most clusters enforce on workload namespaces."""
+    core = api.core
+    core.patch_namespace(namespace, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "baseline"}}})
+    privileged = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "privileged"},
+        "spec": {"containers": [{"name": "c", "image": "python:3.11", "securityContext": {"privileged": True}}]},
+    }
+    why = wait_for("Pod Security to enforce the namespace label", lambda: admitted(core, namespace, privileged))
+    assert 'violates PodSecurity "baseline:latest"' in why
+    for wire in (MINIMAL_SPEC, FULL_SPEC):
+        pod = objects.triton_pod("example", namespace, 1, ModelAnalysisSpec.model_validate(wire), SETTINGS)
+        assert admitted(core, namespace, pod) is None

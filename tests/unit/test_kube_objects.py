@@ -1,0 +1,366 @@
+"""The pure builders (objects.py) and derived names (names.py): each manifest rendered from a spec as a user
+writes it (camelCase, as in the resource), checked for what the operator and the cluster rely on."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from modelanalysis import cli_cluster
+from modelanalysis.cli import app
+from modelanalysis.core.perf import PerfMeasurement
+from modelanalysis.core.spec import MeasurementSettings, Protocol
+from modelanalysis.core.sweep import Point
+from modelanalysis.kube import names, objects
+from modelanalysis.kube.resource import ModelAnalysisSpec
+from modelanalysis.kube.settings import OperatorSettings
+
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+SETTINGS = OperatorSettings(load_generator_image="ghcr.io/modelanalysis/modelanalysis:0.1.0")
+NS = "team-a"
+
+PVC_SPEC: dict[str, Any] = {
+    "models": [{"name": "add_sub"}],
+    "modelRepository": {"pvc": {"claimName": "triton-models", "subPath": "repo/v2"}},
+}
+S3_SPEC: dict[str, Any] = {
+    "models": [{"name": "resnet50"}, {"name": "Text_Encoder"}],
+    "batchSizes": [8, 1, 4],
+    "concurrency": [4, 1],
+    "modelRepository": {"uri": "s3://bucket/models", "credentialsSecret": "s3-creds"},
+    "measurement": {
+        "protocol": "http",
+        "measurementIntervalMs": 2500,
+        "stabilityPercentage": 7.5,
+        "maxTrials": 4,
+        "pointTimeoutSeconds": 900,
+        "metricsIntervalMs": 250,
+    },
+    "triton": {
+        "version": "24.05-py3",
+        "resources": {"limits": {"nvidia.com/gpu": 2, "memory": "16Gi"}, "requests": {"cpu": 4}},
+        "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
+        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        "affinity": {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a", "b"]}]}
+                    ]
+                }
+            }
+        },
+        "args": ["--log-verbose=1"],
+        "env": [{"name": "AWS_DEFAULT_REGION", "value": "eu-west-1"}],
+    },
+    "results": {"pvc": {"claimName": "results", "subPath": "runs"}},
+}
+
+
+def spec(wire: dict[str, Any]) -> ModelAnalysisSpec:
+    return ModelAnalysisSpec.model_validate(wire)
+
+
+def container(manifest: dict[str, Any]) -> dict[str, Any]:
+    pod_spec = manifest["spec"]["template"]["spec"] if manifest["kind"] == "Job" else manifest["spec"]
+    containers: list[dict[str, Any]] = pod_spec["containers"]
+    assert len(containers) == 1
+    return containers[0]
+
+
+# ---- the Triton pod -----------------------------------------------------------------------------------
+
+
+def test_triton_pod_runs_explicit_model_control_with_metrics() -> None:
+    pod = objects.triton_pod("example", NS, 3, spec(PVC_SPEC), SETTINGS)
+    c = container(pod)
+    assert pod["metadata"] == {
+        "name": "example-g3-triton",
+        "namespace": NS,
+        "labels": names.labels("example", 3, names.COMPONENT_TRITON),
+    }
+    assert c["image"] == f"nvcr.io/nvidia/tritonserver:{SETTINGS.default_triton_version}"
+    assert c["command"] == ["tritonserver"]
+    assert "--model-control-mode=explicit" in c["args"]
+    for flag in ("--allow-metrics=true", "--allow-gpu-metrics=true", "--allow-cpu-metrics=true"):
+        assert flag in c["args"]
+    assert "--metrics-interval-ms=500" in c["args"]  # the spec's default metricsIntervalMs
+    assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"http": 8000, "grpc": 8001, "metrics": 8002}
+
+
+def test_triton_pod_mounts_the_claim_read_only_at_its_sub_path() -> None:
+    pod = objects.triton_pod("example", NS, 1, spec(PVC_SPEC), SETTINGS)
+    c = container(pod)
+    assert "--model-repository=/models/repo/v2" in c["args"]
+    assert c["volumeMounts"] == [{"name": "models", "mountPath": "/models", "readOnly": True}]
+    assert pod["spec"]["volumes"] == [
+        {"name": "models", "persistentVolumeClaim": {"claimName": "triton-models", "readOnly": True}}
+    ]
+    assert "envFrom" not in c
+
+
+def test_triton_pod_without_sub_path_uses_the_claim_root() -> None:
+    wire = {**PVC_SPEC, "modelRepository": {"pvc": {"claimName": "triton-models"}}}
+    assert "--model-repository=/models" in container(objects.triton_pod("e", NS, 1, spec(wire), SETTINGS))["args"]
+
+
+def test_triton_pod_reads_an_s3_uri_with_the_secret_as_environment() -> None:
+    pod = objects.triton_pod("example", NS, 1, spec(S3_SPEC), SETTINGS)
+    c = container(pod)
+    assert "--model-repository=s3://bucket/models" in c["args"]
+    assert c["envFrom"] == [{"secretRef": {"name": "s3-creds"}}]
+    assert "volumes" not in pod["spec"]
+    assert "volumeMounts" not in c
+
+
+def test_triton_pod_defaults_to_one_gpu_as_a_quantity_string() -> None:
+    c = container(objects.triton_pod("example", NS, 1, spec(PVC_SPEC), SETTINGS))
+    assert c["resources"] == {"limits": {"nvidia.com/gpu": "1"}}
+
+
+def test_triton_pod_passes_scheduling_and_user_settings_through() -> None:
+    s = spec(S3_SPEC)
+    pod = objects.triton_pod("example", NS, 1, s, SETTINGS)
+    c = container(pod)
+    # YAML integers become the quantity strings the API (and the client's validation) wants.
+    assert c["resources"] == {"limits": {"nvidia.com/gpu": "2", "memory": "16Gi"}, "requests": {"cpu": "4"}}
+    assert pod["spec"]["nodeSelector"] == S3_SPEC["triton"]["nodeSelector"]
+    assert pod["spec"]["tolerations"] == S3_SPEC["triton"]["tolerations"]
+    assert pod["spec"]["affinity"] == S3_SPEC["triton"]["affinity"]
+    assert c["env"] == S3_SPEC["triton"]["env"]
+    assert c["args"][-1] == "--log-verbose=1"  # after ours, so a user's flag wins
+    assert "--metrics-interval-ms=250" in c["args"]
+    assert c["image"] == "nvcr.io/nvidia/tritonserver:24.05-py3"
+
+
+def test_triton_pod_without_scheduling_settings_sets_none() -> None:
+    pod_spec = objects.triton_pod("example", NS, 1, spec(PVC_SPEC), SETTINGS)["spec"]
+    assert not {"nodeSelector", "tolerations", "affinity"} & pod_spec.keys()
+
+
+def test_triton_image_overrides_version() -> None:
+    wire = {**PVC_SPEC, "triton": {"version": "24.05-py3", "image": "registry.local/triton:custom"}}
+    assert container(objects.triton_pod("e", NS, 1, spec(wire), SETTINGS))["image"] == "registry.local/triton:custom"
+
+
+def test_triton_pod_is_ready_when_triton_says_so_and_never_restarts() -> None:
+    pod = objects.triton_pod("example", NS, 1, spec(PVC_SPEC), SETTINGS)
+    probe = container(pod)["readinessProbe"]
+    assert probe["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
+    assert pod["spec"]["restartPolicy"] == "Never"
+
+
+# ---- the load-generator Job ---------------------------------------------------------------------------
+
+POINT = Point(model="Text_Encoder", batch_size=4, concurrency=2)
+
+
+def test_load_generator_job_runs_once_within_a_deadline() -> None:
+    job = objects.load_generator_job("example", NS, 2, spec(S3_SPEC), POINT, "10.1.2.3", SETTINGS)
+    assert job["apiVersion"] == "batch/v1"
+    assert job["metadata"]["name"] == names.point_job_name("example", 2, POINT)
+    assert job["metadata"]["namespace"] == NS
+    assert job["spec"]["backoffLimit"] == 0
+    assert job["spec"]["activeDeadlineSeconds"] == 900 + 60  # pointTimeoutSeconds plus start-up
+    assert job["spec"]["ttlSecondsAfterFinished"] == SETTINGS.job_ttl_seconds
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+    c = container(job)
+    assert c["image"] == SETTINGS.load_generator_image
+    assert c["command"] == ["model-analyzer", "perf-point"]
+
+
+def test_load_generator_job_labels() -> None:
+    job = objects.load_generator_job("example", NS, 2, spec(S3_SPEC), POINT, "10.1.2.3", SETTINGS)
+    labels = job["metadata"]["labels"]
+    assert labels[names.LABEL_ANALYSIS] == "example"
+    assert labels[names.LABEL_GENERATION] == "2"
+    assert labels[names.LABEL_COMPONENT] == names.COMPONENT_LOAD_GENERATOR
+    assert labels[names.LABEL_POINT] == names.short_hash(POINT.key, 10)
+    assert job["spec"]["template"]["metadata"]["labels"] == labels
+    other = Point(model="Text_Encoder", batch_size=4, concurrency=4)
+    other_job = objects.load_generator_job("example", NS, 2, spec(S3_SPEC), other, "10.1.2.3", SETTINGS)
+    assert other_job["metadata"]["labels"][names.LABEL_POINT] != labels[names.LABEL_POINT]
+
+
+@pytest.mark.parametrize(
+    ("wire", "triton_ip", "host"),
+    [(S3_SPEC, "10.1.2.3", "10.1.2.3"), (PVC_SPEC, "fd00:10::5", "[fd00:10::5]")],
+    ids=["custom-measurement-ipv4", "default-measurement-ipv6"],
+)
+def test_perf_point_args_carry_the_measurement_settings(
+    wire: dict[str, Any], triton_ip: str, host: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Job's arguments, parsed by the real `model-analyzer perf-point`, give back the spec's settings."""
+    s = spec(wire)
+    point = Point(model=s.model_names[0], batch_size=4, concurrency=2)
+    job = objects.load_generator_job("example", NS, 1, s, point, triton_ip, SETTINGS)
+    c = container(job)
+    log = tmp_path / "termination-log"
+    args = [f"--termination-log={log}" if a.startswith("--termination-log=") else a for a in c["args"]]
+    assert f"--termination-log={objects.TERMINATION_LOG}" in c["args"]
+    assert c["terminationMessagePath"] == objects.TERMINATION_LOG
+    seen: dict[str, Any] = {}
+
+    def fake_perf_analyzer(p: Point, settings: MeasurementSettings, grpc_url: str, http_url: str) -> PerfMeasurement:
+        seen.update(point=p, settings=settings, grpc_url=grpc_url, http_url=http_url)
+        return PerfMeasurement(
+            throughput_infer_per_sec=1.0, latency_p50_ms=1, latency_p90_ms=1, latency_p95_ms=1, latency_p99_ms=1
+        )
+
+    monkeypatch.setattr(cli_cluster, "run_perf_analyzer", fake_perf_analyzer)
+    result = CliRunner().invoke(app, [c["command"][1], *args])
+    assert result.exit_code == 0, result.output
+    assert seen["point"] == point
+    m = s.measurement
+    assert seen["settings"] == MeasurementSettings(
+        protocol=m.protocol,
+        measurement_interval_ms=m.measurement_interval_ms,
+        stability_percentage=m.stability_percentage,
+        max_trials=m.max_trials,
+        point_timeout_seconds=m.point_timeout_seconds,
+    )
+    assert (seen["grpc_url"], seen["http_url"]) == (f"{host}:8001", f"{host}:8000")
+    assert PerfMeasurement.model_validate_json(log.read_text()).throughput_infer_per_sec == 1.0
+
+
+def test_custom_measurement_settings_really_differ_from_defaults() -> None:
+    """So the test above proves the values travel, not just that defaults match defaults."""
+    m = spec(S3_SPEC).measurement
+    d = MeasurementSettings()
+    assert m.protocol == Protocol.HTTP != d.protocol
+    for field in ("measurement_interval_ms", "stability_percentage", "max_trials", "point_timeout_seconds"):
+        assert getattr(m, field) != getattr(d, field), field
+
+
+# ---- the restricted pods (load generator, results writer) ---------------------------------------------
+
+
+def restricted_jobs() -> list[dict[str, Any]]:
+    s = spec(S3_SPEC)
+    return [
+        objects.load_generator_job("example", NS, 1, s, POINT, "10.1.2.3", SETTINGS),
+        objects.results_writer_job("example", NS, 1, s, SETTINGS),
+    ]
+
+
+@pytest.mark.parametrize("job", restricted_jobs(), ids=["load-generator", "results-writer"])
+def test_job_pods_meet_the_restricted_pod_security_standard(job: dict[str, Any]) -> None:
+    pod_spec = job["spec"]["template"]["spec"]
+    c = container(job)
+    assert pod_spec["securityContext"]["runAsNonRoot"] is True
+    assert pod_spec["securityContext"]["runAsUser"] != 0
+    assert pod_spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert c["securityContext"]["allowPrivilegeEscalation"] is False
+    assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    volumes = {v["name"]: v for v in pod_spec["volumes"]}
+    tmp = next(m for m in c["volumeMounts"] if m["mountPath"] == "/tmp")
+    assert volumes[tmp["name"]] == {"name": tmp["name"], "emptyDir": {}}
+    assert pod_spec["automountServiceAccountToken"] is False
+    assert job["spec"]["backoffLimit"] == 0
+    assert pod_spec["restartPolicy"] == "Never"
+
+
+def test_results_writer_copies_the_configmap_into_the_claim_folder() -> None:
+    job = objects.results_writer_job("example", NS, 5, spec(S3_SPEC), SETTINGS)
+    c = container(job)
+    assert job["metadata"]["name"] == "example-g5-results"
+    assert job["metadata"]["labels"][names.LABEL_COMPONENT] == names.COMPONENT_RESULTS_WRITER
+    mounts = {m["name"]: m for m in c["volumeMounts"]}
+    volumes = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["results-in"]["configMap"] == {"name": "example-results"}
+    assert volumes["results-out"]["persistentVolumeClaim"] == {"claimName": "results"}
+    assert mounts["results-in"]["readOnly"] is True
+    assert c["command"] == ["model-analyzer", "copy-results"]
+    assert c["args"] == [mounts["results-in"]["mountPath"], f"{mounts['results-out']['mountPath']}/runs/example"]
+
+
+def test_results_configmap_holds_the_files() -> None:
+    files = {"metrics-model-inference.csv": "Model,Batch\nadd_sub,1\n"}
+    cm = objects.results_configmap("example", NS, 2, files)
+    assert cm["kind"] == "ConfigMap"
+    assert cm["metadata"]["name"] == names.results_configmap_name("example") == "example-results"
+    assert cm["metadata"]["labels"][names.LABEL_GENERATION] == "2"
+    assert cm["data"] == files
+
+
+# ---- names ---------------------------------------------------------------------------------------------
+
+LONG = "a" * 253
+# Analysis names are DNS-1123 subdomains: dots may sit exactly where a long name is cut.
+DOTTED = [("a" * i + "." + "b" * (252 - i)) for i in range(30, 64)]
+MODELS = ["add_sub", "Add_Sub", "add-sub", "ADD.SUB", "_private_", "x" * 253, "resnet50_onnx_fp16_v2_large_model"]
+
+
+def all_names(analysis: str, generation: int = 1) -> dict[str, str]:
+    found = {
+        "triton": names.triton_pod_name(analysis, generation),
+        "results-job": names.results_job_name(analysis, generation),
+        "configmap": names.results_configmap_name(analysis),
+    }
+    for model in MODELS:
+        point = Point(model=model, batch_size=128, concurrency=1024)
+        found[f"point {model}"] = names.point_job_name(analysis, generation, point)
+    return found
+
+
+@pytest.mark.parametrize(
+    "analysis", ["example", "x" * 63, LONG, "my.analysis.v2", *DOTTED], ids=lambda a: f"{len(a)}-chars"
+)
+@pytest.mark.parametrize("generation", [1, 12345])
+def test_derived_names_are_valid_for_the_api(analysis: str, generation: int) -> None:
+    for what, name in all_names(analysis, generation).items():
+        if what == "configmap":
+            assert len(name) <= 253 and DNS1123_SUBDOMAIN.match(name), (what, name)
+        else:
+            # Pods and Jobs: subdomains of at most 63 (a Job's name becomes its pods' job-name label).
+            assert len(name) <= names.MAX_NAME and DNS1123_SUBDOMAIN.match(name), (what, name)
+    for key, value in names.labels(analysis, generation, names.COMPONENT_TRITON).items():
+        assert len(value) <= 63 and LABEL_VALUE.match(value), (key, value)
+
+
+def test_derived_names_without_dots_are_dns_labels() -> None:
+    for name in [*all_names("x" * 63).values(), *all_names(LONG).values()]:
+        assert DNS1123_LABEL.match(name), name
+
+
+def test_derived_names_are_deterministic() -> None:
+    assert all_names(LONG, 7) == all_names(LONG, 7)
+    assert all_names("example", 7) != all_names("example", 8)
+
+
+def test_long_names_keep_a_readable_start_and_stay_distinct() -> None:
+    a, b = "a" * 200 + "-one", "a" * 200 + "-two"
+    assert names.triton_pod_name(a, 1).startswith("a" * 40)
+    assert names.triton_pod_name(a, 1) != names.triton_pod_name(b, 1)
+    assert names.results_configmap_name(a) != names.results_configmap_name(b)
+    assert names.labels(a, 1, "x")[names.LABEL_ANALYSIS] != names.labels(b, 1, "x")[names.LABEL_ANALYSIS]
+
+
+@pytest.mark.parametrize("analysis", ["example", LONG])
+def test_point_job_names_are_distinct_for_distinct_points(analysis: str) -> None:
+    points = [
+        Point(model=m, batch_size=b, concurrency=c)
+        for m in MODELS
+        for b in (1, 2, 4, 8, 16, 32, 64, 128)
+        for c in (1, 2, 4, 8, 16, 32, 64, 128, 256)
+    ]
+    job_names = {names.point_job_name(analysis, 1, p) for p in points}
+    assert len(job_names) == len(points)
+    # Models that differ only in case, '_' or '.' share a readable part; the hash tells them apart.
+    assert names.point_job_name("e", 1, Point(model="add_sub", batch_size=1, concurrency=1)).startswith(
+        "e-g1-add-sub-b1-c1-"
+    )
+
+
+def test_short_names_are_kept_as_they_are() -> None:
+    assert names.triton_pod_name("example", 1) == "example-g1-triton"
+    assert names.fit("x" * 63) == "x" * 63
+    assert len(names.fit("x" * 64)) == 63
