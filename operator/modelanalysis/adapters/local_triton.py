@@ -45,13 +45,26 @@ def _pytriton_install() -> LocalTriton | None:
         import pytriton  # type: ignore[import-untyped]  # optional dependency
     except ImportError:
         return None
-    root = Path(pytriton.__file__).parent / "tritonserver"
-    binary = root / "bin" / "tritonserver"
+    binary = Path(pytriton.__file__).parent / "tritonserver" / "bin" / "tritonserver"
     if not binary.exists():
         return None
+    return _with_layout(binary)
+
+
+def _with_layout(binary: Path) -> LocalTriton:
+    """The server at `binary`, with the backends and libraries of the install it sits in.
+
+    A server in a `<root>/bin/` folder (NVIDIA's image: /opt/tritonserver; the pytriton wheel:
+    pytriton/tritonserver) has its backends in `<root>/backends`; the wheel's also needs its bundled
+    libraries and the Python backend stub for this interpreter. Without --backend-directory a server
+    outside /opt/tritonserver finds no backend at all.
+    """
+    root = binary.parent.parent
     backend_dir = root / "backends"
+    if binary.parent.name != "bin" or not backend_dir.is_dir():
+        return LocalTriton(binary=binary)
     _install_python_stub(root)
-    libs = Path(pytriton.__file__).parent.parent / "nvidia_pytriton.libs"
+    libs = root.parent.parent / "nvidia_pytriton.libs"
     return LocalTriton(binary=binary, backend_dir=backend_dir, library_dirs=(libs,) if libs.is_dir() else ())
 
 
@@ -75,10 +88,10 @@ def find_local_triton(server_path: Path | None = None) -> LocalTriton:
                 f"--triton-server-path {server_path} is not an executable file; "
                 "point it at a tritonserver binary or leave it out to use the one found automatically."
             )
-        return LocalTriton(binary=server_path)
+        return _with_layout(server_path.resolve())
     on_path = shutil.which("tritonserver")
     if on_path:
-        return LocalTriton(binary=Path(on_path))
+        return _with_layout(Path(on_path).resolve())
     install = _pytriton_install()
     if install is not None:
         return install
