@@ -317,20 +317,27 @@ class AnalysisRun:
                 announced = True
             self.sleep(2.0)
 
+    def check_claims(self, spec: ModelAnalysisSpec) -> None:
+        """Refuse a claim that does not exist before anything runs: a missing results claim would otherwise
+        surface only after the whole sweep, when the results Job cannot start."""
+        claims = [
+            ("modelRepository.pvc.claimName", spec.model_repository.pvc),
+            ("results.pvc.claimName", spec.results.pvc),
+        ]
+        for field, location in claims:
+            if location and self.api.read("PersistentVolumeClaim", self.namespace, location.claim_name) is None:
+                raise AnalysisFailed(
+                    Reason.INVALID_SPEC,
+                    f"{field} {location.claim_name!r}: no such PersistentVolumeClaim in namespace "
+                    f"{self.namespace}; create it or fix the name.",
+                )
+
     def ensure_triton_pod(self, spec: ModelAnalysisSpec) -> str:
         manifest = objects.triton_pod(self.name, self.namespace, self.generation, spec, self.settings)
         pod_name = manifest["metadata"]["name"]
         pod = self.api.read("Pod", self.namespace, pod_name)
         if pod is None:
-            if (
-                spec.model_repository.pvc
-                and self.api.read("PersistentVolumeClaim", self.namespace, spec.model_repository.pvc.claim_name) is None
-            ):
-                raise AnalysisFailed(
-                    Reason.INVALID_SPEC,
-                    f"modelRepository.pvc.claimName {spec.model_repository.pvc.claim_name!r}: no such "
-                    f"PersistentVolumeClaim in namespace {self.namespace}; create it or fix the name.",
-                )
+            self.check_claims(spec)
             pod = self.create_child(manifest)
             self.status.triton_pod = pod_name
             self.set_phase(Phase.STARTING, f"starting Triton pod {pod_name}")
@@ -349,15 +356,23 @@ class AnalysisRun:
                     Reason.SERVER_GONE, f"Triton pod {pod_name} was deleted", ConditionType.SERVER_READY
                 )
             failure = pod_failure(pod)
-            if failure:
+            # Unschedulable can pass (a GPU frees up, the autoscaler adds a node): say so and wait until the
+            # timeout. An image that cannot be pulled or a server that crashed will not mend by waiting.
+            if failure and failure[0] != Reason.UNSCHEDULABLE:
                 raise AnalysisFailed(failure[0], failure[1], ConditionType.SERVER_READY)
+            if failure and self.status.message != failure[1]:
+                self.set_phase(Phase.STARTING, failure[1])
+                self.condition(ConditionType.SERVER_READY, False, failure[0], failure[1])
+                self.save()
+                self.event("Warning", failure[0], f"{failure[1]} (waiting up to {timeout} s)")
             if pod_ready(pod) and pod.get("status", {}).get("podIP"):
                 break
             if time.monotonic() > deadline:
+                reason, why = failure or (Reason.SERVER_TIMEOUT, f"phase {pod.get('status', {}).get('phase')}")
                 raise AnalysisFailed(
-                    Reason.SERVER_TIMEOUT,
-                    f"Triton pod {pod_name} was not ready within {timeout} s "
-                    f"(phase {pod.get('status', {}).get('phase')}); see `kubectl describe pod {pod_name}`",
+                    reason,
+                    f"Triton pod {pod_name} was not ready within {timeout} s ({why}); "
+                    f"see `kubectl describe pod {pod_name}`",
                     ConditionType.SERVER_READY,
                 )
             self.sleep(self.settings.poll_interval_seconds)
