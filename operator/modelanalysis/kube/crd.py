@@ -19,6 +19,7 @@ import yaml
 from modelanalysis.kube.resource import (
     GROUP,
     KIND,
+    MAX_POINTS,
     PLURAL,
     SHORT_NAMES,
     SINGULAR,
@@ -35,14 +36,22 @@ CRD_PATHS = [REPO_ROOT / "crds" / CRD_FILE, REPO_ROOT / "charts" / "model-analyz
 CEL_RULES: dict[str, list[dict[str, str]]] = {
     "": [
         {
+            "rule": "size(self.models)"
+            " * (has(self.batchSizes) ? size(self.batchSizes) : 1)"
+            " * (has(self.concurrency) ? size(self.concurrency) : 1)"
+            f" <= {MAX_POINTS}",
+            "message": f"models x batchSizes x concurrency must be at most {MAX_POINTS} points (status keeps each"
+            " one); split the sweep into several analyses",
+        },
+        {
             "rule": "self.models.all(m, self.models.filter(x, x.name == m.name).size() == 1)",
             "message": "each model may be listed only once in models",
-        }
+        },
     ],
     "modelRepository": [
         {
             "rule": "has(self.pvc) != has(self.uri)",
-            "message": "modelRepository needs exactly one of pvc (a claim in this namespace) or uri (s3://, gs://)",
+            "message": "modelRepository needs exactly one of pvc (a claim in this namespace) or uri (s3://, gs://, as://)",
         }
     ],
 }

@@ -114,6 +114,11 @@ def pod_failure(pod: dict[str, Any]) -> tuple[Reason, str] | None:
                 Reason.IMAGE_PULL_FAILED,
                 f"Triton image {cs.get('image')} cannot be pulled: {waiting.get('message', waiting['reason'])}",
             )
+        if waiting.get("reason") in ("CreateContainerConfigError", "CreateContainerError"):
+            return (
+                Reason.CONTAINER_CONFIG,
+                f"Triton container cannot be created: {waiting.get('message', waiting['reason'])}",
+            )
         if waiting.get("reason") == "CrashLoopBackOff":
             return Reason.SERVER_CRASHED, f"Triton keeps crashing: {waiting.get('message', '')}"
         terminated = state.get("terminated")
@@ -356,9 +361,10 @@ class AnalysisRun:
                     Reason.SERVER_GONE, f"Triton pod {pod_name} was deleted", ConditionType.SERVER_READY
                 )
             failure = pod_failure(pod)
-            # Unschedulable can pass (a GPU frees up, the autoscaler adds a node): say so and wait until the
-            # timeout. An image that cannot be pulled or a server that crashed will not mend by waiting.
-            if failure and failure[0] != Reason.UNSCHEDULABLE:
+            # Unschedulable can pass (a GPU frees up, the autoscaler adds a node), and so can a missing Secret
+            # or ConfigMap (someone creates it): say so and wait until the timeout. An image that cannot be
+            # pulled or a server that crashed will not mend by waiting.
+            if failure and failure[0] not in (Reason.UNSCHEDULABLE, Reason.CONTAINER_CONFIG):
                 raise AnalysisFailed(failure[0], failure[1], ConditionType.SERVER_READY)
             if failure and self.status.message != failure[1]:
                 self.set_phase(Phase.STARTING, failure[1])

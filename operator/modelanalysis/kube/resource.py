@@ -81,12 +81,25 @@ class ResultsLocation(WireModel):
     )
 
 
+MAX_POINTS = 1000
+
+
 class ModelAnalysisSpec(SweepSpec):
     """What to profile (the models and points) and where (Triton pod, model repository, results)."""
 
     model_repository: ModelRepository = Field(description="Where the Triton pod finds the model repository.")
     triton: TritonSettings = Field(default_factory=TritonSettings)
     results: ResultsLocation = Field(default_factory=ResultsLocation)
+
+    @model_validator(mode="after")
+    def _status_fits(self) -> ModelAnalysisSpec:
+        # Every point is kept in status, which must stay well under the API server's 1.5 MB object limit.
+        points = len(self.models) * len(self.batch_sizes) * len(self.concurrency)
+        if points > MAX_POINTS:
+            raise ValueError(
+                f"models x batchSizes x concurrency is {points} points; split it into analyses of at most {MAX_POINTS}"
+            )
+        return self
 
 
 # ---- status ------------------------------------------------------------------------------------------
@@ -121,6 +134,7 @@ class Reason(StrEnum):
     POD_CREATED = "PodCreated"
     SERVER_READY = "ServerReady"
     UNSCHEDULABLE = "Unschedulable"
+    CONTAINER_CONFIG = "ContainerConfigError"
     IMAGE_PULL_FAILED = "ImagePullFailed"
     SERVER_CRASHED = "ServerCrashed"
     SERVER_TIMEOUT = "ServerTimeout"
