@@ -428,8 +428,7 @@ def test_a_server_that_dies_mid_run_ends_the_run_with_one_sentence(
             proc.kill()
             proc.wait()
     done = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
-    line = assert_one_error_sentence(done, f"Triton at {running_triton.url} stopped answering")
-    assert "Connection refused" in line or "timed out" in line, line
+    assert_one_error_sentence(done, f"Triton at {running_triton.url} stopped answering")
     after = read_csv(csv_path)
     assert after[: len(before)] == before
     assert_measured(after[0])

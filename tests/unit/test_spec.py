@@ -105,10 +105,10 @@ def test_unknown_fields_are_refused() -> None:
 )
 def test_measurement_bounds(field: str, value: float, ok: bool) -> None:
     if ok:
-        assert getattr(MeasurementSettings(**{field: value}), field) == value  # type: ignore[arg-type]
+        assert getattr(MeasurementSettings.model_validate({field: value}), field) == value
     else:
         with pytest.raises(ValidationError):
-            MeasurementSettings(**{field: value})  # type: ignore[arg-type]
+            MeasurementSettings.model_validate({field: value})
 
 
 def test_unknown_protocol_is_refused() -> None:

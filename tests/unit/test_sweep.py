@@ -64,7 +64,7 @@ def test_point_key_and_value_semantics() -> None:
     assert point == Point(model="add_sub", batch_size=4, concurrency=2)
     assert len({point, Point(model="add_sub", batch_size=4, concurrency=2)}) == 1
     with pytest.raises(ValueError):
-        point.batch_size = 8  # frozen
+        point.batch_size = 8  # type: ignore[misc]  # frozen
 
 
 def test_planned_point_count_is_the_full_grid_for_every_model() -> None:
