@@ -148,6 +148,12 @@ class PodWatch:
 
     def _run(self) -> None:
         selector = "app.kubernetes.io/component=triton-server"
+        try:
+            self._follow(selector)
+        except Exception:  # the stream ends abruptly when stop() closes it
+            return
+
+    def _follow(self, selector: str) -> None:
         for event in self._watch.stream(self.core.list_namespaced_pod, self.namespace, label_selector=selector):
             pod = event["object"]
             name = pod.metadata.name

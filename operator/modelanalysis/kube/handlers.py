@@ -28,16 +28,19 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Log
     )
     # Events tell the story in `kubectl describe`; kopf's own per-handler chatter stays in the log.
     settings.posting.level = logging.WARNING
-    # A stopped daemon (analysis deleted) has this long to exit before kopf abandons its thread.
-    settings.background.instant_exit_zero_time_cycles = 1
     operator_settings = OperatorSettings()
+    # Each unfinished analysis holds one thread for its sync daemon, queued ones included (they poll for a
+    # Triton slot): the default pool (a handful of threads) would leave most analyses without a status.
+    settings.execution.max_workers = operator_settings.max_analyses
     logging.getLogger().setLevel(operator_settings.log_level.upper())
     try:
         config.load_incluster_config()  # type: ignore[no-untyped-call]
     except config.ConfigException:
         config.load_kube_config()  # type: ignore[no-untyped-call]
     memo.settings = operator_settings
-    memo.api = KubeApi(client.ApiClient())
+    api_config = client.Configuration.get_default_copy()
+    api_config.connection_pool_maxsize = 32  # many daemon threads share the client
+    memo.api = KubeApi(client.ApiClient(api_config))
     memo.slots = TritonSlots(operator_settings.max_triton_pods)
     logger.info("model-analyzer operator: %s", operator_settings.model_dump())
 

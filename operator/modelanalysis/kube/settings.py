@@ -16,6 +16,9 @@ class OperatorSettings(BaseSettings):
 
     load_generator_image: str = Field(DEFAULT_IMAGE, description="Image of the perf_analyzer Jobs.")
     max_triton_pods: int = Field(4, ge=1, description="Triton pods run at once; further analyses queue.")
+    max_analyses: int = Field(
+        1000, ge=1, description="Analyses handled at once (one thread each); beyond it, they wait for a thread."
+    )
     triton_image_repository: str = "nvcr.io/nvidia/tritonserver"
     default_triton_version: str = DEFAULT_TRITON_VERSION
     triton_ready_timeout_seconds: int = Field(600, ge=10)
