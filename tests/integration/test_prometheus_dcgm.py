@@ -265,7 +265,7 @@ def profiler(metrics_url: str, prometheus_url: str, baseline_ms: int) -> Profile
     return Profiler(
         spec,
         endpoints,
-        TritonControl(endpoints.http),  # never called by the baseline
+        TritonControl(endpoints.http),  # never called by the baseline; closed by the test
         run_point=lambda *args: pytest.fail("no point is run here"),
         result=AnalysisResult(triton_version="24.08-py3"),
         memory_utilization=DcgmMemoryUtilization(prometheus_url, timeout_s=5),
@@ -281,7 +281,10 @@ def test_profiler_baseline_merges_dcgm_values_from_prometheus(
     prometheus.wait_scraped(values)
     # A baseline of 2.5 s spans at least two 1 s scrapes.
     p = profiler(triton_metrics_page, prometheus.url, baseline_ms=2500)
-    p.measure_baseline()
+    try:
+        p.measure_baseline()
+    finally:
+        p.control.close()
     baseline = p.result.baseline
     assert baseline is not None
     by_uuid = {g.gpu_uuid: g for g in baseline.gpus}
@@ -296,7 +299,10 @@ def test_profiler_notes_an_unreachable_prometheus_and_goes_on(triton_metrics_pag
         probe.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{probe.getsockname()[1]}"
     p = profiler(triton_metrics_page, url, baseline_ms=0)
-    p.measure_baseline()
+    try:
+        p.measure_baseline()
+    finally:
+        p.control.close()
     baseline = p.result.baseline
     assert baseline is not None
     [gpu] = baseline.gpus
