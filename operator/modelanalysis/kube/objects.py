@@ -69,6 +69,11 @@ def triton_pod(
         "args": [
             f"--model-repository={model_repository_arg(spec)}",
             "--model-control-mode=explicit",
+            # "Ready" means the server answers, whatever state its models are in. With the default strict
+            # readiness, one model that fails to load turns the whole server not-ready for good: the next
+            # model could not be profiled, and an operator restarted after that would wait for a readiness
+            # that never comes.
+            "--strict-readiness=false",
             "--allow-metrics=true",
             "--allow-gpu-metrics=true",
             "--allow-cpu-metrics=true",
