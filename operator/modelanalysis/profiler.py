@@ -17,7 +17,13 @@ from modelanalysis.adapters.triton_control import ModelLoadError, TritonControl
 from modelanalysis.adapters.triton_server import TritonEndpoints
 from modelanalysis.core.perf import PerfMeasurement
 from modelanalysis.core.results import AnalysisResult, ModelOutcome, ModelStatus, PointResult, PointStatus
-from modelanalysis.core.server_metrics import GpuMetrics, ResourceMetrics, aggregate_window, inference_rate
+from modelanalysis.core.server_metrics import (
+    GpuMetrics,
+    ResourceMetrics,
+    aggregate_window,
+    inference_rate,
+    stable_span_seconds,
+)
 from modelanalysis.core.spec import MeasurementSettings, SweepSpec
 from modelanalysis.core.sweep import Point, plan_model_points, planned_point_count
 
@@ -174,7 +180,9 @@ class Profiler:
             error=error,
             perf=perf,
             resources=resources,
-            server_throughput_infer_per_sec=inference_rate(samples, point.model),
+            server_throughput_infer_per_sec=inference_rate(
+                samples, point.model, stable_span_seconds(settings.measurement_interval_ms)
+            ),
             started_at=started,
             finished_at=finished,
         )

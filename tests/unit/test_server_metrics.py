@@ -258,3 +258,22 @@ def test_gpu_text_fills_the_gpu_cells_in_model_analyzer_units() -> None:
     assert server_row["GPU UUID"] == H100
     assert server_row["GPU Utilization (%)"] == "0.000"
     assert server_row["GPU Memory Usage (MB)"] == "618.660"
+
+
+def counts(*pairs: tuple[float, float]) -> list[ServerSample]:
+    return [ServerSample(timestamp=t, inference_count={"m": c}) for t, c in pairs]
+
+
+def test_inference_rate_ignores_idle_samples_before_and_after_the_load() -> None:
+    # perf_analyzer starts after the first scrape and has exited before the last two.
+    window = counts((0.0, 0), (1.0, 0), (2.0, 100), (3.0, 200), (4.0, 300), (5.0, 300), (6.0, 300))
+    assert inference_rate(window, "m") == pytest.approx(100.0)
+
+
+def test_inference_rate_over_the_last_seconds_matches_perf_analyzers_stable_windows() -> None:
+    # Slow warm-up, then a steady 200/s over the last 3 s (perf_analyzer reports its last 3 windows).
+    window = counts((0.0, 0), (1.0, 50), (2.0, 100), (3.0, 300), (4.0, 500), (5.0, 700))
+    assert inference_rate(window, "m", last_seconds=3.0) == pytest.approx(200.0)
+    assert inference_rate(window, "m") == pytest.approx(140.0)
+    # A window longer than the samples uses them all.
+    assert inference_rate(window, "m", last_seconds=60.0) == pytest.approx(140.0)

@@ -109,10 +109,32 @@ def aggregate_window(samples: Sequence[ServerSample]) -> ResourceMetrics:
     )
 
 
-def inference_rate(samples: Sequence[ServerSample], model: str) -> float | None:
-    """Inferences per second that Triton itself counted for `model` between the first and last sample."""
+def inference_rate(samples: Sequence[ServerSample], model: str, last_seconds: float | None = None) -> float | None:
+    """Inferences per second that Triton itself counted for `model` up to the last sample.
+
+    With `last_seconds`, only over (about) that much time before the last sample: perf_analyzer reports its
+    last stable windows, not its warm-up and retried ones, so this is the span to compare it with.
+    """
     points = [(s.timestamp, s.inference_count[model]) for s in samples if model in s.inference_count]
-    if len(points) < 2 or points[-1][0] <= points[0][0]:
+    # The load generator starts after the first sample and ends before the last: drop the idle samples at
+    # either end (the count does not move there), so the rate is over the time it was really loaded.
+    while len(points) > 2 and points[-2][1] == points[-1][1]:
+        points.pop()
+    while len(points) > 2 and points[1][1] == points[0][1]:
+        points.pop(0)
+    if len(points) < 2:
         return None
-    (t0, c0), (t1, c1) = points[0], points[-1]
+    t1, c1 = points[-1]
+    if last_seconds is not None:
+        # The latest sample at or before the window's start, so the span covers the whole window.
+        earlier = [p for p in points[:-1] if p[0] <= t1 - last_seconds]
+        points = [earlier[-1] if earlier else points[0]]
+    t0, c0 = points[0]
+    if t1 <= t0:
+        return None
     return (c1 - c0) / (t1 - t0)
+
+
+def stable_span_seconds(measurement_interval_ms: int) -> float:
+    """perf_analyzer reports the mean of its last 3 measurement windows."""
+    return 3 * measurement_interval_ms / 1000

@@ -28,6 +28,10 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Log
     )
     # Events tell the story in `kubectl describe`; kopf's own per-handler chatter stays in the log.
     settings.posting.level = logging.WARNING
+    # A stopped daemon (analysis deleted, or finished) is a thread that notices `stopped` within a poll
+    # interval. Give it that long before kopf looks again: otherwise kopf cancels the task at once and only
+    # re-checks after cancellation_timeout, so every `kubectl delete` of a running analysis hung for 30 s.
+    settings.background.instant_exit_timeout = 1.0
     operator_settings = OperatorSettings()
     # Each unfinished analysis holds one thread for its sync daemon, queued ones included (they poll for a
     # Triton slot): the default pool (a handful of threads) would leave most analyses without a status.
@@ -49,8 +53,15 @@ def unfinished(meta: kopf.Meta, status: kopf.Status, **_: Any) -> bool:
     return status.get("observedGeneration") != meta.get("generation") or status.get("phase") not in FINISHED_PHASES
 
 
+# cancellation_backoff: a daemon still inside a slow call (a model load, an unload) when it is stopped is
+# left to finish it and re-checked after that long, rather than cancelled (its thread would run on anyway).
+analysis_daemon = kopf.daemon(
+    GROUP, VERSION, PLURAL, when=unfinished, cancellation_backoff=5.0, cancellation_timeout=30.0
+)
+
+
 # kopf's DaemonFn type lists every keyword a daemon may take; this one takes the few it needs.
-@kopf.daemon(GROUP, VERSION, PLURAL, when=unfinished, cancellation_timeout=30.0)  # type: ignore[arg-type]
+@analysis_daemon  # type: ignore[arg-type]
 def run_analysis(
     name: str, namespace: str, memo: kopf.Memo, stopped: kopf.DaemonStopped, logger: kopf.Logger, **_: Any
 ) -> None:

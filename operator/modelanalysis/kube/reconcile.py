@@ -23,7 +23,7 @@ from modelanalysis.adapters.triton_control import ModelLoadError, TritonControl,
 from modelanalysis.core.perf import PerfMeasurement
 from modelanalysis.core.report import csv_files
 from modelanalysis.core.results import ModelOutcome, ModelStatus, PointResult, PointStatus
-from modelanalysis.core.server_metrics import ResourceMetrics, aggregate_window, inference_rate
+from modelanalysis.core.server_metrics import ResourceMetrics, aggregate_window, inference_rate, stable_span_seconds
 from modelanalysis.core.sweep import Point, plan_model_points, planned_point_count
 from modelanalysis.kube import names, objects
 from modelanalysis.kube.api import KubeApi
@@ -496,7 +496,9 @@ class AnalysisRun:
             error=error,
             perf=perf,
             resources=self.with_memory_utilization(aggregate_window(samples), started, finished),
-            server_throughput_infer_per_sec=inference_rate(samples, point.model),
+            server_throughput_infer_per_sec=inference_rate(
+                samples, point.model, stable_span_seconds(m.measurement_interval_ms)
+            ),
             started_at=started,
             finished_at=finished,
         )
