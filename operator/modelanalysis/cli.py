@@ -263,7 +263,7 @@ def run_profile(
                 "unloaded": f"unloaded {event.model}",
             }.get(event.kind, event.kind)
             progress.update(task, description=text, completed=event.done, total=event.total)
-            if event.kind in ("load-failed", "point-failed"):
+            if event.kind == "point-failed":  # load failures are summed up once, at the end
                 progress.console.print(f"[red]{where}:[/] {event.message}", highlight=False)
 
         def save(partial: AnalysisResult) -> None:

@@ -191,6 +191,15 @@ class Profiler:
         if self.memory_utilization is None:
             return
         try:
-            add_memory_utilization(resources, self.memory_utilization.max_by_gpu(start, end))
+            by_gpu = self.memory_utilization.max_by_gpu(start, end)
         except PrometheusQueryError as exc:
-            self._note(f"Max Memory Utilization is empty where Prometheus did not answer: {exc}")
+            # Each unanswered query costs seconds of client retries: stop asking for the rest of the run.
+            self.memory_utilization = None
+            self._note(f"Max Memory Utilization is empty from here on: {exc}")
+            return
+        if not by_gpu:
+            self._note(
+                "Max Memory Utilization is empty where Prometheus held no DCGM sample inside a point's window: "
+                "scrape dcgm-exporter more often than a point lasts (e.g. every second) while profiling."
+            )
+        add_memory_utilization(resources, by_gpu)

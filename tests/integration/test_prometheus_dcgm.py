@@ -309,5 +309,6 @@ def test_profiler_notes_an_unreachable_prometheus_and_goes_on(triton_metrics_pag
     assert gpu.gpu_uuid == H100
     assert gpu.max_memory_utilization_pct is None  # empty, not 0
     [note] = p.result.notes
-    assert note.startswith("Max Memory Utilization is empty where Prometheus did not answer")
+    assert note.startswith("Max Memory Utilization is empty from here on")
+    assert p.memory_utilization is None  # not asked again for the rest of the run
     assert note != NO_MEMORY_UTILIZATION_NOTE

@@ -6,6 +6,8 @@ memory was being read or written (%): the seed's "Maximum Memory Utilization".
 
 from __future__ import annotations
 
+import math
+
 MEMORY_COPY_UTIL = "DCGM_FI_DEV_MEM_COPY_UTIL"
 
 
@@ -25,7 +27,7 @@ class DcgmMemoryUtilization:
 
     def max_by_gpu(self, start: float, end: float) -> dict[str, float]:
         """The maximum of the metric over [start, end], per GPU UUID."""
-        window_s = max(1, round(end - start))
+        window_s = max(1, math.ceil(end - start))  # never shorter than the point
         query = f"max by (UUID) (max_over_time({self.metric}[{window_s}s]))"
         try:
             series = self.client.custom_query(query=query, params={"time": end})
