@@ -130,6 +130,10 @@ def profile(
         str | None,
         typer.Option(help="Metrics URL of the --triton-url server (default: http://host:<http port + 2>/metrics)."),
     ] = None,
+    triton_grpc_url: Annotated[
+        str | None,
+        typer.Option(help="gRPC host:port of the --triton-url server (default: host:<http port + 1>)."),
+    ] = None,
     triton_server_path: Annotated[
         Path | None, typer.Option(help="tritonserver binary to start (default: on PATH, else nvidia-pytriton's).")
     ] = None,
@@ -207,7 +211,7 @@ def profile(
             console.print(f"Starting Triton ({triton.binary.name}) on {model_folder} ...", highlight=False)
             endpoints = server.start()
         else:
-            endpoints = TritonEndpoints.from_url(triton_url, triton_metrics_url)
+            endpoints = TritonEndpoints.from_url(triton_url, triton_metrics_url, triton_grpc_url)
         control = TritonControl(endpoints.http)
         control.wait_ready()
         run_profile(spec, endpoints, control, result, perf_binary, prometheus_url, model_folder,

@@ -114,3 +114,14 @@ def test_measurement_bounds(field: str, value: float, ok: bool) -> None:
 def test_unknown_protocol_is_refused() -> None:
     with pytest.raises(ValidationError):
         MeasurementSettings.model_validate({"protocol": "websocket"})
+
+
+def test_triton_url_derives_grpc_and_metrics_unless_given() -> None:
+    from modelanalysis.adapters.triton_server import TritonEndpoints
+
+    derived = TritonEndpoints.from_url("triton.local:8000")
+    assert (derived.grpc, derived.metrics_url) == ("triton.local:8001", "http://triton.local:8002/metrics")
+    given = TritonEndpoints.from_url("http://triton.local:8000/", "http://m:9/metrics", "grpc.local:9001")
+    assert (given.http, given.grpc, given.metrics_url) == ("triton.local:8000", "grpc.local:9001", "http://m:9/metrics")
+    with pytest.raises(ValueError, match="host:port"):
+        TritonEndpoints.from_url("no-port")

@@ -27,8 +27,9 @@ class TritonEndpoints:
     metrics_url: str
 
     @classmethod
-    def from_url(cls, url: str, metrics_url: str | None = None) -> TritonEndpoints:
-        """From `--triton-url host:port` (the HTTP port; gRPC and metrics are the next two, as by default)."""
+    def from_url(cls, url: str, metrics_url: str | None = None, grpc_url: str | None = None) -> TritonEndpoints:
+        """From `--triton-url host:port` (the HTTP port; gRPC and metrics are the next two, as by default,
+        unless given)."""
         hostport = url.split("://", 1)[-1].rstrip("/")
         host, _, port_text = hostport.rpartition(":")
         if not host or not port_text.isdigit():
@@ -36,7 +37,7 @@ class TritonEndpoints:
         port = int(port_text)
         return cls(
             http=f"{host}:{port}",
-            grpc=f"{host}:{port + 1}",
+            grpc=grpc_url.split("://", 1)[-1].rstrip("/") if grpc_url else f"{host}:{port + 1}",
             metrics_url=metrics_url or f"http://{host}:{port + 2}/metrics",
         )
 
