@@ -447,11 +447,25 @@ def test_project_image_runs_the_venv_tools(cluster: Cluster, api: client.ApiClie
     assert "Perf Analyzer Version" in log
 
 
-def test_mount_hiding_the_nodes_python_is_refused(api: client.ApiClient, namespace: str) -> None:
+def test_mount_over_the_folder_holding_the_nodes_python_keeps_it_reachable(
+    cluster: Cluster, api: client.ApiClient, namespace: str
+) -> None:
+    """A checkout under /tmp with a pod mounting an emptyDir at /tmp: the venv is bound back over the mount."""
+    core = client.CoreV1Api(api)
+    venv_parent = Path(sys.prefix).parent
+    script = f"open({str(venv_parent / 'from-the-pod.txt')!r}, 'w').write('in the emptyDir')"
+    pod = python_pod("over", script, volumes=[{"name": "v", "emptyDir": {}}])
+    pod["spec"]["containers"][0]["volumeMounts"] = [{"name": "v", "mountPath": str(venv_parent)}]
+    core.create_namespaced_pod(namespace, pod)
+    done = wait_for("the pod to finish", lambda: pod_phase(core, namespace, "over", ("Succeeded", "Failed")))
+    assert done.status.phase == "Succeeded", cluster.agent.read_log(namespace, "over", "main")
+    assert not (venv_parent / "from-the-pod.txt").exists()  # it went to the emptyDir, not the host
+
+
+def test_mount_hiding_a_system_folder_is_refused(api: client.ApiClient, namespace: str) -> None:
     core = client.CoreV1Api(api)
     pod = python_pod("hider", "print('never runs')", volumes=[{"name": "v", "emptyDir": {}}])
-    venv_parent = str(Path(sys.prefix).parent)
-    pod["spec"]["containers"][0]["volumeMounts"] = [{"name": "v", "mountPath": venv_parent}]
+    pod["spec"]["containers"][0]["volumeMounts"] = [{"name": "v", "mountPath": "/etc"}]
     core.create_namespaced_pod(namespace, pod)
     failed = wait_for("the pod to fail", lambda: pod_phase(core, namespace, "hider", ("Failed",)))
-    assert f"mountPath {venv_parent} would hide" in failed.status.message
+    assert "mountPath /etc would hide /etc" in failed.status.message

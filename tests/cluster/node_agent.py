@@ -187,6 +187,9 @@ class Mount:
     read_only: bool = False
 
 
+STASH = "/run/modelanalysis-node-agent"
+
+
 def mount_namespace_argv(argv: list[str], mounts: Sequence[Mount], home: Path, working_dir: str | None) -> list[str]:
     """Wrap argv so it runs in its own mount namespace with the mounts in place.
 
@@ -194,26 +197,35 @@ def mount_namespace_argv(argv: list[str], mounts: Sequence[Mount], home: Path, w
     paths are untouched apart from empty mount points. `setpriv --pdeathsig KILL` has the kernel kill the
     process if the agent's thread that started it dies. Both exec, so the Popen PID is the program's.
 
-    Every source is opened first and bound from /proc/self/fd/N: a mount at, say, /tmp (an emptyDir under a
-    read-only root filesystem) would otherwise hide sources that live under /tmp. The fds must be opened
-    inside the new namespace; the kernel refuses to bind a mount that belongs to another namespace.
+    Every source is first bound into a private tmpfs (the stash), and mounted at its target from there:
+    mount(8) resolves a source path when it runs, so a mount at, say, /tmp (an emptyDir under a read-only
+    root filesystem) made first would otherwise hide sources that live under /tmp. The folders this node's
+    programs need (the venv, the interpreter, the project's source) are stashed too and bound back after
+    the mounts, so a mount over a folder that holds them (a checkout under /tmp) does not hide them: a real
+    container has its own root instead.
     """
     ordered = sorted(mounts, key=lambda m: m.target.rstrip("/").count("/"))
-    # bash, not sh: dash redirects only single-digit fds.
-    lines = ["set -e", f"cd {shlex.quote(str(home))}"]  # before the mounts, so it stays reachable
-    lines += [f"exec {3 + i}<{shlex.quote(str(m.source))}" for i, m in enumerate(ordered)]
+    restore = [p for p in needed_paths() if any(covers(m.target, p) for m in ordered)]
+    q = shlex.quote
+    lines = ["set -e", f"cd {q(str(home))}"]  # before the mounts, so it stays reachable
+    lines += [f"mkdir -p {STASH}", f"mount -t tmpfs stash {STASH}"]
+    sources = [(m.source, m.source.is_dir()) for m in ordered] + [(p, True) for p in restore]
+    for i, (source, is_dir) in enumerate(sources):
+        lines.append(f"mkdir {STASH}/{i}" if is_dir else f": > {STASH}/{i}")
+        lines.append(f"mount --bind {q(str(source))} {STASH}/{i}")
     for i, mount in enumerate(ordered):
-        dst = shlex.quote(mount.target)
+        dst = q(mount.target)
         if mount.source.is_dir():
             lines.append(f"mkdir -p {dst}")
         else:
             lines.append(f'mkdir -p "$(dirname {dst})"; [ -e {dst} ] || : > {dst}')
-        lines.append(f"mount --bind /proc/self/fd/{3 + i} {dst}")
+        lines.append(f"mount --bind {STASH}/{i} {dst}")
         if mount.read_only:
             lines.append(f"mount -o remount,bind,ro {dst}")
-    lines += [f"exec {3 + i}<&-" for i in range(len(ordered))]
+    for i, path in enumerate(restore, start=len(ordered)):
+        lines += [f"mkdir -p {q(str(path))}", f"mount --bind {STASH}/{i} {q(str(path))}"]
     if working_dir:
-        lines.append(f"mkdir -p {shlex.quote(working_dir)} && cd {shlex.quote(working_dir)}")
+        lines.append(f"mkdir -p {q(working_dir)} && cd {q(working_dir)}")
     lines.append('exec "$@"')
     return [
         *("setpriv", "--pdeathsig", "KILL", "--"),
@@ -225,21 +237,26 @@ def mount_namespace_argv(argv: list[str], mounts: Sequence[Mount], home: Path, w
 SYSTEM_DIRS = {"/", "/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc", "/proc", "/sys", "/dev"}
 
 
-def hidden_by(target: str) -> Path | None:
-    """A host path this node's processes need that a mount at `target` would hide, if any.
-
-    Pods share the host's filesystem here, so a mountPath over the interpreter, the venv or the project's
-    source would break every program the agent starts (a real container has its own root instead)."""
-    target_path = Path(os.path.normpath(target))
-    if str(target_path) in SYSTEM_DIRS:
-        return target_path
+def needed_paths() -> list[Path]:
+    """Host folders every program this node starts needs: the interpreter, the venv, the project's source.
+    Only the outermost of nested ones, so each is bound back once."""
     import modelanalysis
 
     needed = {Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).parent, Path(modelanalysis.__file__).parent}
-    for path in sorted(needed):
-        if path == target_path or target_path in path.parents:
-            return path
-    return None
+    return sorted(p for p in needed if not any(q != p and q in p.parents for q in needed))
+
+
+def covers(target: str, path: Path) -> bool:
+    """Whether a mount at `target` would hide `path`."""
+    target_path = Path(os.path.normpath(target))
+    return path == target_path or target_path in path.parents
+
+
+def hidden_by(target: str) -> Path | None:
+    """A system folder that a mount at `target` would hide, if any: pods share the host's filesystem here
+    (a real container has its own root), so a mount over /usr or /etc would break every program."""
+    target_path = Path(os.path.normpath(target))
+    return target_path if str(target_path) in SYSTEM_DIRS else None
 
 
 def check_mount_namespaces() -> None:
