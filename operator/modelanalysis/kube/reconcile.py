@@ -255,14 +255,17 @@ class AnalysisRun:
             pod_ip = self.ensure_triton_pod(spec)
             # 5. Measure the server with no model loaded.
             control = TritonControl(f"{pod_ip}:{objects.HTTP_PORT}")
-            if self.status.baseline is None:
-                self.measure_baseline(spec, pod_ip)
-            # 6. Each model, each point, one at a time.
-            self.set_phase(Phase.PROFILING, "measuring points")
-            self.condition(ConditionType.PROFILING, True, Reason.MEASURING, "measuring points one at a time")
-            self.save()
-            for model in spec.model_names:
-                self.profile_model(spec, model, control, pod_ip)
+            try:
+                if self.status.baseline is None:
+                    self.measure_baseline(spec, pod_ip, control)
+                # 6. Each model, each point, one at a time.
+                self.set_phase(Phase.PROFILING, "measuring points")
+                self.condition(ConditionType.PROFILING, True, Reason.MEASURING, "measuring points one at a time")
+                self.save()
+                for model in spec.model_names:
+                    self.profile_model(spec, model, control, pod_ip)
+            finally:
+                control.close()
             self.condition(ConditionType.PROFILING, False, Reason.SWEEP_DONE, "every point has been run")
             # 7. Write the CSV files; 8. clean up and finish.
             self.write_results(spec)
@@ -395,12 +398,11 @@ class AnalysisRun:
         host = f"[{pod_ip}]" if ":" in pod_ip else pod_ip
         return f"http://{host}:{objects.METRICS_PORT}/metrics"
 
-    def measure_baseline(self, spec: ModelAnalysisSpec, pod_ip: str) -> None:
+    def measure_baseline(self, spec: ModelAnalysisSpec, pod_ip: str, control: TritonControl) -> None:
         m = spec.measurement
         start = time.time()
         samples = sample_for(self.metrics_url(pod_ip), m.baseline_duration_ms / 1000, m.metrics_interval_ms / 1000)
         self.status.baseline = compact_baseline(self.with_memory_utilization(aggregate_window(samples), start))
-        control = TritonControl(f"{pod_ip}:{objects.HTTP_PORT}")
         self.status.server_version = control.server_version() or None
         if self.memory_utilization is None:
             self.status.notes = [NO_MEMORY_UTILIZATION_NOTE]
@@ -468,19 +470,20 @@ class AnalysisRun:
         try:
             job = self.create_child(manifest)
             deadline = time.monotonic() + m.point_timeout_seconds + 120
-            while job_outcome(job) is None:
-                if time.monotonic() > deadline:
+            while True:
+                # The container's end is the point's end: its result is in the termination message as soon as
+                # the kubelet records it, a moment before the Job controller marks the Job finished.
+                exit_code, message = termination_message(self.api.list("Pod", self.namespace, f"job-name={job_name}"))
+                if exit_code is not None or job_outcome(job) is not None or time.monotonic() > deadline:
                     break
                 self.sleep(self.settings.poll_interval_seconds)
                 job = self.api.read("Job", self.namespace, job_name) or job
         finally:
             samples = sampler.stop()
         finished = time.time()
-        pods = self.api.list("Pod", self.namespace, f"job-name={job_name}")
-        exit_code, message = termination_message(pods)
         perf: PerfMeasurement | None = None
         error: str | None = None
-        if job_outcome(job) == "Complete" and exit_code == 0:
+        if exit_code == 0:
             try:
                 perf = PerfMeasurement.model_validate(json.loads(message))
             except (ValueError, ValidationError):

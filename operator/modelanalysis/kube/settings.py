@@ -28,4 +28,4 @@ class OperatorSettings(BaseSettings):
     # How long finished point Jobs are kept if the operator could not delete them (a backstop).
     job_ttl_seconds: int = 3600
     log_level: str = Field("info", pattern="^(debug|info|warning|error)$", description="Operator log level.")
-    poll_interval_seconds: float = Field(0.5, gt=0, description="How often a running step is re-observed.")
+    poll_interval_seconds: float = Field(0.25, gt=0, description="How often a running step is re-observed.")
