@@ -6,8 +6,7 @@ cd "$(dirname "$0")/.."
 
 apt_packages=(
   libb64-0d       # perf_analyzer (tritonclient 2.50) links libb64
-  python3-numpy   # Triton's Python backend runs models with the system's libpython3.11: numpy must be there
-  libpython3.11   # ... and that libpython itself
+  libpython3.11   # the Python backend's stub links libpython3.11.so.1.0 (models then use .venv's packages)
   prometheus      # a real Prometheus server for the DCGM memory-utilization tests
   openssl         # certificates for the test cluster
 )

@@ -29,6 +29,10 @@ def test_pytriton_layout_gets_backends_libraries_and_stub(tmp_path: Path) -> Non
     assert triton.library_dirs == (tmp_path / "site" / "nvidia_pytriton.libs",)
     assert (root / "backends" / "python" / "triton_python_backend_stub").is_file()
     assert triton.command(["--x"]) == [str(binary), f"--backend-directory={root / 'backends'}", "--x"]
+    # The stub takes its Python environment from the python3 first on PATH: this interpreter's.
+    env = triton.env({"PATH": "/usr/bin"})
+    assert env["PATH"] == f"{Path(sys.executable).parent}:/usr/bin"
+    assert env["LD_LIBRARY_PATH"] == str(tmp_path / "site" / "nvidia_pytriton.libs")
 
 
 def test_image_layout_gets_backends_only(tmp_path: Path) -> None:
@@ -39,6 +43,7 @@ def test_image_layout_gets_backends_only(tmp_path: Path) -> None:
 
     assert triton.backend_dir == tmp_path / "opt" / "tritonserver" / "backends"
     assert triton.library_dirs == ()
+    assert triton.env({"PATH": "/usr/bin"}) == {"PATH": "/usr/bin"}  # an image's server keeps its own Python
 
 
 def test_lone_binary_is_started_as_is(tmp_path: Path) -> None:

@@ -22,6 +22,10 @@ class LocalTriton:
     binary: Path
     backend_dir: Path | None = None
     library_dirs: tuple[Path, ...] = field(default_factory=tuple)
+    # The Python backend's stub takes its Python environment (prefix, site-packages) from the `python3` it
+    # finds on PATH. For the pytriton wheel that is this interpreter, so models import the packages of the
+    # environment the wheel lives in (numpy), not whatever the system Python has.
+    python_bin_dir: Path | None = None
 
     def env(self, base: dict[str, str] | None = None) -> dict[str, str]:
         """The environment the server needs: its shared libraries on LD_LIBRARY_PATH."""
@@ -31,6 +35,8 @@ class LocalTriton:
             if env.get("LD_LIBRARY_PATH"):
                 paths.append(env["LD_LIBRARY_PATH"])
             env["LD_LIBRARY_PATH"] = os.pathsep.join(paths)
+        if self.python_bin_dir is not None:
+            env["PATH"] = os.pathsep.join(p for p in (str(self.python_bin_dir), env.get("PATH")) if p)
         return env
 
     def command(self, args: list[str]) -> list[str]:
@@ -65,7 +71,11 @@ def _with_layout(binary: Path) -> LocalTriton:
         return LocalTriton(binary=binary)
     _install_python_stub(root)
     libs = root.parent.parent / "nvidia_pytriton.libs"
-    return LocalTriton(binary=binary, backend_dir=backend_dir, library_dirs=(libs,) if libs.is_dir() else ())
+    if not libs.is_dir():
+        return LocalTriton(binary=binary, backend_dir=backend_dir)
+    return LocalTriton(
+        binary=binary, backend_dir=backend_dir, library_dirs=(libs,), python_bin_dir=Path(sys.executable).parent
+    )
 
 
 def _install_python_stub(root: Path) -> None:
