@@ -21,8 +21,6 @@ from modelanalysis.core.server_metrics import (
     GpuMetrics,
     ResourceMetrics,
     aggregate_window,
-    inference_rate,
-    stable_span_seconds,
 )
 from modelanalysis.core.spec import MeasurementSettings, SweepSpec
 from modelanalysis.core.sweep import Point, plan_model_points, planned_point_count
@@ -170,22 +168,12 @@ class Profiler:
         finally:
             samples = sampler.stop()
         finished = time.time()
-        resources = aggregate_window(samples)
-        self._add_dcgm(resources, started, finished)
-        return PointResult(
-            model=point.model,
-            batch_size=point.batch_size,
-            concurrency=point.concurrency,
-            status=PointStatus.MEASURED if perf else PointStatus.FAILED,
-            error=error,
-            perf=perf,
-            resources=resources,
-            server_throughput_infer_per_sec=inference_rate(
-                samples, point.model, stable_span_seconds(settings.measurement_interval_ms)
-            ),
-            started_at=started,
-            finished_at=finished,
+        result = PointResult.from_window(
+            point, perf, error, samples, started, finished, settings.measurement_interval_ms
         )
+        assert result.resources is not None
+        self._add_dcgm(result.resources, started, finished)
+        return result
 
     def _add_dcgm(self, resources: ResourceMetrics, start: float, end: float) -> None:
         if self.memory_utilization is None:

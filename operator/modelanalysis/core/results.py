@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
 from modelanalysis.core.perf import PerfMeasurement
-from modelanalysis.core.server_metrics import ResourceMetrics
+from modelanalysis.core.server_metrics import (
+    ResourceMetrics,
+    ServerSample,
+    aggregate_window,
+    inference_rate,
+    stable_span_seconds,
+)
 from modelanalysis.core.sweep import Point, SkippedPoint
 
 
@@ -34,6 +41,33 @@ class PointResult(BaseModel):
     @property
     def point(self) -> Point:
         return Point(model=self.model, batch_size=self.batch_size, concurrency=self.concurrency)
+
+    @classmethod
+    def from_window(
+        cls,
+        point: Point,
+        perf: PerfMeasurement | None,
+        error: str | None,
+        samples: Sequence[ServerSample],
+        started: float,
+        finished: float,
+        measurement_interval_ms: int,
+    ) -> PointResult:
+        """A point from what perf_analyzer said and the server samples taken while it ran (CLI and operator)."""
+        return cls(
+            model=point.model,
+            batch_size=point.batch_size,
+            concurrency=point.concurrency,
+            status=PointStatus.MEASURED if perf else PointStatus.FAILED,
+            error=error,
+            perf=perf,
+            resources=aggregate_window(samples),
+            server_throughput_infer_per_sec=inference_rate(
+                samples, point.model, stable_span_seconds(measurement_interval_ms)
+            ),
+            started_at=started,
+            finished_at=finished,
+        )
 
 
 class ModelStatus(StrEnum):

@@ -23,7 +23,7 @@ from modelanalysis.adapters.triton_control import ModelLoadError, TritonControl,
 from modelanalysis.core.perf import PerfMeasurement
 from modelanalysis.core.report import csv_files
 from modelanalysis.core.results import ModelOutcome, ModelStatus, PointResult, PointStatus
-from modelanalysis.core.server_metrics import ResourceMetrics, aggregate_window, inference_rate, stable_span_seconds
+from modelanalysis.core.server_metrics import ResourceMetrics, aggregate_window
 from modelanalysis.core.sweep import Point, plan_model_points, planned_point_count
 from modelanalysis.kube import names, objects
 from modelanalysis.kube.api import KubeApi
@@ -491,20 +491,10 @@ class AnalysisRun:
         else:
             error = message or f"load-generator Job {job_name} did not complete"
         self.api.delete("Job", self.namespace, job_name)
-        return PointResult(
-            model=point.model,
-            batch_size=point.batch_size,
-            concurrency=point.concurrency,
-            status=PointStatus.MEASURED if perf else PointStatus.FAILED,
-            error=error,
-            perf=perf,
-            resources=self.with_memory_utilization(aggregate_window(samples), started, finished),
-            server_throughput_infer_per_sec=inference_rate(
-                samples, point.model, stable_span_seconds(m.measurement_interval_ms)
-            ),
-            started_at=started,
-            finished_at=finished,
-        )
+        result = PointResult.from_window(point, perf, error, samples, started, finished, m.measurement_interval_ms)
+        assert result.resources is not None
+        self.with_memory_utilization(result.resources, started, finished)
+        return result
 
     def with_memory_utilization(
         self, resources: ResourceMetrics, start: float, end: float | None = None
