@@ -24,6 +24,7 @@ from modelanalysis.adapters.local_triton import TritonNotFound, find_local_trito
 from modelanalysis.adapters.perf_analyzer import PerfAnalyzerError, find_perf_analyzer, run_perf_analyzer
 from modelanalysis.adapters.triton_control import TritonControl, TritonUnreachable
 from modelanalysis.adapters.triton_server import TritonEndpoints, TritonServerProcess, TritonStartError
+from modelanalysis.cli_common import console, explain, fail, parse_int_list
 from modelanalysis.core.results import AnalysisResult, ModelStatus, PointStatus
 from modelanalysis.core.spec import DEFAULT_TRITON_VERSION, MeasurementSettings, ModelTarget, Protocol, SweepSpec
 from modelanalysis.profiler import ProfileEvent, Profiler
@@ -35,31 +36,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 # soft_wrap: a message stays one line when stderr is not a terminal (logs, CI, pipes), not folded at 80 columns.
-console = Console(stderr=True, soft_wrap=True)
 SUBCOMMANDS = {"--help", "-h", "--version"}
 RESULT_JSON = "analysis.json"
-
-
-def fail(message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(code=1)
-
-
-def parse_int_list(flag: str, text: str) -> list[int]:
-    """'1,4,8' -> [1, 4, 8], or a sentence that says what is wrong with it."""
-    values = []
-    for item in text.split(","):
-        item = item.strip()
-        if not item.isdecimal() or int(item) < 1:  # isdigit() also accepts "²", which int() refuses
-            raise fail(f"{flag} {text!r}: {item!r} is not a positive integer; give a comma-separated list like 1,4,8.")
-        values.append(int(item))
-    return values
-
-
-def explain(error: ValidationError) -> str:
-    first = error.errors()[0]
-    where = ".".join(str(part) for part in first["loc"])
-    return f"{where}: {first['msg']}"
 
 
 def model_table(result: AnalysisResult) -> Table:
@@ -329,7 +307,7 @@ def _root(
     """Profile models on NVIDIA Triton Inference Server."""
 
 
-cli_cluster.register(app, parse_int_list)
+cli_cluster.register(app)
 
 
 def main() -> None:

@@ -17,14 +17,11 @@ from rich.table import Table
 
 from modelanalysis.adapters.files import write_atomic
 from modelanalysis.adapters.perf_analyzer import PerfAnalyzerError, run_perf_analyzer
+from modelanalysis.cli_common import explain, fail, parse_int_list
 from modelanalysis.core.spec import MeasurementSettings, Protocol
 from modelanalysis.core.sweep import Point
+from modelanalysis.kube.names import results_configmap_name
 from modelanalysis.kube.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION, ModelAnalysisSpec
-
-
-def _fail(message: str) -> typer.Exit:
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(code=1)
 
 
 def parse_pvc_url(flag: str, url: str) -> dict[str, str]:
@@ -32,7 +29,7 @@ def parse_pvc_url(flag: str, url: str) -> dict[str, str]:
     rest = url.removeprefix("pvc://")
     claim, _, sub_path = rest.partition("/")
     if not url.startswith("pvc://") or not claim:
-        raise _fail(f"{flag} {url!r}: expected pvc://CLAIM[/PATH] (a PersistentVolumeClaim in the namespace).")
+        raise fail(f"{flag} {url!r}: expected pvc://CLAIM[/PATH] (a PersistentVolumeClaim in the namespace).")
     location = {"claimName": claim}
     if sub_path.strip("/"):
         location["subPath"] = sub_path.strip("/")
@@ -58,7 +55,7 @@ def build_manifest(
     elif model_repository.startswith(("s3://", "gs://", "as://")):
         repo = {"uri": model_repository}
     else:
-        raise _fail(f"--model-repository {model_repository!r}: give pvc://CLAIM[/SUBPATH], s3://... or gs://...")
+        raise fail(f"--model-repository {model_repository!r}: give pvc://CLAIM[/SUBPATH], s3://... or gs://...")
     if credentials_secret:
         repo["credentialsSecret"] = credentials_secret
     spec: dict[str, Any] = {
@@ -78,15 +75,14 @@ def build_manifest(
     try:
         ModelAnalysisSpec.model_validate(spec)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise _fail(f"spec.{'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
+        raise fail(f"spec.{explain(exc)}") from None
     metadata: dict[str, Any] = {"name": name}
     if namespace:
         metadata["namespace"] = namespace
     return {"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata, "spec": spec}
 
 
-def register(app: typer.Typer, parse_int_list: Any) -> None:
+def register(app: typer.Typer) -> None:
     @app.command()
     def manifest(
         name: Annotated[str, typer.Option(help="Name of the ModelAnalysis.")],
@@ -110,6 +106,10 @@ def register(app: typer.Typer, parse_int_list: Any) -> None:
         stability_percentage: Annotated[float, typer.Option(help="Stability threshold (%).")] = 10.0,
         max_trials: Annotated[int, typer.Option(help="Windows perf_analyzer may try.")] = 10,
         point_timeout: Annotated[int, typer.Option(help="Seconds one point may take.")] = 300,
+        metrics_interval: Annotated[int, typer.Option(help="How often Triton's metrics are sampled, in ms.")] = 500,
+        baseline_duration: Annotated[
+            int, typer.Option(help="How long the server is sampled with no model loaded, in ms.")
+        ] = 1000,
     ) -> None:
         """Print a ModelAnalysis manifest, for `kubectl apply -f -` or a GitOps repository."""
         try:
@@ -119,10 +119,11 @@ def register(app: typer.Typer, parse_int_list: Any) -> None:
                 stability_percentage=stability_percentage,
                 max_trials=max_trials,
                 point_timeout_seconds=point_timeout,
+                metrics_interval_ms=metrics_interval,
+                baseline_duration_ms=baseline_duration,
             )
         except ValidationError as exc:
-            first = exc.errors()[0]
-            raise _fail(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
+            raise fail(f"invalid options: {explain(exc)}") from None
         body = build_manifest(
             name,
             namespace,
@@ -147,15 +148,16 @@ def register(app: typer.Typer, parse_int_list: Any) -> None:
         """Fetch a finished analysis's results from the cluster (its <name>-results ConfigMap)."""
         from kubernetes import client, config
         from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
 
         from modelanalysis.core.report import INFERENCE_CSV  # here, not at the top: it imports pandas
 
         if output_format not in ("table", "csv"):
-            raise _fail(f"--format {output_format!r}: use table or csv.")
+            raise fail(f"--format {output_format!r}: use table or csv.")
         try:
             config.load_kube_config()  # type: ignore[no-untyped-call]
         except (config.ConfigException, OSError) as exc:
-            raise _fail(f"cannot read a kubeconfig ({exc}); set KUBECONFIG or run inside the cluster.") from None
+            raise fail(f"cannot read a kubeconfig ({exc}); set KUBECONFIG or run inside the cluster.") from None
         api = client.ApiClient()
         try:
             analysis: dict[str, Any] = dict(
@@ -163,20 +165,22 @@ def register(app: typer.Typer, parse_int_list: Any) -> None:
             )
         except ApiException as exc:
             if exc.status == 404:
-                raise _fail(f"no ModelAnalysis {name!r} in namespace {namespace}.") from None
-            raise _fail(f"the API server refused: {exc.reason}") from None
+                raise fail(f"no ModelAnalysis {name!r} in namespace {namespace}.") from None
+            raise fail(f"the API server refused: {exc.reason}") from None
+        except HTTPError as exc:  # connection refused, TLS, timeouts: urllib3 gives up after its retries
+            raise fail(f"cannot reach the API server of your kubeconfig ({exc}); check KUBECONFIG.") from None
         status = analysis.get("status") or {}
         phase = status.get("phase", "Pending")
         if phase not in ("Succeeded", "Failed"):
-            raise _fail(
+            raise fail(
                 f"{name} is still {phase} ({status.get('progress', '0/?')} points); try again when it has finished."
             )
-        cm_name = (status.get("results") or "").removeprefix("configmap/") or f"{name}-results"
-        cm_name = cm_name if not cm_name.startswith("pvc://") else f"{name}-results"
         try:
-            data = client.CoreV1Api(api).read_namespaced_config_map(cm_name, namespace).data or {}
-        except ApiException:
-            raise _fail(
+            # The operator always writes the CSV files to this ConfigMap, with or without a results claim.
+            config_map = client.CoreV1Api(api).read_namespaced_config_map(results_configmap_name(name), namespace)
+            data = config_map.data or {}
+        except (ApiException, HTTPError):
+            raise fail(
                 f"{name} finished ({phase}: {status.get('message', '')}) but has no results ConfigMap."
             ) from None
         text = data.get(INFERENCE_CSV, "")

@@ -125,3 +125,16 @@ def test_triton_url_derives_grpc_and_metrics_unless_given() -> None:
     assert (given.http, given.grpc, given.metrics_url) == ("triton.local:8000", "grpc.local:9001", "http://m:9/metrics")
     with pytest.raises(ValueError, match="host:port"):
         TritonEndpoints.from_url("no-port")
+
+
+def test_manifest_takes_the_same_measurement_flags_as_profile() -> None:
+    from typer.testing import CliRunner
+
+    from modelanalysis.cli import app
+
+    args = ["manifest", "--name", "a", "--model-repository", "pvc://m/sub", "--model-names", "x"]
+    out = CliRunner().invoke(app, [*args, "--metrics-interval", "250", "--baseline-duration", "0"])
+    assert out.exit_code == 0, out.output
+    assert "metricsIntervalMs: 250" in out.output and "baselineDurationMs: 0" in out.output
+    refused = CliRunner().invoke(app, [*args, "--metrics-interval", "5"])
+    assert refused.exit_code == 1 and "metrics_interval_ms" in refused.output and "Traceback" not in refused.output
