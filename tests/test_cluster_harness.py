@@ -7,34 +7,19 @@ from __future__ import annotations
 import json
 import sys
 import textwrap
-import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from kubernetes import client
 
 from tests.cluster.controlplane import Cluster
+from tests.cluster.waiting import T, wait_for
 
 pytestmark = pytest.mark.cluster
-
-T = TypeVar("T")
-WAIT_S = 120.0  # a guard against hanging, not a performance assertion
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = WAIT_S) -> T:
-    """Poll until probe returns something truthy; fail with `what` if it never does."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.25)
 
 
 @pytest.fixture

@@ -10,10 +10,9 @@ from __future__ import annotations
 import copy
 import json
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import yaml
@@ -33,12 +32,11 @@ from modelanalysis.kube.resource import (
 )
 from modelanalysis.kube.settings import OperatorSettings
 from tests.cluster.controlplane import Cluster
+from tests.cluster.waiting import wait_for
 from tests.unit.test_kube_status import big_status
 
 pytestmark = pytest.mark.cluster
 
-T = TypeVar("T")
-WAIT_S = 90.0  # a guard against hanging, not a performance assertion
 CRD_NAME = f"{PLURAL}.{GROUP}"
 SETTINGS = OperatorSettings()
 STRICT = "Strict"  # fieldValidation: an unknown or duplicated field is an error, not a warning
@@ -73,17 +71,6 @@ FULL_SPEC: dict[str, Any] = {
     },
     "results": {"pvc": {"claimName": "results", "subPath": "runs"}},
 }
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = WAIT_S) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.25)
 
 
 def kubectl(cluster: Cluster, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
