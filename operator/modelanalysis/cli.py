@@ -6,6 +6,7 @@ The original tool took its flags with no subcommand; that form still works and m
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -164,6 +165,16 @@ def profile(
                 f"model {missing[0]!r} is not in {model_folder} (no folder {model_folder / missing[0]}); "
                 "check --model-names and --model-folder."
             )
+    if export_results:
+        # Found out now, not after the sweep: the results (and the server's log) go there.
+        try:
+            export_path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise fail(
+                f"--export-path {export_path}: cannot create it ({exc.strerror}); choose a writable folder."
+            ) from None
+        if not os.access(export_path, os.W_OK):
+            raise fail(f"--export-path {export_path} is not writable; choose a writable folder.")
     try:
         perf_binary = find_perf_analyzer(perf_analyzer_path)
     except PerfAnalyzerError as exc:

@@ -302,6 +302,13 @@ def test_perf_analyzer_path_that_does_not_exist(run_cli: RunCli, model_repo: Pat
     assert triton_processes(model_repo) == {}
 
 
+def test_export_path_that_cannot_be_created(run_cli: RunCli, model_repo: Path) -> None:
+    proc = run_cli("profile", "--model-folder", model_repo, "--model-names", "add_sub",
+                   "--export", "--export-path", "/proc/no-such-folder")  # fmt: skip
+    assert_one_error_sentence(proc, "--export-path /proc/no-such-folder", "writable")
+    assert triton_processes(model_repo) == {}  # refused before any server started
+
+
 def test_neither_model_folder_nor_triton_url(run_cli: RunCli) -> None:
     proc = run_cli("profile", "--model-names", "add_sub")
     assert_one_error_sentence(proc, "--model-folder", "--triton-url")
