@@ -22,13 +22,15 @@ from modelanalysis import __version__, cli_cluster
 from modelanalysis.adapters.dcgm_prometheus import DcgmMemoryUtilization
 from modelanalysis.adapters.files import write_atomic
 from modelanalysis.adapters.local_triton import TritonNotFound, find_local_triton
-from modelanalysis.adapters.perf_analyzer import PerfAnalyzerError, find_perf_analyzer, run_perf_analyzer
+from modelanalysis.adapters.perf_analyzer import PerfAnalyzerError, find_perf_analyzer, measure_point
 from modelanalysis.adapters.triton_control import TritonControl, TritonUnreachable
 from modelanalysis.adapters.triton_server import TritonEndpoints, TritonServerProcess, TritonStartError
-from modelanalysis.cli_common import console, explain, fail, parse_int_list
-from modelanalysis.core.results import AnalysisResult, ModelStatus, PointStatus
-from modelanalysis.core.spec import DEFAULT_TRITON_VERSION, MeasurementSettings, ModelTarget, Protocol, SweepSpec
-from modelanalysis.profiler import ProfileEvent, Profiler
+from modelanalysis.cli_common import console, explain, fail, parse_int_list, with_measurement_options
+from modelanalysis.core.perf import PerfMeasurement
+from modelanalysis.core.results import AnalysisResult, ModelStatus, PointResult, PointStatus
+from modelanalysis.core.spec import DEFAULT_TRITON_VERSION, MeasurementSettings, ModelTarget, SweepSpec
+from modelanalysis.core.sweep import Point
+from modelanalysis.engine import EngineEvent, EventKind, SweepEngine
 
 app = typer.Typer(
     help="Profile models on NVIDIA Triton Inference Server: throughput, latency, GPU and CPU use per point.",
@@ -43,12 +45,24 @@ RESULT_JSON = "analysis.json"
 
 def model_table(result: AnalysisResult) -> Table:
     table = Table(title="Model Analyzer results", header_style="bold")
-    for column in ("Model", "Batch", "Concurrency", "Throughput (infer/sec)", "p50 (ms)", "p99 (ms)",
-                   "Max GPU Util (%)", "Max GPU Mem (MB)", "Max CPU Util (%)", "Status"):  # fmt: skip
+    for column in ("Model", "Batch", "Concurrency", "Throughput (infer/sec)", "95% CI", "Windows", "p50 (ms)",
+                   "p99 (ms)", "Max GPU Util (%)", "Max GPU Mem (MB)", "Max CPU Util (%)", "Status"):  # fmt: skip
         table.add_column(column, justify="left" if column in ("Model", "Status") else "right")
+    table.caption = "95% CI: half-width of throughput's 95% confidence interval over the windows"
 
     def num(value: float | None, digits: int = 1) -> str:
         return "" if value is None else f"{value:,.{digits}f}"
+
+    def interval(perf: PerfMeasurement | None) -> str:
+        if perf is None or perf.throughput_ci_low is None or perf.throughput_ci_high is None:
+            return ""
+        half = (perf.throughput_ci_high - perf.throughput_ci_low) / 2
+        return f"±{100 * half / perf.throughput_infer_per_sec:.1f}%" if perf.throughput_infer_per_sec else ""
+
+    def status(p: PointResult) -> str:
+        if p.status != PointStatus.MEASURED:
+            return "[red]Failed[/]"
+        return "[yellow]Not converged[/]" if p.perf and p.perf.converged is False else "Measured"
 
     for p in result.points:
         gpus = p.resources.gpus if p.resources else []
@@ -59,12 +73,14 @@ def model_table(result: AnalysisResult) -> Table:
             str(p.batch_size),
             str(p.concurrency),
             num(p.perf.throughput_infer_per_sec if p.perf else None),
+            interval(p.perf),
+            str(p.perf.windows) if p.perf and p.perf.windows else "",
             num(p.perf.latency_p50_ms if p.perf else None, 3),
             num(p.perf.latency_p99_ms if p.perf else None, 3),
             num(util),
             num(mem),
             num(p.resources.max_cpu_utilization_pct if p.resources else None),
-            p.status.value if p.status == PointStatus.MEASURED else "[red]Failed[/]",
+            status(p),
         )
     return table
 
@@ -79,6 +95,7 @@ def export(result: AnalysisResult, export_path: Path) -> None:
 
 
 @app.command()
+@with_measurement_options
 def profile(
     model_names: Annotated[
         str, typer.Option("--model-names", "-m", help="Comma-separated model names in the model folder.")
@@ -126,17 +143,8 @@ def profile(
     perf_analyzer_path: Annotated[
         Path | None, typer.Option(help="perf_analyzer binary (default: on PATH, else next to this Python).")
     ] = None,
-    protocol: Annotated[Protocol, typer.Option(help="Protocol perf_analyzer uses.")] = Protocol.GRPC,
-    measurement_interval: Annotated[int, typer.Option(help="perf_analyzer measurement window, in ms.")] = 1000,
-    stability_percentage: Annotated[
-        float, typer.Option(help="Spread (%) over 3 windows under which a point counts as stable.")
-    ] = 10.0,
-    max_trials: Annotated[int, typer.Option(help="Windows perf_analyzer may try to reach stability.")] = 10,
-    point_timeout: Annotated[int, typer.Option(help="Seconds one point may take before it is failed.")] = 300,
-    metrics_interval: Annotated[int, typer.Option(help="How often Triton's metrics are sampled, in ms.")] = 500,
-    baseline_duration: Annotated[
-        int, typer.Option(help="How long the server is sampled with no model loaded, in ms.")
-    ] = 1000,
+    *,
+    measurement: MeasurementSettings,
 ) -> None:
     """Measure each model at every batch x concurrency point, and the server alone (baseline)."""
     try:
@@ -144,15 +152,7 @@ def profile(
             models=[ModelTarget(name=n.strip()) for n in model_names.split(",") if n.strip()],
             batch_sizes=parse_int_list("--batch", batch),
             concurrency=parse_int_list("--concurrency", concurrency),
-            measurement=MeasurementSettings(
-                protocol=protocol,
-                measurement_interval_ms=measurement_interval,
-                stability_percentage=stability_percentage,
-                max_trials=max_trials,
-                point_timeout_seconds=point_timeout,
-                metrics_interval_ms=metrics_interval,
-                baseline_duration_ms=baseline_duration,
-            ),
+            measurement=measurement,
         )
     except ValidationError as exc:
         raise fail(f"invalid options: {explain(exc)}") from None
@@ -195,7 +195,7 @@ def profile(
                 http_port=triton_http_port,
                 grpc_port=triton_grpc_port,
                 metrics_port=triton_metrics_port,
-                metrics_interval_ms=metrics_interval,
+                metrics_interval_ms=measurement.metrics_interval_ms,
             )
             console.print(f"Starting Triton ({triton.binary.name}) on {model_folder} ...", highlight=False)
             endpoints = server.start()
@@ -204,7 +204,7 @@ def profile(
         control = TritonControl(endpoints.http)
         control.wait_ready()
         run_profile(spec, endpoints, control, result, perf_binary, prometheus_url, model_folder,
-                    export_path if export_results else None)  # fmt: skip
+                    export_path if export_results else None, owns_server=server is not None)  # fmt: skip
     except KeyboardInterrupt:
         result.interrupted = True
         console.print("[yellow]Interrupted: stopping; the points measured so far are kept.[/]")
@@ -229,6 +229,8 @@ def run_profile(
     prometheus_url: str | None,
     model_folder: Path | None,
     export_path: Path | None,
+    *,
+    owns_server: bool,
 ) -> None:
     with Progress(
         TextColumn("{task.description}"),
@@ -240,40 +242,42 @@ def run_profile(
     ) as progress:
         task = progress.add_task("starting", total=None)
 
-        def show(event: ProfileEvent) -> None:
+        def record(event: EngineEvent, partial: AnalysisResult) -> None:
             where = (
                 f"{event.model} batch {event.point.batch_size} concurrency {event.point.concurrency}"
                 if event.point
                 else event.model
             )
             text = {
-                "baseline": "baseline: server with no model loaded",
-                "loading": f"loading {event.model}",
-                "point": f"measuring {where}",
-                "point-done": f"measured {where}",
-                "point-failed": f"[red]failed[/] {where}",
-                "load-failed": f"[red]{event.model} failed to load[/]",
-                "unloaded": f"unloaded {event.model}",
-            }.get(event.kind, event.kind)
+                EventKind.BASELINE: "baseline: server with no model loaded",
+                EventKind.LOADING: f"loading {event.model}",
+                EventKind.POINT: f"measuring {where}",
+                EventKind.POINT_MEASURED: f"measured {where}",
+                EventKind.POINT_FAILED: f"[red]failed[/] {where}",
+                EventKind.LOAD_FAILED: f"[red]{event.model} failed to load[/]",
+                EventKind.UNLOADED: f"unloaded {event.model}",
+            }.get(event.kind, event.kind.value)
             progress.update(task, description=text, completed=event.done, total=event.total)
-            if event.kind == "point-failed":  # load failures are summed up once, at the end
+            if event.kind == EventKind.POINT_FAILED:  # load failures are summed up once, at the end
                 progress.console.print(f"[red]{where}:[/] {event.message}", highlight=False)
-
-        def save(partial: AnalysisResult) -> None:
-            if export_path is not None:
+            # The files are whole after every point, so Ctrl-C loses nothing.
+            recorded = event.kind in (EventKind.POINT_MEASURED, EventKind.POINT_FAILED, EventKind.LOAD_FAILED)
+            if recorded and export_path is not None:
                 export(partial, export_path)
 
-        Profiler(
+        def run_point(point: Point, settings: MeasurementSettings) -> PerfMeasurement:
+            return measure_point(point, settings, endpoints.grpc, endpoints.http, perf_binary)
+
+        SweepEngine(
             spec,
-            endpoints,
             control,
-            run_point=lambda point, settings, grpc, http: run_perf_analyzer(point, settings, grpc, http, perf_binary),
-            result=result,
+            endpoints.metrics_url,
+            run_point,
+            record,
             memory_utilization=DcgmMemoryUtilization(prometheus_url) if prometheus_url else None,
-            on_event=show,
-            on_point=save,
+            owns_server=owns_server,
             model_config_path=lambda m: str((model_folder / m / "config.pbtxt").resolve()) if model_folder else "",
-        ).run()
+        ).run(result)
 
 
 def finish(result: AnalysisResult, export_path: Path | None) -> None:
@@ -294,6 +298,15 @@ def finish(result: AnalysisResult, export_path: Path | None) -> None:
             console.print(f"skipped {skipped.point.key}: {skipped.reason}", highlight=False)
     for note in result.notes:
         console.print(f"note: {note}", highlight=False)
+    unconverged = [p for p in result.points if p.perf is not None and p.perf.converged is False]
+    if unconverged:
+        console.print(
+            f"note: {len(unconverged)} of {len(result.points)} points did not reach the precision asked for "
+            "before their cap; their numbers stand, with the wider interval shown (first: "
+            f"{unconverged[0].point.key}, {unconverged[0].perf and unconverged[0].perf.convergence}). "
+            "For tighter numbers raise --max-point-seconds or --max-trials, or measure on a quieter machine.",
+            highlight=False,
+        )
     if export_path is not None:
         export(result, export_path)
         console.print(f"Results written to {export_path}/", highlight=False)

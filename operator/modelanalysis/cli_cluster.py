@@ -16,9 +16,9 @@ from rich.console import Console
 from rich.table import Table
 
 from modelanalysis.adapters.files import write_atomic
-from modelanalysis.adapters.perf_analyzer import PerfAnalyzerError, run_perf_analyzer
-from modelanalysis.cli_common import explain, fail, parse_int_list
-from modelanalysis.core.spec import MeasurementSettings, Protocol
+from modelanalysis.adapters.perf_analyzer import PerfAnalyzerError, measure_point
+from modelanalysis.cli_common import explain, fail, parse_int_list, with_measurement_options
+from modelanalysis.core.spec import MeasurementSettings
 from modelanalysis.core.sweep import Point
 from modelanalysis.kube.names import results_configmap_name
 from modelanalysis.kube.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION, ModelAnalysisSpec
@@ -84,6 +84,7 @@ def build_manifest(
 
 def register(app: typer.Typer) -> None:
     @app.command()
+    @with_measurement_options
     def manifest(
         name: Annotated[str, typer.Option(help="Name of the ModelAnalysis.")],
         model_repository: Annotated[str, typer.Option(help="pvc://CLAIM[/SUBPATH], s3://... or gs://...")],
@@ -101,29 +102,10 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option(help="Triton release (image nvcr.io/nvidia/tritonserver:<version>).")
         ] = None,
         triton_image: Annotated[str | None, typer.Option(help="Full Triton image; overrides --triton-version.")] = None,
-        protocol: Annotated[Protocol, typer.Option(help="Protocol perf_analyzer uses.")] = Protocol.GRPC,
-        measurement_interval: Annotated[int, typer.Option(help="perf_analyzer window, in ms.")] = 1000,
-        stability_percentage: Annotated[float, typer.Option(help="Stability threshold (%).")] = 10.0,
-        max_trials: Annotated[int, typer.Option(help="Windows perf_analyzer may try.")] = 10,
-        point_timeout: Annotated[int, typer.Option(help="Seconds one point may take.")] = 300,
-        metrics_interval: Annotated[int, typer.Option(help="How often Triton's metrics are sampled, in ms.")] = 500,
-        baseline_duration: Annotated[
-            int, typer.Option(help="How long the server is sampled with no model loaded, in ms.")
-        ] = 1000,
+        *,
+        measurement: MeasurementSettings,
     ) -> None:
         """Print a ModelAnalysis manifest, for `kubectl apply -f -` or a GitOps repository."""
-        try:
-            measurement = MeasurementSettings(
-                protocol=protocol,
-                measurement_interval_ms=measurement_interval,
-                stability_percentage=stability_percentage,
-                max_trials=max_trials,
-                point_timeout_seconds=point_timeout,
-                metrics_interval_ms=metrics_interval,
-                baseline_duration_ms=baseline_duration,
-            )
-        except ValidationError as exc:
-            raise fail(f"invalid options: {explain(exc)}") from None
         body = build_manifest(
             name,
             namespace,
@@ -206,25 +188,18 @@ def register(app: typer.Typer) -> None:
         concurrency: Annotated[int, typer.Option()],
         grpc_url: Annotated[str, typer.Option()],
         http_url: Annotated[str, typer.Option()],
-        protocol: Annotated[Protocol, typer.Option()] = Protocol.GRPC,
-        measurement_interval: Annotated[int, typer.Option()] = 1000,
-        stability_percentage: Annotated[float, typer.Option()] = 10.0,
-        max_trials: Annotated[int, typer.Option()] = 10,
-        point_timeout: Annotated[int, typer.Option()] = 300,
+        measurement: Annotated[str, typer.Option(help="The analysis's measurement settings, as JSON.")] = "{}",
         termination_log: Annotated[Path | None, typer.Option()] = None,
     ) -> None:
-        """Measure one point with perf_analyzer (what the operator's load-generator Jobs run)."""
-        settings = MeasurementSettings(
-            protocol=protocol,
-            measurement_interval_ms=measurement_interval,
-            stability_percentage=stability_percentage,
-            max_trials=max_trials,
-            point_timeout_seconds=point_timeout,
-        )
+        """Measure one point to convergence with perf_analyzer (what the operator's load-generator Jobs run)."""
+        try:
+            settings = MeasurementSettings.model_validate_json(measurement)
+        except ValidationError as exc:
+            raise fail(f"--measurement: {explain(exc)}") from None
         point = Point(model=model, batch_size=batch, concurrency=concurrency)
         try:
-            measurement = run_perf_analyzer(point, settings, grpc_url, http_url)
-            message, code = measurement.model_dump_json(), 0
+            result = measure_point(point, settings, grpc_url, http_url)
+            message, code = result.model_dump_json(exclude_none=True), 0
         except PerfAnalyzerError as exc:
             message, code = str(exc)[:3500], 1  # the kubelet keeps at most 4096 bytes
         if termination_log is not None:

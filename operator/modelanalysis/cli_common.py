@@ -1,10 +1,18 @@
-"""What every model-analyzer command shares: one way to fail with a sentence, and the parsing of list flags."""
+"""What every model-analyzer command shares: one way to fail with a sentence, the parsing of list flags, and
+the measurement flags."""
 
 from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar, cast, get_type_hints
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+
+from modelanalysis.core.spec import MeasurementSettings
 
 # soft_wrap: an error stays on one line when stderr is not a terminal (logs, CI).
 console = Console(stderr=True, soft_wrap=True)
@@ -32,3 +40,53 @@ def explain(error: ValidationError) -> str:
     first = error.errors()[0]
     where = ".".join(str(part) for part in first["loc"])
     return f"{where}: {first['msg']}"
+
+
+# Each measurement setting's flag (the original tool's name where it had one). Defaults, types and help come
+# from MeasurementSettings, the one source the CRD is generated from too.
+MEASUREMENT_FLAGS: dict[str, str] = {
+    "protocol": "--protocol",
+    "measurement_interval_ms": "--measurement-interval",
+    "convergence_pct": "--convergence",
+    "max_point_seconds": "--max-point-seconds",
+    "max_trials": "--max-trials",
+    "stability_percentage": "--stability-percentage",
+    "point_timeout_seconds": "--point-timeout",
+    "metrics_interval_ms": "--metrics-interval",
+    "baseline_duration_ms": "--baseline-duration",
+}
+
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+def with_measurement_options(command: Command) -> Command:
+    """Give a typer command one flag per measurement setting, and hand it `measurement=MeasurementSettings`
+    built from them (a value the model refuses ends in a sentence, not a traceback)."""
+    hints = get_type_hints(command, include_extras=True)
+    signature = inspect.signature(command)
+    parameters = [
+        p.replace(annotation=hints.get(p.name, p.annotation))  # resolved: typer reads them from the signature
+        for p in signature.parameters.values()
+        if p.name != "measurement"
+    ]
+    annotations = {name: hint for name, hint in hints.items() if name != "measurement"}
+    for name, flag in MEASUREMENT_FLAGS.items():
+        field = MeasurementSettings.model_fields[name]
+        annotations[name] = Annotated[field.annotation, typer.Option(flag, help=field.description)]
+        parameters.append(
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=field.default, annotation=annotations[name])
+        )
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        values = {name: kwargs.pop(name) for name in MEASUREMENT_FLAGS}
+        try:
+            measurement = MeasurementSettings(**values)
+        except ValidationError as exc:
+            flag = MEASUREMENT_FLAGS.get(str(exc.errors()[0]["loc"][0]), "")
+            raise fail(f"invalid options: {flag}: {exc.errors()[0]['msg']}") from None
+        return command(*args, measurement=measurement, **kwargs)
+
+    wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = annotations
+    return cast(Command, wrapper)

@@ -27,11 +27,11 @@ from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
 from modelanalysis.adapters.dcgm_prometheus import MEMORY_COPY_UTIL, DcgmMemoryUtilization, PrometheusQueryError
 from modelanalysis.adapters.triton_control import TritonControl
-from modelanalysis.adapters.triton_server import TritonEndpoints, free_port
+from modelanalysis.adapters.triton_server import free_port
 from modelanalysis.core.results import AnalysisResult
 from modelanalysis.core.server_metrics import aggregate_window, parse_triton_metrics
 from modelanalysis.core.spec import MeasurementSettings, ModelTarget, SweepSpec
-from modelanalysis.profiler import NO_MEMORY_UTILIZATION_NOTE, Profiler, add_memory_utilization
+from modelanalysis.engine import NO_MEMORY_UTILIZATION_NOTE, SweepEngine, add_memory_utilization
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -256,20 +256,21 @@ def triton_metrics_page() -> Iterator[str]:
         server.server_close()
 
 
-def profiler(metrics_url: str, prometheus_url: str, baseline_ms: int) -> Profiler:
+def profiler(metrics_url: str, prometheus_url: str, baseline_ms: int) -> SweepEngine:
     spec = SweepSpec(
         models=[ModelTarget(name="add_sub")],
         measurement=MeasurementSettings(baseline_duration_ms=baseline_ms, metrics_interval_ms=200),
     )
-    endpoints = TritonEndpoints(http="127.0.0.1:9", grpc="127.0.0.1:10", metrics_url=metrics_url)
-    return Profiler(
+    engine = SweepEngine(
         spec,
-        endpoints,
-        TritonControl(endpoints.http),  # never called by the baseline; closed by the test
+        TritonControl("127.0.0.1:9"),  # never called by the baseline; closed by the test
+        metrics_url,
         run_point=lambda *args: pytest.fail("no point is run here"),
-        result=AnalysisResult(triton_version="24.08-py3"),
+        journal=lambda event, result: None,
         memory_utilization=DcgmMemoryUtilization(prometheus_url, timeout_s=5),
     )
+    engine.result = AnalysisResult(triton_version="24.08-py3")
+    return engine
 
 
 def test_profiler_baseline_merges_dcgm_values_from_prometheus(

@@ -40,6 +40,8 @@ S3_SPEC: dict[str, Any] = {
         "measurementIntervalMs": 2500,
         "stabilityPercentage": 7.5,
         "maxTrials": 4,
+        "convergencePct": 2.5,
+        "maxPointSeconds": 45,
         "pointTimeoutSeconds": 900,
         "metricsIntervalMs": 250,
     },
@@ -214,18 +216,12 @@ def test_perf_point_args_carry_the_measurement_settings(
             throughput_infer_per_sec=1.0, latency_p50_ms=1, latency_p90_ms=1, latency_p95_ms=1, latency_p99_ms=1
         )
 
-    monkeypatch.setattr(cli_cluster, "run_perf_analyzer", fake_perf_analyzer)
+    monkeypatch.setattr(cli_cluster, "measure_point", fake_perf_analyzer)
     result = CliRunner().invoke(app, [c["command"][1], *args])
     assert result.exit_code == 0, result.output
     assert seen["point"] == point
     m = s.measurement
-    assert seen["settings"] == MeasurementSettings(
-        protocol=m.protocol,
-        measurement_interval_ms=m.measurement_interval_ms,
-        stability_percentage=m.stability_percentage,
-        max_trials=m.max_trials,
-        point_timeout_seconds=m.point_timeout_seconds,
-    )
+    assert seen["settings"] == m  # every setting travels, whole
     assert (seen["grpc_url"], seen["http_url"]) == (f"{host}:8001", f"{host}:8000")
     assert PerfMeasurement.model_validate_json(log.read_text()).throughput_infer_per_sec == 1.0
 
@@ -235,7 +231,9 @@ def test_custom_measurement_settings_really_differ_from_defaults() -> None:
     m = spec(S3_SPEC).measurement
     d = MeasurementSettings()
     assert m.protocol == Protocol.HTTP != d.protocol
-    for field in ("measurement_interval_ms", "stability_percentage", "max_trials", "point_timeout_seconds"):
+    fields = ("measurement_interval_ms", "stability_percentage", "max_trials", "point_timeout_seconds",
+              "convergence_pct", "max_point_seconds")  # fmt: skip
+    for field in fields:
         assert getattr(m, field) != getattr(d, field), field
 
 

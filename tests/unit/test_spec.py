@@ -18,7 +18,8 @@ def test_defaults_measure_batch_1_concurrency_1_over_grpc() -> None:
     assert s.concurrency == [1]
     assert s.measurement.protocol == Protocol.GRPC
     assert s.measurement.measurement_interval_ms == 1000
-    assert s.measurement.max_trials == 10
+    assert s.measurement.max_trials == 30
+    assert s.measurement.convergence_pct == 5.0
 
 
 def test_batch_sizes_and_concurrency_are_sorted_and_deduplicated() -> None:
@@ -137,4 +138,4 @@ def test_manifest_takes_the_same_measurement_flags_as_profile() -> None:
     assert out.exit_code == 0, out.output
     assert "metricsIntervalMs: 250" in out.output and "baselineDurationMs: 0" in out.output
     refused = CliRunner().invoke(app, [*args, "--metrics-interval", "5"])
-    assert refused.exit_code == 1 and "metrics_interval_ms" in refused.output and "Traceback" not in refused.output
+    assert refused.exit_code == 1 and "--metrics-interval:" in refused.output and "Traceback" not in refused.output

@@ -1,4 +1,4 @@
-"""Run perf_analyzer for one point as a local process."""
+"""Measure one point with perf_analyzer as local processes (the CLI, and the operator's load-generator Jobs)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,27 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
-from modelanalysis.core.perf import PerfMeasurement, PerfReportError, parse_perf_analyzer_csv, perf_analyzer_args
+from modelanalysis.core.convergence import Verdict, judge
+from modelanalysis.core.perf import (
+    PerfMeasurement,
+    PerfReportError,
+    PerfRun,
+    PointMeasurementError,
+    combine_runs,
+    parse_perf_analyzer_csv,
+    parse_perf_analyzer_windows,
+    parse_request_count,
+    perf_analyzer_args,
+)
 from modelanalysis.core.spec import MeasurementSettings
 from modelanalysis.core.sweep import Point
 
 
-class PerfAnalyzerError(RuntimeError):
+class PerfAnalyzerError(PointMeasurementError):
     """perf_analyzer is missing or failed for a point; the message says which and why."""
 
 
@@ -48,21 +61,16 @@ def perf_analyzer_env() -> dict[str, str]:
     return env
 
 
-def run_perf_analyzer(
-    point: Point, settings: MeasurementSettings, grpc_url: str, http_url: str, binary: Path | None = None
-) -> PerfMeasurement:
-    binary = binary or find_perf_analyzer()
+def run_perf_analyzer_once(
+    point: Point, settings: MeasurementSettings, grpc_url: str, http_url: str, binary: Path, timeout_s: float
+) -> PerfRun:
+    """One perf_analyzer run: WINDOWS_PER_RUN windows, its report and each window's numbers."""
     with tempfile.TemporaryDirectory(prefix="perf-") as tmp:
         report = Path(tmp) / "report.csv"
         cmd = [str(binary), *perf_analyzer_args(point, settings, grpc_url, http_url, str(report))]
         try:
             proc = subprocess.run(
-                cmd,
-                capture_output=True,
-                text=True,
-                timeout=settings.point_timeout_seconds,
-                env=perf_analyzer_env(),
-                check=False,
+                cmd, capture_output=True, text=True, timeout=timeout_s, env=perf_analyzer_env(), check=False
             )
         except subprocess.TimeoutExpired:
             raise PerfAnalyzerError(
@@ -74,9 +82,51 @@ def run_perf_analyzer(
         if proc.returncode != 0 or not report.exists():
             raise PerfAnalyzerError(f"perf_analyzer failed (exit {proc.returncode}): {last_lines(proc)}")
         try:
-            return parse_perf_analyzer_csv(report.read_text(), point.concurrency)
+            summary = parse_perf_analyzer_csv(report.read_text(), point.concurrency)
         except PerfReportError as exc:
             raise PerfAnalyzerError(str(exc)) from None
+    return PerfRun(summary, parse_perf_analyzer_windows(proc.stdout), parse_request_count(proc.stdout))
+
+
+def measure_point(
+    point: Point,
+    settings: MeasurementSettings,
+    grpc_url: str,
+    http_url: str,
+    binary: Path | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> PerfMeasurement:
+    """Measure one point to the precision asked for: perf_analyzer runs of WINDOWS_PER_RUN windows each, until
+    the core's stopping rule (convergence.judge) says the throughput interval is narrow enough, or a cap is hit.
+
+    A run that fails after others succeeded ends the point with what was measured (not converged, saying why);
+    a first run that fails is the point's failure.
+    """
+    binary = binary or find_perf_analyzer()
+    started = clock()
+    runs: list[PerfRun] = []
+    while True:
+        remaining = settings.point_timeout_seconds - (clock() - started)
+        try:
+            run_started = clock()
+            runs.append(run_perf_analyzer_once(point, settings, grpc_url, http_url, binary, max(remaining, 1.0)))
+        except PerfAnalyzerError as exc:
+            if not runs:
+                raise
+            verdict = Verdict(True, False, f"not converged: a later perf_analyzer run failed ({exc})")
+            break
+        run_seconds = clock() - run_started
+        verdict = judge(
+            [w.throughput_infer_per_sec for run in runs for w in run.windows],
+            clock() - started,
+            run_seconds,
+            target_pct=settings.convergence_pct,
+            max_windows=settings.max_trials,
+            max_seconds=min(settings.max_point_seconds, settings.point_timeout_seconds),
+        )
+        if verdict.done:
+            break
+    return combine_runs(runs, verdict, point.batch_size, settings.measurement_interval_ms)
 
 
 def last_lines(proc: subprocess.CompletedProcess[str], count: int = 2) -> str:

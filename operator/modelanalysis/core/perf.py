@@ -1,21 +1,46 @@
-"""perf_analyzer: the arguments for one point, and the reading of its CSV report. Pure functions, so the
-CLI (a local process) and the operator (a Job's container) run exactly the same measurement."""
+"""perf_analyzer: the arguments for one run, the reading of its report and of its windows, and one point's
+measurement from several runs. Pure functions, so the CLI (a local process) and the operator (a Job's
+container) run exactly the same measurement."""
 
 from __future__ import annotations
 
 import csv
 import io
+import re
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
+from modelanalysis.core.convergence import (
+    MIN_REQUESTS_FOR_P99,
+    Verdict,
+    mean_interval,
+    warmup_windows,
+)
 from modelanalysis.core.spec import MeasurementSettings, Protocol
 from modelanalysis.core.sweep import Point
 
 US_PER_MS = 1000.0
+# perf_analyzer's own stability rule must never end a run early or fail it: each run measures exactly 3
+# windows (the fewest its rule looks at) and the core decides, from every window, when the point is done.
+RUN_STABILITY_PERCENTAGE = 1_000_000
+WINDOWS_PER_RUN = 3
+
+
+class PointMeasurementError(RuntimeError):
+    """A point could not be measured (the server died, the model errored, the point timed out); the message
+    says which and why."""
 
 
 class PerfMeasurement(BaseModel):
-    """What perf_analyzer reported for one point (latencies converted from us to ms)."""
+    """One point's numbers (latencies in ms) and how sure they are.
+
+    Throughput is the mean of the measurement windows, with its 95% confidence interval over them; latency
+    percentiles are perf_analyzer's, averaged over its runs. The interval fields are empty for results from
+    before intervals were measured, and the p99 interval where windows hold too few requests to estimate it.
+    """
 
     throughput_infer_per_sec: float
     latency_p50_ms: float
@@ -23,6 +48,31 @@ class PerfMeasurement(BaseModel):
     latency_p95_ms: float
     latency_p99_ms: float
     latency_avg_ms: float | None = None
+    throughput_ci_low: float | None = None
+    throughput_ci_high: float | None = None
+    latency_p99_ci_low_ms: float | None = None
+    latency_p99_ci_high_ms: float | None = None
+    windows: int | None = None  # measurement windows the numbers rest on (after warm-up)
+    requests: int | None = None  # requests perf_analyzer sent and timed over the point
+    converged: bool | None = None  # the throughput interval reached the precision asked for
+    convergence: str | None = None  # why measuring stopped, in words
+
+
+@dataclass(frozen=True)
+class PerfWindow:
+    """One of perf_analyzer's measurement windows ("Pass [n]" in its verbose output)."""
+
+    throughput_infer_per_sec: float
+    latency_p99_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class PerfRun:
+    """One perf_analyzer run: its summary report (its windows pooled) and each window."""
+
+    summary: PerfMeasurement
+    windows: list[PerfWindow] = field(default_factory=list)
+    requests: int | None = None
 
 
 class PerfReportError(ValueError):
@@ -41,8 +91,10 @@ def perf_analyzer_args(
         "-u", url,
         "-i", settings.protocol.value,
         "--measurement-interval", str(settings.measurement_interval_ms),
-        "--stability-percentage", str(settings.stability_percentage),
-        "--max-trials", str(settings.max_trials),
+        "--stability-percentage", str(RUN_STABILITY_PERCENTAGE),
+        "--max-trials", str(WINDOWS_PER_RUN),
+        "--percentile", "99",  # each window's p99 in the verbose output, for p99's interval
+        "-v",  # each window's numbers ("Pass [n] ...")
         "-f", report_path,
     ]  # fmt: skip
 
@@ -95,3 +147,82 @@ def _average_latency_ms(row: dict[str, str]) -> float | None:
         return sum(float(row[c]) for c in _LATENCY_PARTS) / US_PER_MS
     except (KeyError, ValueError, TypeError):
         return None
+
+
+_PASS = re.compile(
+    r"Pass \[(\d+)\] throughput: ([0-9.eE+-]+) infer/sec\. (?:p99 latency: ([0-9.]+) usec|Avg latency)"
+)
+_REQUEST_COUNT = re.compile(r"Request count: (\d+)")
+
+
+def parse_perf_analyzer_windows(output: str) -> list[PerfWindow]:
+    """Each measurement window of a verbose perf_analyzer run, in order.
+
+    A window that an interrupt cut short is printed after "Interrupt signal" and is not a full window: it is
+    left out.
+    """
+    complete = output.split("Interrupt signal", 1)[0]
+    return [
+        PerfWindow(float(m[2]), float(m[3]) / US_PER_MS if m[3] else None) for m in _PASS.finditer(complete)
+    ]
+
+
+def parse_request_count(output: str) -> int | None:
+    """Requests perf_analyzer timed over its reported windows (its "Client: Request count")."""
+    found = _REQUEST_COUNT.search(output)
+    return int(found[1]) if found else None
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.fmean(present) if present else None
+
+
+def combine_runs(runs: Sequence[PerfRun], verdict: Verdict, batch_size: int, window_ms: int) -> PerfMeasurement:
+    """One point's measurement from its perf_analyzer runs.
+
+    Throughput and its interval come from every window after warm-up; the latency percentiles are the mean
+    of the runs' reports (each run pools its own windows), leaving out runs that lie wholly in the warm-up.
+    p99's interval takes its half-width from the spread of the windows' p99 values, when every window holds
+    at least MIN_REQUESTS_FOR_P99 requests.
+    """
+    if not runs:
+        raise ValueError("a point needs at least one perf_analyzer run")
+    windows = [w for run in runs for w in run.windows]
+    if not windows:  # an older perf_analyzer that printed no windows: its report is all there is
+        return runs[-1].summary.model_copy(update={"converged": False, "convergence": verdict.reason})
+    dropped = warmup_windows([w.throughput_infer_per_sec for w in windows])
+    kept = windows[dropped:]
+    kept_runs, first = [], 0
+    for run in runs:
+        first += len(run.windows)
+        if first > dropped:
+            kept_runs.append(run)
+    throughput = mean_interval([w.throughput_infer_per_sec for w in kept])
+    mean_throughput = statistics.fmean(w.throughput_infer_per_sec for w in kept)
+    summaries = [r.summary for r in kept_runs]
+    p99 = statistics.fmean(s.latency_p99_ms for s in summaries)
+    requests_per_window = mean_throughput * window_ms / 1000 / max(batch_size, 1)
+    p99_values = [w.latency_p99_ms for w in kept if w.latency_p99_ms is not None]
+    p99_interval = (
+        mean_interval(p99_values)
+        if len(p99_values) == len(kept) and requests_per_window >= MIN_REQUESTS_FOR_P99
+        else None
+    )
+    request_counts = [r.requests for r in runs]
+    return PerfMeasurement(
+        throughput_infer_per_sec=mean_throughput,
+        latency_p50_ms=statistics.fmean(s.latency_p50_ms for s in summaries),
+        latency_p90_ms=statistics.fmean(s.latency_p90_ms for s in summaries),
+        latency_p95_ms=statistics.fmean(s.latency_p95_ms for s in summaries),
+        latency_p99_ms=p99,
+        latency_avg_ms=_mean([s.latency_avg_ms for s in summaries]),
+        throughput_ci_low=throughput.low if throughput else None,
+        throughput_ci_high=throughput.high if throughput else None,
+        latency_p99_ci_low_ms=max(p99 - p99_interval.half_width, 0.0) if p99_interval else None,
+        latency_p99_ci_high_ms=p99 + p99_interval.half_width if p99_interval else None,
+        windows=len(kept),
+        requests=sum(c for c in request_counts if c is not None) if any(request_counts) else None,
+        converged=verdict.converged,
+        convergence=verdict.reason,
+    )

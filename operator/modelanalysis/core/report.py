@@ -27,6 +27,10 @@ INFERENCE_COLUMNS = [
     "Server Throughput (infer/sec)", "Max GPU Utilization (%)", "Max GPU Memory (MB)",
     "Max Memory Utilization (%)", "Max GPU Power (W)", "Max CPU Utilization (%)", "Max CPU Memory (MB)",
     "Status", "Error",
+    # how sure each point is (README: "How sure a number is")
+    "Throughput 95% CI Low (infer/sec)", "Throughput 95% CI High (infer/sec)",
+    "p99 Latency 95% CI Low (ms)", "p99 Latency 95% CI High (ms)",
+    "Measurement Windows", "Requests", "Converged", "Convergence",
 ]  # fmt: skip
 
 GPU_COLUMNS = [
@@ -79,7 +83,19 @@ def _inference_row(p: PointResult, outcome: ModelOutcome | None) -> dict[str, An
         "Max CPU Memory (MB)": p.resources.max_cpu_memory_used_mb if p.resources else None,
         "Status": p.status.value,
         "Error": p.error or "",
+        "Throughput 95% CI Low (infer/sec)": perf.throughput_ci_low if perf else None,
+        "Throughput 95% CI High (infer/sec)": perf.throughput_ci_high if perf else None,
+        "p99 Latency 95% CI Low (ms)": perf.latency_p99_ci_low_ms if perf else None,
+        "p99 Latency 95% CI High (ms)": perf.latency_p99_ci_high_ms if perf else None,
+        "Measurement Windows": perf.windows if perf else None,
+        "Requests": perf.requests if perf else None,
+        "Converged": _yes_no(perf.converged if perf else None),
+        "Convergence": (perf.convergence or "") if perf else "",
     }
+
+
+def _yes_no(value: bool | None) -> str:
+    return "" if value is None else ("Yes" if value else "No")
 
 
 def _gpu_rows(p: PointResult, outcome: ModelOutcome | None) -> list[dict[str, Any]]:
@@ -145,7 +161,7 @@ def server_only_frame(result: AnalysisResult) -> pd.DataFrame:
 
 def _to_csv(frame: pd.DataFrame) -> str:
     # Integers stay integers when a column has empty cells (pandas would print 8.0 otherwise).
-    for column in ("Batch", "Concurrency", "Max Batch Size"):
+    for column in ("Batch", "Concurrency", "Max Batch Size", "Measurement Windows", "Requests"):
         if column in frame:
             frame[column] = frame[column].astype("Int64")
     return frame.to_csv(index=False, float_format="%.3f")

@@ -15,7 +15,8 @@ from modelanalysis.core.server_metrics import (
     inference_rate,
     stable_span_seconds,
 )
-from modelanalysis.core.sweep import Point, SkippedPoint
+from modelanalysis.core.spec import SweepSpec
+from modelanalysis.core.sweep import Point, SkippedPoint, plan_model_points
 
 
 class PointStatus(StrEnum):
@@ -103,3 +104,18 @@ class AnalysisResult(BaseModel):
     def best_throughput(self) -> float | None:
         values = [p.perf.throughput_infer_per_sec for p in self.points if p.perf is not None]
         return max(values) if values else None
+
+
+def expected_point_count(spec: SweepSpec, result: AnalysisResult) -> int:
+    """Points the sweep will have run when done, as far as is known: a model that failed to load has none, a
+    loaded model has its planned points, a model not reached yet counts every batch x concurrency pair."""
+    total = 0
+    for model in spec.model_names:
+        outcome = result.outcome(model)
+        if outcome is not None and outcome.status == ModelStatus.LOAD_FAILED:
+            continue
+        if outcome is not None and outcome.max_batch_size is not None:
+            total += len(plan_model_points(spec, model, outcome.max_batch_size).points)
+        else:
+            total += len(spec.batch_sizes) * len(spec.concurrency)
+    return total

@@ -14,6 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 DEFAULT_TRITON_VERSION = "24.08-py3"
+DEFAULT_CONVERGENCE_PCT = 5.0
+DEFAULT_MAX_POINT_SECONDS = 30
+DEFAULT_MAX_TRIALS = 30
+DEFAULT_STABILITY_PERCENTAGE = 10.0
 
 PositiveInt = Annotated[int, Field(ge=1)]
 
@@ -36,17 +40,41 @@ class MeasurementSettings(WireModel):
     measurement_interval_ms: int = Field(
         1000, ge=100, le=600_000, description="Length of one perf_analyzer measurement window, in ms."
     )
-    stability_percentage: float = Field(
-        10.0,
+    convergence_pct: float = Field(
+        DEFAULT_CONVERGENCE_PCT,
         gt=0,
         le=100,
-        description="Largest spread (%) of throughput and latency over 3 windows for a point to be stable.",
+        description=(
+            "Precision a point is measured to: it ends once the 95% confidence interval of its throughput is "
+            "within this many percent of the mean (half-width)."
+        ),
+    )
+    max_point_seconds: int = Field(
+        DEFAULT_MAX_POINT_SECONDS,
+        ge=1,
+        le=86_400,
+        description=(
+            "Time cap for converging one point: past it the point keeps its estimate and interval and is marked "
+            "not converged (it is still measured)."
+        ),
     )
     max_trials: int = Field(
-        10, ge=1, le=100, description="Windows perf_analyzer may try before it gives up on stability."
+        DEFAULT_MAX_TRIALS,
+        ge=1,
+        le=10_000,
+        description="Most measurement windows one point may take before it stops, converged or not.",
+    )
+    stability_percentage: float = Field(
+        DEFAULT_STABILITY_PERCENTAGE,
+        gt=0,
+        le=100,
+        description=(
+            "Deprecated, no longer used: perf_analyzer's stability rule used to end (or fail) a point; "
+            "convergencePct decides now. Accepted so that existing manifests and scripts still work."
+        ),
     )
     point_timeout_seconds: int = Field(
-        300, ge=10, le=86_400, description="Longest one point may run before it is recorded as failed."
+        300, ge=10, le=86_400, description="Longest one point may run before it is recorded as failed (a hang)."
     )
     metrics_interval_ms: int = Field(
         500, ge=100, le=60_000, description="How often Triton's metrics endpoint is sampled during a point."

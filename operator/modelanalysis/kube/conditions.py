@@ -96,6 +96,10 @@ def _gpu_metrics(gpus: list[CompactGpu] | None) -> list[GpuMetrics]:
     ]
 
 
+def _pair(low: float | None, high: float | None) -> list[float] | None:
+    return None if low is None or high is None else [round(low, 3), round(high, 3)]
+
+
 def compact_point(p: PointResult) -> CompactPoint:
     perf, res = p.perf, p.resources
     return CompactPoint(
@@ -114,6 +118,12 @@ def compact_point(p: PointResult) -> CompactPoint:
         cpu_util=_r(res.max_cpu_utilization_pct if res else None),
         cpu_mem_mb=_r(res.max_cpu_memory_used_mb if res else None),
         gpus=compact_gpus(res),
+        throughput_ci=_pair(perf.throughput_ci_low, perf.throughput_ci_high) if perf else None,
+        p99_ci=_pair(perf.latency_p99_ci_low_ms, perf.latency_p99_ci_high_ms) if perf else None,
+        windows=perf.windows if perf else None,
+        requests=perf.requests if perf else None,
+        converged=perf.converged if perf else None,
+        convergence=short(perf.convergence, 200) if perf else None,
         started=_r(p.started_at, 1),
         finished=_r(p.finished_at, 1),
     )
@@ -129,6 +139,14 @@ def expand_point(c: CompactPoint) -> PointResult:
             latency_p95_ms=c.p95 or 0.0,
             latency_p99_ms=c.p99 or 0.0,
             latency_avg_ms=c.avg,
+            throughput_ci_low=c.throughput_ci[0] if c.throughput_ci else None,
+            throughput_ci_high=c.throughput_ci[1] if c.throughput_ci else None,
+            latency_p99_ci_low_ms=c.p99_ci[0] if c.p99_ci else None,
+            latency_p99_ci_high_ms=c.p99_ci[1] if c.p99_ci else None,
+            windows=c.windows,
+            requests=c.requests,
+            converged=c.converged,
+            convergence=c.convergence,
         )
     return PointResult(
         model=c.model,

@@ -8,7 +8,6 @@ daemon (the analysis was deleted, or the operator is exiting).
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -17,14 +16,13 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from modelanalysis.adapters.dcgm_prometheus import DcgmMemoryUtilization, PrometheusQueryError
-from modelanalysis.adapters.metrics_sampler import MetricsSampler, sample_for
-from modelanalysis.adapters.triton_control import ModelLoadError, TritonControl, TritonUnreachable
-from modelanalysis.core.perf import PerfMeasurement
+from modelanalysis.adapters.dcgm_prometheus import DcgmMemoryUtilization
+from modelanalysis.adapters.triton_control import TritonControl, TritonUnreachable
+from modelanalysis.core.perf import PerfMeasurement, PointMeasurementError
 from modelanalysis.core.report import csv_files
-from modelanalysis.core.results import ModelOutcome, ModelStatus, PointResult, PointStatus
-from modelanalysis.core.server_metrics import ResourceMetrics, aggregate_window
-from modelanalysis.core.sweep import Point, plan_model_points, planned_point_count
+from modelanalysis.core.results import AnalysisResult, ModelStatus, PointStatus
+from modelanalysis.core.sweep import Point, planned_point_count
+from modelanalysis.engine import EngineEvent, SweepEngine
 from modelanalysis.kube import names, objects
 from modelanalysis.kube.api import KubeApi
 from modelanalysis.kube.conditions import (
@@ -47,7 +45,7 @@ from modelanalysis.kube.resource import (
     Reason,
 )
 from modelanalysis.kube.settings import OperatorSettings
-from modelanalysis.profiler import NO_MEMORY_UTILIZATION_NOTE, add_memory_utilization
+from modelanalysis.kube.transitions import event_for, progress_message
 
 
 class Stopped(Protocol):
@@ -197,7 +195,6 @@ class AnalysisRun:
         self.status = ModelAnalysisStatus.model_validate(body.get("status") or {})
         self.slot_key = f"{self.namespace}/{self.name}"
         self.spec: ModelAnalysisSpec | None = None
-        self.memory_utilization = DcgmMemoryUtilization(settings.prometheus_url) if settings.prometheus_url else None
 
     # -- status ---------------------------------------------------------------------------------------
     def save(self, reset: bool = False) -> None:
@@ -228,7 +225,9 @@ class AnalysisRun:
             raise StopRun()
 
     def check_generation(self) -> None:
-        """Stop if the analysis is gone or its spec changed since this run started."""
+        """Stop if asked to, or if the analysis is gone or its spec changed since this run started."""
+        if self.stopped.is_set():
+            raise StopRun()
         current = self.api.get_analysis(self.namespace, self.name)
         if current is None or int(current["metadata"].get("generation", 1)) != self.generation:
             raise StopRun()
@@ -253,19 +252,11 @@ class AnalysisRun:
             # 3. Wait for a free Triton slot, then 4. start the server and wait until it is ready.
             self.wait_for_slot()
             pod_ip = self.ensure_triton_pod(spec)
-            # 5. Measure the server with no model loaded.
-            control = TritonControl(f"{pod_ip}:{objects.HTTP_PORT}")
-            try:
-                if self.status.baseline is None:
-                    self.measure_baseline(spec, pod_ip, control)
-                # 6. Each model, each point, one at a time.
-                self.set_phase(Phase.PROFILING, "measuring points")
-                self.condition(ConditionType.PROFILING, True, Reason.MEASURING, "measuring points one at a time")
-                self.save()
-                for model in spec.model_names:
-                    self.profile_model(spec, model, control, pod_ip)
-            finally:
-                control.close()
+            # 5. The baseline, then each model and point (the engine the CLI runs too), resuming from status.
+            self.set_phase(Phase.PROFILING, "measuring")
+            self.condition(ConditionType.PROFILING, True, Reason.MEASURING, "measuring points one at a time")
+            self.save()
+            self.measure(spec, pod_ip)
             self.condition(ConditionType.PROFILING, False, Reason.SWEEP_DONE, "every point has been run")
             # 7. Write the CSV files; 8. clean up and finish.
             self.write_results(spec)
@@ -309,7 +300,8 @@ class AnalysisRun:
         self.update_progress(planned_point_count(self.spec))
         self.condition(ConditionType.SPEC_VALID, True, Reason.VALID, "spec is valid")
         self.save(reset=True)
-        self.event("Normal", "Started", f"Profiling {self.status.points_total} points (generation {self.generation})")
+        total, generation = self.status.points_total, self.generation
+        self.event("Normal", Reason.STARTED, f"Profiling {total} points (generation {generation})")
 
     def wait_for_slot(self) -> None:
         pod_name = names.triton_pod_name(self.name, self.generation)
@@ -398,114 +390,70 @@ class AnalysisRun:
         host = f"[{pod_ip}]" if ":" in pod_ip else pod_ip
         return f"http://{host}:{objects.METRICS_PORT}/metrics"
 
-    def measure_baseline(self, spec: ModelAnalysisSpec, pod_ip: str, control: TritonControl) -> None:
-        m = spec.measurement
-        start = time.time()
-        samples = sample_for(self.metrics_url(pod_ip), m.baseline_duration_ms / 1000, m.metrics_interval_ms / 1000)
-        self.status.baseline = compact_baseline(self.with_memory_utilization(aggregate_window(samples), start))
-        self.status.server_version = control.server_version() or None
-        if self.memory_utilization is None:
-            self.status.notes = [NO_MEMORY_UTILIZATION_NOTE]
-        self.save()
-        self.event("Normal", "BaselineMeasured", "Measured the server with no model loaded")
-
-    def profile_model(self, spec: ModelAnalysisSpec, model: str, control: TritonControl, pod_ip: str) -> None:
-        entries = {m.name: m for m in self.status.models or []}
-        done = entries.get(model)
-        if done is not None and done.status in (ModelStatus.PROFILED, ModelStatus.LOAD_FAILED):
-            return
-        self.check_generation()
-        planned_here = len(spec.batch_sizes) * len(spec.concurrency)
+    def measure(self, spec: ModelAnalysisSpec, pod_ip: str) -> None:
+        control = TritonControl(f"{pod_ip}:{objects.HTTP_PORT}")
+        engine = SweepEngine(
+            spec,
+            control,
+            self.metrics_url(pod_ip),
+            lambda point, settings: self.run_point_job(spec, point, pod_ip),
+            self.record,
+            memory_utilization=DcgmMemoryUtilization(self.settings.prometheus_url)
+            if self.settings.prometheus_url
+            else None,
+            owns_server=True,
+            checkpoint=self.check_generation,
+            wait=self.sleep,
+        )
         try:
-            control.wait_ready(timeout_s=30)
-            control.load(model)
-            config = control.model_config(model)
-        except ModelLoadError as exc:
-            outcome = ModelOutcome(name=model, status=ModelStatus.LOAD_FAILED, error=str(exc))
-            self.status.models = [*(self.status.models or []), model_entry(outcome)]
-            self.update_progress(self.status.points_total - planned_here)
-            self.save()
-            self.event("Warning", "ModelLoadFailed", f"{model} failed to load: {short(str(exc), 400)}")
-            return
+            engine.run(analysis_result(self.status, spec.triton.version or self.settings.default_triton_version))
         except TritonUnreachable as exc:
             raise AnalysisFailed(Reason.SERVER_GONE, str(exc), ConditionType.SERVER_READY) from None
-        self.event("Normal", "ModelLoaded", f"Loaded {model}")
-        plan = plan_model_points(spec, model, config.max_batch_size)
-        if done is None:
-            self.update_progress(self.status.points_total - planned_here + len(plan.points))
-            outcome = ModelOutcome(
-                name=model,
-                status=ModelStatus.INTERRUPTED,
-                max_batch_size=config.max_batch_size,
-                instance_group=config.instance_group,
-                skipped=plan.skipped,
-            )
-            self.status.models = [*(self.status.models or []), model_entry(outcome)]
-            self.save()
-        for point in points_to_measure(plan.points, self.status):
-            self.check_generation()
-            result = self.measure_point(spec, point, pod_ip)
-            self.status.points = [*(self.status.points or []), compact_point(result)]
-            self.update_progress()
-            self.set_phase(Phase.PROFILING, f"measured {point.key}")
-            self.save()
-            if result.status == PointStatus.FAILED:
-                self.event("Warning", "PointFailed", f"{point.key}: {short(result.error, 400)}")
-        for entry in self.status.models or []:
-            if entry.name == model:
-                entry.status = ModelStatus.PROFILED.value
-        self.save()
-        control.unload(model)
-        self.event("Normal", "ModelProfiled", f"Profiled {model}: {len(plan.points)} points")
+        finally:
+            control.close()
 
-    def measure_point(self, spec: ModelAnalysisSpec, point: Point, pod_ip: str) -> PointResult:
-        m = spec.measurement
+    def record(self, event: EngineEvent, result: AnalysisResult) -> None:
+        """The engine's journal: everything measured so far goes to status, with an Event where one is due."""
+        self.status.server_version = result.server_version or None
+        self.status.notes = list(result.notes) or None
+        self.status.baseline = compact_baseline(result.baseline) if result.baseline else None
+        self.status.models = [model_entry(m) for m in result.models] or None
+        self.status.points = [compact_point(p) for p in result.points] or None
+        self.update_progress(event.total)
+        message = progress_message(event)
+        if message:
+            self.set_phase(Phase.PROFILING, message)
+        self.save()
+        posted = event_for(event)
+        if posted is not None:
+            self.event(posted.type, posted.reason, posted.message)
+
+    def run_point_job(self, spec: ModelAnalysisSpec, point: Point, pod_ip: str) -> PerfMeasurement:
+        """One point as a load-generator Job; its container measures the point and returns the result in its
+        termination message."""
         manifest = objects.load_generator_job(
             self.name, self.namespace, self.generation, spec, point, pod_ip, self.settings
         )
         job_name = manifest["metadata"]["name"]
-        sampler = MetricsSampler(self.metrics_url(pod_ip), m.metrics_interval_ms / 1000)
-        started = time.time()
-        sampler.start()
-        try:
-            job = self.create_child(manifest)
-            deadline = time.monotonic() + m.point_timeout_seconds + 120
-            while True:
-                # The container's end is the point's end: its result is in the termination message as soon as
-                # the kubelet records it, a moment before the Job controller marks the Job finished.
-                exit_code, message = termination_message(self.api.list("Pod", self.namespace, f"job-name={job_name}"))
-                if exit_code is not None or job_outcome(job) is not None or time.monotonic() > deadline:
-                    break
-                self.sleep(self.settings.poll_interval_seconds)
-                job = self.api.read("Job", self.namespace, job_name) or job
-        finally:
-            samples = sampler.stop()
-        finished = time.time()
-        perf: PerfMeasurement | None = None
-        error: str | None = None
-        if exit_code == 0:
-            try:
-                perf = PerfMeasurement.model_validate(json.loads(message))
-            except (ValueError, ValidationError):
-                error = f"the load generator's result could not be read: {message[:200]!r}"
-        else:
-            error = message or f"load-generator Job {job_name} did not complete"
+        job = self.create_child(manifest)
+        deadline = time.monotonic() + spec.measurement.point_timeout_seconds + 120
+        while True:
+            # The container's end is the point's end: its result is in the termination message as soon as
+            # the kubelet records it, a moment before the Job controller marks the Job finished.
+            exit_code, message = termination_message(self.api.list("Pod", self.namespace, f"job-name={job_name}"))
+            if exit_code is not None or job_outcome(job) is not None or time.monotonic() > deadline:
+                break
+            self.sleep(self.settings.poll_interval_seconds)
+            job = self.api.read("Job", self.namespace, job_name) or job
         self.api.delete("Job", self.namespace, job_name)
-        result = PointResult.from_window(point, perf, error, samples, started, finished, m.measurement_interval_ms)
-        assert result.resources is not None
-        self.with_memory_utilization(result.resources, started, finished)
-        return result
-
-    def with_memory_utilization(
-        self, resources: ResourceMetrics, start: float, end: float | None = None
-    ) -> ResourceMetrics:
-        """Add DCGM's memory utilization from Prometheus, when the operator is configured with one."""
-        if self.memory_utilization is not None:
-            try:
-                add_memory_utilization(resources, self.memory_utilization.max_by_gpu(start, end or time.time()))
-            except PrometheusQueryError as exc:
-                self.logger.warning("No memory utilization for this window: %s", exc)
-        return resources
+        if exit_code != 0:
+            raise PointMeasurementError(message or f"load-generator Job {job_name} did not complete")
+        try:
+            return PerfMeasurement.model_validate_json(message)
+        except ValidationError:
+            raise PointMeasurementError(
+                f"the load generator's result could not be read: {message[:200]!r}"
+            ) from None
 
     def write_results(self, spec: ModelAnalysisSpec) -> None:
         self.set_phase(Phase.WRITING_RESULTS, "writing CSV files")

@@ -128,6 +128,8 @@ class ConditionType(StrEnum):
 
 
 class Reason(StrEnum):
+    """Every condition reason and Event reason the operator uses."""
+
     INVALID_SPEC = "InvalidSpec"
     VALID = "Valid"
     QUEUED = "Queued"
@@ -144,6 +146,14 @@ class Reason(StrEnum):
     SUCCEEDED = "Succeeded"
     NO_POINTS = "NoPointsMeasured"
     RESULTS_WRITE_FAILED = "ResultsWriteFailed"
+    # Events only
+    STARTED = "Started"
+    BASELINE_MEASURED = "BaselineMeasured"
+    MODEL_LOADED = "ModelLoaded"
+    MODEL_LOAD_FAILED = "ModelLoadFailed"
+    POINT_FAILED = "PointFailed"
+    POINT_NOT_CONVERGED = "PointNotConverged"
+    MODEL_PROFILED = "ModelProfiled"
 
 
 class CompactGpu(BaseModel):
@@ -178,6 +188,14 @@ class CompactPoint(BaseModel):
     cpu_util: float | None = Field(None, alias="cpuUtil")
     cpu_mem_mb: float | None = Field(None, alias="cpuMemMB")
     gpus: list[CompactGpu] | None = None
+    throughput_ci: list[float] | None = Field(
+        None, alias="throughputCI", description="95% confidence interval of throughput: [low, high]."
+    )
+    p99_ci: list[float] | None = Field(None, alias="p99CI", description="95% confidence interval of p99: [low, high].")
+    windows: int | None = Field(None, description="Measurement windows the numbers rest on.")
+    requests: int | None = Field(None, description="Requests timed over the point.")
+    converged: bool | None = Field(None, description="Whether throughput reached the precision asked for.")
+    convergence: str | None = Field(None, description="Why measuring the point stopped.")
     started: float | None = None
     finished: float | None = None
 

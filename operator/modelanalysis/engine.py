@@ -1,0 +1,260 @@
+"""The sweep engine: one analysis against one Triton server, for the CLI and the operator alike.
+
+Baseline (the server with no model loaded), then each model in turn: load it, read its config, plan its
+points, measure each point while sampling Triton's metrics, unload it. What differs between the two entry
+points sits behind three small ports:
+
+- `run_point` measures one point: a local perf_analyzer process (CLI) or a Job whose result comes back in its
+  termination message (operator). Both end in the same converging measurement (adapters/perf_analyzer.py).
+- `journal` records what happened: an AnalysisResult plus export files and a progress bar (CLI), or the
+  resource's status plus Events (operator).
+- `checkpoint` and `wait` are how a stop arrives: Ctrl-C (CLI), or kopf's `stopped` and a changed generation
+  (operator); either raises out of the engine, which leaves the server as it found it.
+
+The engine resumes: a result that already holds a baseline, models and points (the operator rebuilds it from
+status after a restart) is continued, and no point in it is measured again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from modelanalysis.adapters.dcgm_prometheus import DcgmMemoryUtilization, PrometheusQueryError
+from modelanalysis.adapters.metrics_sampler import MetricsSampler
+from modelanalysis.adapters.triton_control import ModelLoadError, TritonControl
+from modelanalysis.core.perf import PerfMeasurement, PointMeasurementError
+from modelanalysis.core.results import (
+    AnalysisResult,
+    ModelOutcome,
+    ModelStatus,
+    PointResult,
+    PointStatus,
+    expected_point_count,
+)
+from modelanalysis.core.server_metrics import GpuMetrics, ResourceMetrics, aggregate_window
+from modelanalysis.core.spec import DEFAULT_STABILITY_PERCENTAGE, MeasurementSettings, SweepSpec
+from modelanalysis.core.sweep import Point, plan_model_points
+
+NO_MEMORY_UTILIZATION_NOTE = (
+    "Max Memory Utilization is empty: Triton does not export it. To fill it, give the URL of a Prometheus "
+    "that scrapes NVIDIA's dcgm-exporter (CLI: --prometheus-url; operator: the chart's prometheusUrl)."
+)
+NO_DCGM_SAMPLE_NOTE = (
+    "Max Memory Utilization is empty where Prometheus held no DCGM sample inside a point's window: "
+    "scrape dcgm-exporter more often than a point lasts (e.g. every second) while profiling."
+)
+STABILITY_PERCENTAGE_NOTE = (
+    "--stability-percentage (stabilityPercentage) no longer ends a point: each point is measured until the 95% "
+    "confidence interval of its throughput is within --convergence (convergencePct) percent, or its time cap."
+)
+
+
+# Measures a point; raises PointMeasurementError (with the reason) when it cannot be measured.
+PointRunner = Callable[[Point, MeasurementSettings], PerfMeasurement]
+
+
+class EventKind(StrEnum):
+    BASELINE = "baseline"  # measuring the server with no model loaded
+    BASELINE_MEASURED = "baseline-measured"
+    LOADING = "loading"
+    LOADED = "loaded"
+    LOAD_FAILED = "load-failed"
+    POINT = "point"  # a point starts
+    POINT_MEASURED = "point-measured"
+    POINT_FAILED = "point-failed"
+    PROFILED = "profiled"  # every point of a model is done
+    UNLOADED = "unloaded"
+
+
+@dataclass(frozen=True)
+class EngineEvent:
+    """What just happened. `done`/`total` count points; total shrinks as points are skipped or models fail."""
+
+    kind: EventKind
+    done: int
+    total: int
+    model: str = ""
+    point: Point | None = None
+    message: str = ""
+    result: PointResult | None = None
+
+
+# Records an event; the result holds everything measured so far (it is changed in place as the run goes).
+Journal = Callable[[EngineEvent, AnalysisResult], None]
+
+
+def add_memory_utilization(resources: ResourceMetrics, by_gpu: dict[str, float]) -> None:
+    """Merge DCGM's per-GPU memory utilization into the GPUs Triton reported (or add the GPUs it did not)."""
+    known = {g.gpu_uuid: g for g in resources.gpus}
+    for uuid, value in by_gpu.items():
+        gpu = known.get(uuid)
+        if gpu is None:
+            gpu = GpuMetrics(gpu_uuid=uuid)
+            resources.gpus.append(gpu)
+        gpu.max_memory_utilization_pct = value
+
+
+class SweepEngine:
+    def __init__(
+        self,
+        spec: SweepSpec,
+        control: TritonControl,
+        metrics_url: str,
+        run_point: PointRunner,
+        journal: Journal,
+        *,
+        memory_utilization: DcgmMemoryUtilization | None = None,
+        owns_server: bool = True,
+        model_config_path: Callable[[str], str] = lambda model: "",
+        checkpoint: Callable[[], None] = lambda: None,
+        wait: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.spec = spec
+        self.control = control
+        self.metrics_url = metrics_url
+        self.run_point = run_point
+        self.journal = journal
+        self.memory_utilization = memory_utilization
+        # A server this run started (or the operator's own pod) is returned empty; a server the user gave
+        # keeps the models it already had loaded.
+        self.owns_server = owns_server
+        self.model_config_path = model_config_path
+        self.checkpoint = checkpoint
+        self.wait = wait
+        self.result = AnalysisResult(triton_version="")
+
+    # -- bookkeeping ---------------------------------------------------------------------------------
+    def _record(self, kind: EventKind, model: str = "", point: Point | None = None, message: str = "",
+                result: PointResult | None = None) -> None:  # fmt: skip
+        done = len(self.result.points)
+        total = expected_point_count(self.spec, self.result)
+        self.journal(EngineEvent(kind, done, total, model, point, message, result), self.result)
+
+    def _note(self, text: str) -> None:
+        if text not in self.result.notes:
+            self.result.notes.append(text)
+
+    # -- the run -------------------------------------------------------------------------------------
+    def run(self, result: AnalysisResult) -> AnalysisResult:
+        """Measure whatever `result` still lacks; it is filled in place, so a stopped run keeps what it measured."""
+        self.result = result
+        if result.started_at is None:
+            result.started_at = time.time()
+        if self.memory_utilization is None:
+            self._note(NO_MEMORY_UTILIZATION_NOTE)
+        if self.spec.measurement.stability_percentage != DEFAULT_STABILITY_PERCENTAGE:
+            self._note(STABILITY_PERCENTAGE_NOTE)
+        result.server_version = self.control.server_version() or result.server_version
+        if result.baseline is None:
+            self.measure_baseline()
+        for model in self.spec.model_names:
+            outcome = result.outcome(model)
+            if outcome is not None and outcome.status in (ModelStatus.PROFILED, ModelStatus.LOAD_FAILED):
+                continue
+            self.checkpoint()
+            self.profile_model(model)
+        result.finished_at = time.time()
+        return result
+
+    def measure_baseline(self) -> None:
+        settings = self.spec.measurement
+        self._record(EventKind.BASELINE, message="measuring the server with no model loaded")
+        sampler = MetricsSampler(self.metrics_url, settings.metrics_interval_ms / 1000)
+        start = time.time()
+        sampler.start()
+        try:
+            self.wait(settings.baseline_duration_ms / 1000)
+        finally:
+            samples = sampler.stop()
+        baseline = aggregate_window(samples)
+        self._add_dcgm(baseline, start, time.time())
+        self.result.baseline = baseline
+        self._record(EventKind.BASELINE_MEASURED)
+
+    def profile_model(self, model: str) -> None:
+        self._record(EventKind.LOADING, model=model)
+        self.control.wait_ready(timeout_s=30)
+        already_loaded = self.control.is_model_ready(model)
+        unload = self.owns_server or not already_loaded
+        try:
+            if not already_loaded:
+                self.control.load(model)
+            config = self.control.model_config(model)
+        except ModelLoadError as exc:
+            self.result.models.append(ModelOutcome(name=model, status=ModelStatus.LOAD_FAILED, error=str(exc)))
+            self._record(EventKind.LOAD_FAILED, model=model, message=str(exc))
+            return
+        plan = plan_model_points(self.spec, model, config.max_batch_size)
+        outcome = self.result.outcome(model)
+        if outcome is None:  # a resumed run already has it, with the points measured before
+            outcome = ModelOutcome(
+                name=model,
+                status=ModelStatus.INTERRUPTED,  # until every point is done
+                max_batch_size=config.max_batch_size,
+                instance_group=config.instance_group,
+                config_path=self.model_config_path(model),
+                skipped=plan.skipped,
+            )
+            self.result.models.append(outcome)
+        self._record(EventKind.LOADED, model=model)
+        try:
+            done = {p.point.key for p in self.result.points}
+            for point in plan.points:
+                if point.key in done:
+                    continue
+                self.checkpoint()
+                self._record(EventKind.POINT, model=model, point=point)
+                measured = self.measure_point(point, self.spec.measurement)
+                self.result.points.append(measured)
+                kind = EventKind.POINT_MEASURED if measured.status == PointStatus.MEASURED else EventKind.POINT_FAILED
+                self._record(kind, model, point, measured.error or "", measured)
+            outcome.status = ModelStatus.PROFILED
+            self._record(EventKind.PROFILED, model=model, message=f"{len(plan.points)} points")
+        except BaseException:
+            # Stopped (Ctrl-C, the analysis deleted) or the server went away: leave the server as it was if it
+            # still answers, and let the reason through unchanged.
+            if unload:
+                with contextlib.suppress(Exception):
+                    self.control.unload(model)
+            raise
+        if unload:
+            self.control.unload(model)
+            self._record(EventKind.UNLOADED, model=model)
+
+    def measure_point(self, point: Point, settings: MeasurementSettings) -> PointResult:
+        sampler = MetricsSampler(self.metrics_url, settings.metrics_interval_ms / 1000)
+        started = time.time()
+        sampler.start()
+        perf: PerfMeasurement | None = None
+        error: str | None = None
+        try:
+            perf = self.run_point(point, settings)
+        except PointMeasurementError as exc:
+            error = str(exc)
+        finally:
+            samples = sampler.stop()
+        finished = time.time()
+        result = PointResult.from_window(
+            point, perf, error, samples, started, finished, settings.measurement_interval_ms
+        )
+        assert result.resources is not None
+        self._add_dcgm(result.resources, started, finished)
+        return result
+
+    def _add_dcgm(self, resources: ResourceMetrics, start: float, end: float) -> None:
+        if self.memory_utilization is None:
+            return
+        try:
+            by_gpu = self.memory_utilization.max_by_gpu(start, end)
+        except PrometheusQueryError as exc:
+            # Each unanswered query costs seconds of client retries: stop asking for the rest of the run.
+            self.memory_utilization = None
+            self._note(f"Max Memory Utilization is empty from here on: {exc}")
+            return
+        if not by_gpu:
+            self._note(NO_DCGM_SAMPLE_NOTE)
+        add_memory_utilization(resources, by_gpu)

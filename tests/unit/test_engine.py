@@ -1,0 +1,209 @@
+"""The sweep engine with stand-ins for what it drives: a Triton control that answers from a dict, a point
+runner that returns numbers, and a journal that keeps every event. No server, no perf_analyzer: these test
+the loop's decisions (order, resume, failures, stops). The real server and cluster tests run the same engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from modelanalysis.adapters.triton_control import ModelConfigSummary, ModelLoadError
+from modelanalysis.core.perf import PerfMeasurement, PointMeasurementError
+from modelanalysis.core.results import AnalysisResult, ModelOutcome, ModelStatus, PointResult, PointStatus
+from modelanalysis.core.server_metrics import ResourceMetrics
+from modelanalysis.core.spec import MeasurementSettings, SweepSpec
+from modelanalysis.core.sweep import Point
+from modelanalysis.engine import STABILITY_PERCENTAGE_NOTE, EngineEvent, EventKind, SweepEngine
+
+# Nothing listens here: the metrics sampler records a missed scrape and goes on (resource columns empty).
+NO_METRICS = "http://127.0.0.1:9/metrics"
+
+
+@dataclass
+class StandInTriton:
+    max_batch_size: dict[str, int]
+    fails_to_load: set[str] = field(default_factory=set)
+    preloaded: set[str] = field(default_factory=set)
+    loaded: set[str] = field(default_factory=set)
+    calls: list[str] = field(default_factory=list)
+
+    def wait_ready(self, timeout_s: float = 10.0) -> None:
+        pass
+
+    def server_version(self) -> str:
+        return "2.51.0"
+
+    def is_model_ready(self, model: str) -> bool:
+        return model in self.preloaded or model in self.loaded
+
+    def load(self, model: str) -> None:
+        self.calls.append(f"load {model}")
+        if model in self.fails_to_load:
+            raise ModelLoadError(f"failed to load '{model}': ModuleNotFoundError")
+        self.loaded.add(model)
+
+    def unload(self, model: str, timeout_s: float = 60.0) -> None:
+        self.calls.append(f"unload {model}")
+        self.loaded.discard(model)
+        self.preloaded.discard(model)
+
+    def model_config(self, model: str) -> ModelConfigSummary:
+        return ModelConfigSummary(max_batch_size=self.max_batch_size[model], instance_group="1:CPU")
+
+
+def numbers(point: Point) -> PerfMeasurement:
+    thr = 100.0 * point.batch_size * point.concurrency
+    return PerfMeasurement(
+        throughput_infer_per_sec=thr, latency_p50_ms=1, latency_p90_ms=2, latency_p95_ms=3, latency_p99_ms=4,
+        throughput_ci_low=thr * 0.98, throughput_ci_high=thr * 1.02, windows=3, converged=True,
+    )  # fmt: skip
+
+
+@dataclass
+class Recorder:
+    events: list[EngineEvent] = field(default_factory=list)
+
+    def __call__(self, event: EngineEvent, result: AnalysisResult) -> None:
+        self.events.append(event)
+
+    def kinds(self, kind: EventKind) -> list[EngineEvent]:
+        return [e for e in self.events if e.kind == kind]
+
+
+def spec(models: list[str], batch: list[int], concurrency: list[int], **measurement: object) -> SweepSpec:
+    settings = MeasurementSettings.model_validate({"baselineDurationMs": 0, "metricsIntervalMs": 100, **measurement})
+    return SweepSpec(
+        models=[{"name": m} for m in models], batch_sizes=batch, concurrency=concurrency, measurement=settings
+    )  # type: ignore[list-item]
+
+
+def engine(s: SweepSpec, triton: StandInTriton, journal: Recorder, run: object = None, **kw: object) -> SweepEngine:
+    runner = run or (lambda point, settings: numbers(point))
+    return SweepEngine(s, triton, NO_METRICS, runner, journal, **kw)  # type: ignore[arg-type]
+
+
+def test_baseline_then_each_model_point_by_point_then_unload() -> None:
+    triton, journal = StandInTriton({"a": 8, "b": 0}), Recorder()
+    result = engine(spec(["a", "b"], [1, 4], [1, 2]), triton, journal).run(AnalysisResult(triton_version="x"))
+    assert [p.point.key for p in result.points] == ["a/b1/c1", "a/b1/c2", "a/b4/c1", "a/b4/c2", "b/b1/c1", "b/b1/c2"]
+    assert all(p.status == PointStatus.MEASURED for p in result.points)
+    assert triton.calls == ["load a", "unload a", "load b", "unload b"]
+    assert result.baseline is not None and result.server_version == "2.51.0"
+    assert [m.status for m in result.models] == [ModelStatus.PROFILED, ModelStatus.PROFILED]
+    # b takes no batching: its batch-4 points are skipped with the reason, and the total shrinks to match.
+    assert [s.point.key for s in result.models[1].skipped] == ["b/b4/c1", "b/b4/c2"]
+    assert journal.events[0].kind == EventKind.BASELINE
+    assert journal.events[-1].kind == EventKind.UNLOADED
+    last = journal.kinds(EventKind.POINT_MEASURED)[-1]
+    assert (last.done, last.total) == (6, 6)
+
+
+def test_a_model_that_fails_to_load_is_recorded_and_the_others_still_run() -> None:
+    triton, journal = StandInTriton({"a": 8, "b": 8}, fails_to_load={"a"}), Recorder()
+    result = engine(spec(["a", "b"], [1], [1, 2]), triton, journal).run(AnalysisResult(triton_version="x"))
+    assert result.models[0] == ModelOutcome(
+        name="a", status=ModelStatus.LOAD_FAILED, error="failed to load 'a': ModuleNotFoundError"
+    )
+    assert [p.point.key for p in result.points] == ["b/b1/c1", "b/b1/c2"]
+    failed = journal.kinds(EventKind.LOAD_FAILED)
+    assert len(failed) == 1 and "ModuleNotFoundError" in failed[0].message
+    assert failed[0].total == 2  # a's points no longer count
+
+
+def test_a_point_that_cannot_be_measured_is_failed_with_its_reason_and_the_sweep_goes_on() -> None:
+    def run(point: Point, settings: MeasurementSettings) -> PerfMeasurement:
+        if point.concurrency == 2:
+            raise PointMeasurementError("perf_analyzer failed (exit 99): Failed to retrieve results from inference")
+        return numbers(point)
+
+    triton, journal = StandInTriton({"a": 8}), Recorder()
+    result = engine(spec(["a"], [1, 4], [1, 2]), triton, journal, run).run(AnalysisResult(triton_version="x"))
+    assert [p.status for p in result.points] == [PointStatus.MEASURED, PointStatus.FAILED] * 2
+    assert "exit 99" in (result.points[1].error or "")
+    assert result.points[1].perf is None
+    assert len(journal.kinds(EventKind.POINT_FAILED)) == 2
+    assert triton.calls == ["load a", "unload a"]
+
+
+def test_a_resumed_run_measures_only_what_the_result_lacks() -> None:
+    """The operator rebuilds the result from status after a restart: nothing in it is measured again."""
+    s = spec(["a", "b"], [1], [1, 2])
+    before = AnalysisResult(
+        triton_version="x",
+        baseline=ResourceMetrics(),
+        models=[
+            ModelOutcome(name="a", status=ModelStatus.PROFILED, max_batch_size=8),
+            ModelOutcome(name="b", status=ModelStatus.INTERRUPTED, max_batch_size=8),
+        ],
+        points=[
+            PointResult(model=m, batch_size=1, concurrency=c, status=PointStatus.MEASURED)
+            for m, c in (("a", 1), ("a", 2), ("b", 1))
+        ],
+    )
+    ran: list[str] = []
+
+    def run(point: Point, settings: MeasurementSettings) -> PerfMeasurement:
+        ran.append(point.key)
+        return numbers(point)
+
+    triton, journal = StandInTriton({"a": 8, "b": 8}), Recorder()
+    result = engine(s, triton, journal, run).run(before)
+    assert ran == ["b/b1/c2"]
+    assert triton.calls == ["load b", "unload b"]  # a was done; the baseline was kept
+    assert not journal.kinds(EventKind.BASELINE)
+    assert [m.status for m in result.models] == [ModelStatus.PROFILED, ModelStatus.PROFILED]
+    assert len(result.models) == 2 and len(result.points) == 4
+
+
+class Stop(Exception):
+    pass
+
+
+def test_a_stop_leaves_the_server_as_it_was_and_keeps_what_was_measured() -> None:
+    s = spec(["a"], [1], [1, 2, 4])
+    triton, journal = StandInTriton({"a": 8}), Recorder()
+    checks = 0
+
+    def checkpoint() -> None:
+        nonlocal checks
+        checks += 1
+        if checks == 3:  # before the model, before point 1, then stop before point 2
+            raise Stop()
+
+    result = AnalysisResult(triton_version="x")
+    with pytest.raises(Stop):
+        engine(s, triton, journal, checkpoint=checkpoint).run(result)
+    assert [p.point.key for p in result.points] == ["a/b1/c1"]
+    assert triton.calls == ["load a", "unload a"] and not triton.loaded
+    assert result.models[0].status == ModelStatus.INTERRUPTED
+
+
+def test_a_model_the_user_had_loaded_stays_loaded_on_their_server() -> None:
+    triton, journal = StandInTriton({"a": 8}, preloaded={"a"}), Recorder()
+    engine(spec(["a"], [1], [1]), triton, journal, owns_server=False).run(AnalysisResult(triton_version="x"))
+    assert triton.calls == []
+    assert triton.is_model_ready("a")
+
+
+def test_the_old_stability_flag_is_noted_once_not_refused() -> None:
+    triton, journal = StandInTriton({"a": 8}), Recorder()
+    s = spec(["a"], [1], [1, 2], stabilityPercentage=25)
+    result = engine(s, triton, journal).run(AnalysisResult(triton_version="x"))
+    assert result.notes.count(STABILITY_PERCENTAGE_NOTE) == 1
+    assert all(p.status == PointStatus.MEASURED for p in result.points)
+
+
+def test_the_baseline_wait_is_the_engines_wait_so_a_stop_can_interrupt_it() -> None:
+    waited: list[float] = []
+
+    def wait(seconds: float) -> None:
+        waited.append(seconds)
+        raise Stop()
+
+    triton, journal = StandInTriton({"a": 8}), Recorder()
+    result = AnalysisResult(triton_version="x")
+    with pytest.raises(Stop):
+        engine(spec(["a"], [1], [1], baselineDurationMs=5000), triton, journal, wait=wait).run(result)
+    assert waited == [5.0] and result.baseline is None and not triton.calls
