@@ -177,7 +177,6 @@ class SweepEngine:
 
     def profile_model(self, model: str) -> None:
         self._record(EventKind.LOADING, model=model)
-        self.control.wait_ready(timeout_s=30)
         already_loaded = self.control.is_model_ready(model)
         unload = self.owns_server or not already_loaded
         try:
