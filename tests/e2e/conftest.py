@@ -38,13 +38,11 @@ ANALYSIS_LABEL = "modelanalyzer.dev/analysis"
 FINISHED = ("Succeeded", "Failed")
 MODELS_CLAIM = "triton-models"  # the claim names of examples/k8s/local-volumes.yaml
 RESULTS_CLAIM = "model-analyzer-results"
-# Short windows for a small machine that other jobs share. Stability 100 %: at 50 % a loaded 2-core machine
-# fails a point now and then ("Failed to obtain stable measurement"), and these tests check the operator,
-# not how steady the machine is.
+# Short windows and at most 2 runs of 3 windows a point: these tests check the operator, not how steady a
+# small machine that other jobs share is (a point that does not converge is still measured).
 FAST_MEASUREMENT = {
     "measurementIntervalMs": 300,
-    "stabilityPercentage": 100,
-    "maxTrials": 10,
+    "maxTrials": 6,
     "baselineDurationMs": 300,
 }
 WAIT_S = 300.0  # guards against hanging, never a performance assertion

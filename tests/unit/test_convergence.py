@@ -17,6 +17,7 @@ from modelanalysis.core.convergence import (
     MIN_WINDOWS,
     Verdict,
     judge,
+    longer_window_ms,
     mean_interval,
     t_quantile_975,
     warmup_windows,
@@ -204,3 +205,16 @@ def test_a_point_on_the_real_busy_windows_is_honest_about_its_spread() -> None:
 def test_combining_needs_a_run() -> None:
     with pytest.raises(ValueError):
         combine_runs([], Verdict(True, False, ""), 1, 1000)
+
+
+# -- windows too short to hold a request ------------------------------------------------------------------
+NO_REQUESTS = "Pass [1] cb::Error: No valid requests recorded within time interval. Please use a larger time window."
+
+
+def test_a_window_with_no_request_is_doubled_while_it_fits() -> None:
+    assert longer_window_ms(NO_REQUESTS, 300, seconds_left=30.0) == 600
+    assert longer_window_ms(NO_REQUESTS, 8000, seconds_left=30.0) is None  # 3 x 16 s do not fit
+
+
+def test_other_failures_are_not_retried_with_longer_windows() -> None:
+    assert longer_window_ms("Failed to retrieve results from inference request.", 300, 30.0) is None

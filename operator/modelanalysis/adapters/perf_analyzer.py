@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from modelanalysis.core.convergence import Verdict, judge
+from modelanalysis.core.convergence import Verdict, judge, longer_window_ms
 from modelanalysis.core.perf import (
     PerfMeasurement,
     PerfReportError,
@@ -95,6 +95,7 @@ def measure_point(
     http_url: str,
     binary: Path | None = None,
     clock: Callable[[], float] = time.monotonic,
+    run_once: Callable[[Point, MeasurementSettings, str, str, Path, float], PerfRun] | None = None,
 ) -> PerfMeasurement:
     """Measure one point to the precision asked for: perf_analyzer runs of WINDOWS_PER_RUN windows each, until
     the core's stopping rule (convergence.judge) says the throughput interval is narrow enough, or a cap is hit.
@@ -102,15 +103,23 @@ def measure_point(
     A run that fails after others succeeded ends the point with what was measured (not converged, saying why);
     a first run that fails is the point's failure.
     """
+    run_once = run_once or run_perf_analyzer_once
     binary = binary or find_perf_analyzer()
+    cap_seconds = min(settings.max_point_seconds, settings.point_timeout_seconds)
     started = clock()
     runs: list[PerfRun] = []
+    window_ms = settings.measurement_interval_ms
     while True:
         remaining = settings.point_timeout_seconds - (clock() - started)
+        run_settings = settings.model_copy(update={"measurement_interval_ms": window_ms})
         try:
             run_started = clock()
-            runs.append(run_perf_analyzer_once(point, settings, grpc_url, http_url, binary, max(remaining, 1.0)))
+            runs.append(run_once(point, run_settings, grpc_url, http_url, binary, max(remaining, 1.0)))
         except PerfAnalyzerError as exc:
+            longer = None if runs else longer_window_ms(str(exc), window_ms, cap_seconds - (clock() - started))
+            if longer is not None:
+                window_ms = longer  # windows too short to hold a request: noise, not a failure
+                continue
             if not runs:
                 raise
             verdict = Verdict(True, False, f"not converged: a later perf_analyzer run failed ({exc})")
@@ -122,11 +131,17 @@ def measure_point(
             run_seconds,
             target_pct=settings.convergence_pct,
             max_windows=settings.max_trials,
-            max_seconds=min(settings.max_point_seconds, settings.point_timeout_seconds),
+            max_seconds=cap_seconds,
         )
         if verdict.done:
             break
-    return combine_runs(runs, verdict, point.batch_size, settings.measurement_interval_ms)
+    if window_ms != settings.measurement_interval_ms:
+        verdict = Verdict(
+            verdict.done,
+            verdict.converged,
+            f"{verdict.reason}; windows of {window_ms} ms (no request finished inside shorter ones)",
+        )
+    return combine_runs(runs, verdict, point.batch_size, window_ms)
 
 
 def last_lines(proc: subprocess.CompletedProcess[str], count: int = 2) -> str:

@@ -132,3 +132,16 @@ def judge(
             f"(the per-point cap is {max_seconds:g} s); target +-{target_pct:g}%",
         )
     return Verdict(False, False, f"measuring: {width} after {len(throughputs)} windows")
+
+
+# perf_analyzer's words when not one request finished inside a window (a slow model, or a busy machine).
+NO_REQUEST_IN_WINDOW = "No valid requests recorded within time interval"
+
+
+def longer_window_ms(error: str, window_ms: int, seconds_left: float) -> int | None:
+    """The window to retry a point with when perf_analyzer found windows too short to hold a request: twice as
+    long, while a run of 3 such windows still fits in the time left; None for any other failure."""
+    if NO_REQUEST_IN_WINDOW not in error:
+        return None
+    doubled = 2 * window_ms
+    return doubled if 3 * doubled / 1000 <= seconds_left else None
