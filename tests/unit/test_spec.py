@@ -139,3 +139,16 @@ def test_manifest_takes_the_same_measurement_flags_as_profile() -> None:
     assert "metricsIntervalMs: 250" in out.output and "baselineDurationMs: 0" in out.output
     refused = CliRunner().invoke(app, [*args, "--metrics-interval", "5"])
     assert refused.exit_code == 1 and "--metrics-interval:" in refused.output and "Traceback" not in refused.output
+
+
+def test_one_version_everywhere() -> None:
+    """The package, its installed metadata (pyproject reads it from the package) and the chart agree."""
+    from importlib.metadata import version
+    from pathlib import Path
+
+    import yaml
+
+    from modelanalysis import __version__
+
+    chart = yaml.safe_load((Path(__file__).resolve().parents[2] / "charts/model-analyzer/Chart.yaml").read_text())
+    assert version("modelanalysis") == __version__ == chart["appVersion"]

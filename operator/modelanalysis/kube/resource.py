@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from modelanalysis.core.spec import SweepSpec, WireModel
+from modelanalysis.core.sweep import Point
 
 GROUP = "modelanalyzer.dev"
 VERSION = "v1alpha1"
@@ -201,7 +202,7 @@ class CompactPoint(BaseModel):
 
     @property
     def key(self) -> str:
-        return f"{self.model}/b{self.batch}/c{self.concurrency}"
+        return Point(model=self.model, batch_size=self.batch, concurrency=self.concurrency).key
 
 
 class CompactBaseline(BaseModel):
