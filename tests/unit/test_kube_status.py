@@ -21,7 +21,7 @@ from modelanalysis.core.server_metrics import (
     parse_triton_metrics,
 )
 from modelanalysis.core.spec import SweepSpec
-from modelanalysis.core.sweep import Point, SkippedPoint, plan_model_points
+from modelanalysis.core.sweep import Point, SkippedPoint
 from modelanalysis.kube import names
 from modelanalysis.kube.conditions import (
     MAX_MESSAGE,
@@ -38,7 +38,6 @@ from modelanalysis.kube.reconcile import (
     owner_reference,
     pod_failure,
     pod_ready,
-    points_to_measure,
     stale_children,
     termination_message,
 )
@@ -766,22 +765,25 @@ def test_owner_reference_makes_the_analysis_the_controller() -> None:
 
 
 def test_a_resumed_run_measures_only_what_status_lacks() -> None:
-    """After a restart the plan is made again; points in status, measured or failed, are not run again."""
-    sweep = SweepSpec.model_validate({"models": [{"name": "add_sub"}], "batchSizes": [1, 4, 16], "concurrency": [1, 2]})
-    plan = plan_model_points(sweep, "add_sub", max_batch_size=8)  # batch 16 is skipped
-    assert [p.key for p in plan.points] == ["add_sub/b1/c1", "add_sub/b1/c2", "add_sub/b4/c1", "add_sub/b4/c2"]
-    status = ModelAnalysisStatus(points=[compact_point(gpu_point(1)), compact_point(failed_point(4, 1))])
-    assert [p.key for p in points_to_measure(plan.points, status)] == ["add_sub/b1/c2", "add_sub/b4/c2"]
-    assert points_to_measure(plan.points, ModelAnalysisStatus()) == plan.points
-    # Another model's points with the same batch and concurrency are not this model's.
-    other = ModelAnalysisStatus(points=[compact_point(cpu_point("matmul", 1, 1))])
-    assert points_to_measure(plan.points, other) == plan.points
+    """After a restart the operator rebuilds the result from status and the engine continues it: points in
+    status, measured or failed, are not run again; another model's same batch and concurrency are not them."""
+    from tests.unit.test_engine import Recorder, StandInTriton, engine, numbers
 
+    sweep = SweepSpec.model_validate(
+        {"models": [{"name": "add_sub"}], "batchSizes": [1, 4, 16], "concurrency": [1, 2],
+         "measurement": {"baselineDurationMs": 0}}
+    )  # fmt: skip
+    earlier = [gpu_point(1), failed_point(4, 1), cpu_point("matmul", 1, 2)]
+    status = ModelAnalysisStatus(points=[compact_point(p) for p in earlier])
+    ran: list[str] = []
 
-def test_a_finished_sweep_has_nothing_left() -> None:
-    points = [Point(model="add_sub", batch_size=1, concurrency=c) for c in (1, 2)]
-    status = ModelAnalysisStatus(points=[compact_point(gpu_point(1)), compact_point(gpu_point(2))])
-    assert points_to_measure(points, status) == []
+    def run(point: Point, settings: object) -> object:
+        ran.append(point.key)
+        return numbers(point)
+
+    result = engine(sweep, StandInTriton({"add_sub": 8}), Recorder(), run).run(analysis_result(status, "24.08-py3"))
+    assert ran == ["add_sub/b1/c2", "add_sub/b4/c2"]  # batch 16 is skipped: above max_batch_size 8
+    assert len(result.points) == 5
 
 
 def child(name: str, generation: int | None) -> dict[str, Any]:

@@ -155,13 +155,6 @@ def termination_message(pods: list[dict[str, Any]]) -> tuple[int | None, str]:
     return None, ""
 
 
-def points_to_measure(planned: list[Point], status: ModelAnalysisStatus) -> list[Point]:
-    """The planned points not yet in status, in plan order: a point recorded before a restart (measured or
-    failed) is never run again."""
-    done = {p.key for p in status.points or []}
-    return [point for point in planned if point.key not in done]
-
-
 def stale_children(children: list[dict[str, Any]], generation: int) -> list[str]:
     """Names of the children made for another generation of the spec: a new generation deletes them."""
     return [
