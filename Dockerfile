@@ -31,21 +31,24 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_ROOT_USER_ACTION=ignore
 
-# tritonclient 2.60 is the newest release whose wheel ships the perf_analyzer binary (later ones are pure
-# Python); its [all] extra adds the gRPC client. perf_analyzer 2.60 links only libc, libstdc++, libssl and
-# zlib, all in the base image (it no longer needs libb64). It dlopens libcudart.so for CUDA shared memory:
-# nvidia-cuda-runtime-cu12 provides libcudart.so.12, linked below under the unversioned name too.
-ARG TRITONCLIENT_VERSION=2.60.0
-ARG CUDA_RUNTIME_VERSION=12.9.79
+# First the dependencies, exactly as requirements-image.txt pins them (each file by its hash, wheels only; a
+# layer that changing the sources does not invalidate), then the project's wheel on top, without resolving
+# anything more; `pip check` fails the build if the lock misses a dependency (regenerate it with
+# `scripts/build-image.sh --lock`). The lock holds pyproject's [image] extra: tritonclient 2.60, the newest
+# wheel that ships the perf_analyzer binary (perf_analyzer 2.60 links only libc, libstdc++, libssl and zlib,
+# all in the base), and nvidia-cuda-runtime-cu12, whose libcudart.so.12 perf_analyzer dlopens for CUDA shared
+# memory (linked below under the unversioned name too). It is resolved for linux/amd64 and CPython 3.13.
 RUN python3 -m venv /opt/venv
-
 WORKDIR /src
-# .dockerignore admits only pyproject.toml, README.md, LICENSE and operator/.
+COPY requirements-image.txt ./
+RUN /opt/venv/bin/pip install --no-deps --only-binary=:all: --require-hashes -r requirements-image.txt
+
+# .dockerignore admits only pyproject.toml, requirements-image.txt, README.md, LICENSE and operator/.
 COPY . .
 RUN /opt/venv/bin/pip wheel --no-deps --wheel-dir /dist . \
-    && /opt/venv/bin/pip install /dist/*.whl \
-        "tritonclient[all]==${TRITONCLIENT_VERSION}" \
-        "nvidia-cuda-runtime-cu12==${CUDA_RUNTIME_VERSION}" \
+    && /opt/venv/bin/pip install --no-deps /dist/*.whl \
+    && /opt/venv/bin/pip check \
+    && /opt/venv/bin/pip uninstall --yes --quiet pip \
     && cudart="$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/nvidia/cuda_runtime/lib" \
     && mkdir /opt/venv/nvidia-lib \
     && ln -s "${cudart}/libcudart.so.12" /opt/venv/nvidia-lib/libcudart.so.12 \
