@@ -47,6 +47,13 @@ def _openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
 
 
+LEAF_EXTENSIONS = (
+    "keyUsage=critical,digitalSignature,keyEncipherment\n"
+    "authorityKeyIdentifier=keyid,issuer\n"
+    "subjectKeyIdentifier=hash\n"
+)
+
+
 def make_certificates(pki: Path) -> None:
     """One CA; a serving cert valid for 127.0.0.1 (the in-cluster client dials that IP); an admin client
     cert in system:masters; an RSA key pair that signs and verifies service-account tokens."""
@@ -65,14 +72,20 @@ def make_certificates(pki: Path) -> None:
         "30",
         "-subj",
         "/CN=modelanalysis-test-ca",
+        # Python 3.13's ssl (the project's image) verifies strictly (VERIFY_X509_STRICT): a CA without key
+        # usage, or a leaf without an authority key identifier, is refused, as kubeadm's never are.
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
         cwd=pki,
     )
     (pki / "serving.ext").write_text(
         "subjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,"
         "DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\n"
-        "extendedKeyUsage=serverAuth\n"
+        "extendedKeyUsage=serverAuth\n" + LEAF_EXTENSIONS
     )
-    (pki / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
+    (pki / "client.ext").write_text("extendedKeyUsage=clientAuth\n" + LEAF_EXTENSIONS)
     for name, subject, ext in (
         ("apiserver", "/CN=kube-apiserver", "serving.ext"),
         ("admin", "/CN=admin/O=system:masters", "client.ext"),

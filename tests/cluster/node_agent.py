@@ -5,7 +5,8 @@ It registers Nodes (by default one `gpu-node-1` advertising one `nvidia.com/gpu`
 scheduler binds to them, and for each pod:
 
 - gives it its own loopback address 127.0.0.N as podIP (never reused within a session);
-- resolves the container image to a local program (IMAGE RULES below) and its env (fieldRef,
+- runs the project's image as a real container (podman/runc, host network; see PROJECT IMAGE below) and
+  resolves any other image to a local program (IMAGE RULES below), with its env (fieldRef,
   configMapKeyRef, secretKeyRef, envFrom);
 - shows it its volumes at their mountPath in a private mount namespace (`unshare -m` + `mount --bind`):
   PVC -> the bound PV's hostPath, emptyDir -> a fresh folder, configMap/secret/downwardAPI -> files, the
@@ -16,8 +17,8 @@ scheduler binds to them, and for each pod:
 - on deletion stops the processes (SIGTERM, SIGKILL after the grace period) and deletes the pod with
   grace period 0. Finished pods are left for their owners (the Job controller counts them).
 
-Not done: liveness/startup probes, resource limits, user IDs (all runs as the agent's user), kube-proxy
-(Service ClusterIPs route nowhere; talk to pods by podIP), image pulls.
+Not done: liveness/startup probes, resource limits, user IDs outside the project's image (local processes
+run as the agent's user), kube-proxy (Service ClusterIPs route nowhere; talk to pods by podIP), image pulls.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import json
 import logging
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -57,6 +59,43 @@ MAX_MESSAGE_BYTES = 4096  # as the kubelet caps termination messages
 RESTART_BACKOFF_CAP_S = 10.0  # the kubelet caps at 5 min; tests want restarts visible quickly
 
 log = logging.getLogger("tests.cluster.node_agent")
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONTAINERS_CONF = REPO_ROOT / "scripts" / "containers.conf"
+DEFAULT_CONTAINER_ENV = {"PATH", "HOME", "LANG"}  # the agent's defaults for local processes; an image has its own
+
+
+def podman_env() -> dict[str, str]:
+    """The environment podman itself runs with (not the container's)."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+        "CONTAINERS_CONF": os.environ.get("CONTAINERS_CONF", str(CONTAINERS_CONF)),
+        "HOME": os.environ.get("HOME", "/root"),
+    }
+
+
+def find_project_image() -> tuple[str | None, str]:
+    """PROJECT IMAGE: the local image that pods naming `*/modelanalysis:*` run, and why.
+
+    $MODELANALYSIS_NODE_IMAGE names it (`venv` for none); otherwise it is the image scripts/build-image.sh
+    built from this checkout, if podman is here and that image is up to date (`--check`, which builds
+    nothing). None: those pods run as local processes from the test venv (the fallback for developers
+    without podman or before the image is built).
+    """
+    given = os.environ.get("MODELANALYSIS_NODE_IMAGE", "")
+    if given == "venv":
+        return None, "MODELANALYSIS_NODE_IMAGE=venv"
+    if given:
+        return given, "MODELANALYSIS_NODE_IMAGE"
+    if shutil.which("podman") is None:
+        return None, "podman is not installed"
+    check = subprocess.run(
+        [str(REPO_ROOT / "scripts" / "build-image.sh"), "--check"],
+        capture_output=True, text=True, env={**os.environ, **podman_env()}, check=False,
+    )  # fmt: skip
+    if check.returncode != 0:
+        return None, "the image of this checkout is not built (scripts/build-image.sh)"
+    return check.stdout.strip().splitlines()[-1], "scripts/build-image.sh --check"
 
 
 class NotRunnable(Exception):
@@ -126,8 +165,9 @@ def resolve_image(image: str, command: list[str], args: list[str], pod_ip: str, 
         server_args = _without_flags([*command[1:], *args], TRITON_ADDRESS_FLAGS)
         server_args += [f"{flag}={pod_ip}" for flag in TRITON_ADDRESS_FLAGS]
         return Launch(triton.command(server_args), triton.env(env))
-    if repository.endswith(RUNNING_OUR_PROJECT_SUFFIX) or repository == RUNNING_OUR_PROJECT_SUFFIX[1:]:
-        # This project's image: its commands (model-analyzer, kopf, perf_analyzer, python) from our venv.
+    if is_project_image(image):
+        # This project's image without podman (the fallback): its commands (model-analyzer, kopf,
+        # perf_analyzer, python) from our venv.
         argv = [*command, *args]
         if not argv:
             raise NotRunnable(f"image {image}: set the container's command; there is no image entrypoint here")
@@ -147,6 +187,22 @@ def resolve_image(image: str, command: list[str], args: list[str], pod_ip: str, 
         f"image {image} is not runnable here: the node agent runs only {TRITON_REPOSITORY}:*, "
         f"*{RUNNING_OUR_PROJECT_SUFFIX}:* and python:* images"
     )
+
+
+def is_project_image(image: str) -> bool:
+    repository = image_repository(image)
+    return repository.endswith(RUNNING_OUR_PROJECT_SUFFIX) or repository == RUNNING_OUR_PROJECT_SUFFIX[1:]
+
+
+def remove_containers(names: Sequence[str] = (), label: str | None = None) -> None:
+    """`podman rm -f` by name or by label (stops at once: the grace period is over when this runs)."""
+    if names:
+        argv = ["podman", "rm", "--force", "--ignore", "--time", "0", *names]
+    elif label:
+        argv = ["podman", "rm", "--force", "--ignore", "--time", "0", "--filter", f"label={label}"]
+    else:
+        return
+    subprocess.run(argv, env=podman_env(), capture_output=True, check=False, timeout=60)
 
 
 def _without_flags(args: list[str], flags: Sequence[str]) -> list[str]:
@@ -286,17 +342,22 @@ class ContainerRun:
     probe_successes: int = 0
     probe_failures: int = 0
     log_offset: int = 0  # where this run's output starts in the (appended) log file
+    container: str | None = None  # the podman container's name, when it runs in the project's image
 
     @property
     def name(self) -> str:
         return str(self.spec["name"])
+
+    @property
+    def container_id(self) -> str:
+        return f"podman://{self.container}" if self.container else f"local://{self.process.pid if self.process else 0}"
 
     def status(self) -> Json:
         return {
             "name": self.name,
             "image": self.spec.get("image", ""),
             "imageID": self.spec.get("image", ""),
-            **({"containerID": f"local://{self.process.pid}"} if self.process else {}),
+            **({"containerID": self.container_id} if self.process else {}),
             "ready": self.ready,
             "started": "running" in self.state,
             "restartCount": self.restart_count,
@@ -440,6 +501,9 @@ class PodRunner:
 
     def _start(self, run: ContainerRun) -> None:
         c = run.spec
+        if self.agent.project_image and is_project_image(c.get("image", "")):
+            self._start_container(run)
+            return
         try:
             launch = resolve_image(
                 c.get("image", ""),
@@ -488,6 +552,78 @@ class PodRunner:
         run.probe_due = time.monotonic() + float((probe or {}).get("initialDelaySeconds", 0))
         run.probe_successes = run.probe_failures = 0
 
+    def _start_container(self, run: ContainerRun) -> None:
+        """The project's image as a real container: `podman run` (runc) in the host's network namespace, as
+        the node's other pods share it, with the pod's volumes, user, groups, read-only root filesystem,
+        capabilities, environment, service-account token and termination message. The podman client stays
+        attached (its output is the container's log, its exit status the container's, and it passes
+        SIGTERM on); a container left behind by a killed client is removed by name."""
+        c = run.spec
+        image = self.agent.project_image
+        assert image is not None
+        run.termination_file.parent.mkdir(parents=True, exist_ok=True)
+        run.termination_file.write_bytes(b"")
+        run.termination_file.chmod(0o666)  # as the kubelet leaves it: writable by any user the pod runs as
+        hosts = self.dir / "hosts"
+        hosts.write_text(self._hosts_file())
+        hosts.chmod(0o644)
+        run.container = f"k8s_{run.name}_{self.name}_{self.namespace}_{self.uid[:8]}_{run.restart_count}"
+        argv = [
+            "podman", "run", "--rm", "--name", run.container, "--network", "host", "--pull", "never",
+            "--label", f"io.modelanalysis.node-agent={self.agent.session}", "--log-driver", "none",
+        ]  # fmt: skip
+        pod_sc = self.spec.get("securityContext") or {}
+        sc = {**pod_sc, **(c.get("securityContext") or {})}
+        if "runAsUser" in sc:
+            argv += ["--user", f"{sc['runAsUser']}:{sc.get('runAsGroup', sc['runAsUser'])}"]
+        for group in [*([pod_sc["fsGroup"]] if "fsGroup" in pod_sc else []), *pod_sc.get("supplementalGroups", [])]:
+            argv += ["--group-add", str(group)]
+        if sc.get("readOnlyRootFilesystem"):
+            argv += ["--read-only", "--read-only-tmpfs=false"]  # only the pod's volumes are writable
+        if sc.get("allowPrivilegeEscalation") is False:
+            argv += ["--security-opt", "no-new-privileges"]
+        capabilities = sc.get("capabilities") or {}
+        argv += [a for cap in capabilities.get("drop", []) for a in ("--cap-drop", cap.lower())]
+        argv += [a for cap in capabilities.get("add", []) for a in ("--cap-add", cap.lower())]
+        mounts = [
+            *self.mounts_by_container[run.name],
+            Mount(run.termination_file, c.get("terminationMessagePath") or "/dev/termination-log"),
+            Mount(hosts, "/etc/hosts", read_only=True),
+        ]
+        for mount in mounts:
+            argv += ["--volume", f"{mount.source}:{mount.target}:{'ro' if mount.read_only else 'rw'}"]
+        defaults = self._default_env()
+        for name, value in run.env.items():
+            if not (name in DEFAULT_CONTAINER_ENV and defaults.get(name) == value):
+                argv += ["--env", f"{name}={value}"]
+        if c.get("workingDir"):
+            argv += ["--workdir", c["workingDir"]]
+        command = [expand(a, run.env) for a in c.get("command") or []]
+        args = [expand(a, run.env) for a in c.get("args") or []]
+        if command:
+            argv += ["--entrypoint", json.dumps(command)]
+        argv += [image, *args]
+        run.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(run.log_path, "ab") as out:
+            out.write(f"--- {now()} start {image} (for {c.get('image')}): {shlex.join([*command, *args])}\n".encode())
+            out.flush()
+            run.log_offset = out.tell()
+            run.process = subprocess.Popen(
+                ["setpriv", "--pdeathsig", "KILL", "--", *argv],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=podman_env(),
+                start_new_session=True,
+            )
+        log.info("pod %s: started container %s (%s): %s", self.key, run.container, image, shlex.join(argv))
+        run.state = {"running": {"startedAt": now()}}
+        self._event("Started", f"Started container {run.name}", container=run.name)
+        probe = c.get("readinessProbe")
+        run.ready = probe is None
+        run.probe_due = time.monotonic() + float((probe or {}).get("initialDelaySeconds", 0))
+        run.probe_successes = run.probe_failures = 0
+
     def _on_exit(self, run: ContainerRun) -> None:
         assert run.process is not None
         code = run.process.returncode
@@ -500,7 +636,7 @@ class PodRunner:
             "reason": "Completed" if exit_code == 0 else "Error",
             "startedAt": run.state.get("running", {}).get("startedAt", now()),
             "finishedAt": now(),
-            "containerID": f"local://{run.process.pid}",
+            "containerID": run.container_id,
         }
         if message:
             terminated["message"] = message
@@ -571,6 +707,14 @@ class PodRunner:
                 tcp = probe["tcpSocket"]
                 with socket.create_connection((tcp.get("host") or self.pod_ip, self._port(run, tcp["port"])), timeout):
                     return True
+            if "exec" in probe and run.container:
+                result = subprocess.run(
+                    ["podman", "exec", run.container, *probe["exec"]["command"]],
+                    env=podman_env(),
+                    capture_output=True,
+                    timeout=timeout + 5,  # podman exec itself takes a moment
+                )
+                return result.returncode == 0
             if "exec" in probe:
                 assert run.process is not None
                 # Inside the container's mount namespace, with its env, as the kubelet would.
@@ -604,6 +748,8 @@ class PodRunner:
         for run in runs:
             # Anything the container forked is in its process group too.
             _signal_group(run.process, signal.SIGKILL)
+        # A killed podman client leaves its container running: remove it (a no-op once it has exited).
+        remove_containers([r.container for r in runs if r.container])
 
     def _event(self, reason: str, message: str, warning: bool = False, container: str | None = None) -> None:
         """An Event as a kubelet records it, so `kubectl describe pod` tells what happened."""
@@ -695,7 +841,8 @@ class PodRunner:
         target = self.dir / "volumes" / name
         if "emptyDir" in volume:
             target.mkdir(parents=True, exist_ok=True)
-            return target
+            target.chmod(0o777)  # as the kubelet makes it, for whatever user the pod runs as
+            return self._owned_by_fs_group(target)
         if "hostPath" in volume:
             path = Path(volume["hostPath"]["path"])
             if volume["hostPath"].get("type") in ("DirectoryOrCreate",):
@@ -735,6 +882,19 @@ class PodRunner:
             path = target / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
+        return self._owned_by_fs_group(target)
+
+    def _owned_by_fs_group(self, target: Path) -> Path:
+        """The kubelet's fsGroup for the volume types it manages (emptyDir, configMap, secret, downwardAPI,
+        projected; not hostPath or these PVs): group-owned by fsGroup, group-readable and -writable, folders
+        setgid. Files stay world-readable (mode 0644), as the kubelet's defaultMode makes them."""
+        group = (self.spec.get("securityContext") or {}).get("fsGroup")
+        if group is None:
+            return target
+        for path in [target, *target.rglob("*")]:
+            os.chown(path, -1, int(group))
+            mode = path.stat().st_mode
+            path.chmod(mode | 0o060 | (0o2010 if path.is_dir() else 0))
         return target
 
     def _read(self, read: Any, name: str, namespace: str, optional: bool = False) -> Any:
@@ -850,9 +1010,8 @@ class PodRunner:
                 return str(values.get(path[len(prefix) + 2 : -2], ""))
         raise NotRunnable(f"unsupported fieldRef {path}")
 
-    def _env(self, container: Json) -> dict[str, str]:
-        core = client.CoreV1Api(self.agent.api)
-        env = {
+    def _default_env(self) -> dict[str, str]:
+        return {
             # A clean environment, as in a container; nothing of the test process (no KUBECONFIG).
             "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             "HOME": "/root",
@@ -864,6 +1023,10 @@ class PodRunner:
             "KUBERNETES_SERVICE_PORT_HTTPS": str(self.agent.apiserver_port),
             "KUBERNETES_PORT": f"tcp://127.0.0.1:{self.agent.apiserver_port}",
         }
+
+    def _env(self, container: Json) -> dict[str, str]:
+        core = client.CoreV1Api(self.agent.api)
+        env = self._default_env()
         for source in container.get("envFrom") or []:
             prefix = source.get("prefix", "")
             if "configMapRef" in source:
@@ -1018,6 +1181,9 @@ class NodeAgent:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._handler: logging.Handler | None = None
+        self.session = uuid.uuid4().hex[:12]  # labels this agent's containers
+        self.project_image: str | None = None  # set by start(): PROJECT IMAGE
+        self.project_image_reason = ""  # why that image, or why none
 
     # -- public ------------------------------------------------------------------------------------
 
@@ -1030,6 +1196,12 @@ class NodeAgent:
         log.addHandler(self._handler)
         log.setLevel(logging.INFO)
         log.propagate = False
+        self.project_image, why = find_project_image()
+        self.project_image_reason = why
+        if self.project_image:
+            log.info("pods of */modelanalysis:* images run as containers of %s (%s)", self.project_image, why)
+        else:
+            log.info("pods of */modelanalysis:* images run from the test venv: %s", why)
         for node in self.nodes.values():
             self._register(node)
         for target, name in ((self._watch_pods, "node-agent watch"), (self._renew_leases, "node-agent leases")):
@@ -1047,6 +1219,8 @@ class NodeAgent:
         for runner in runners:
             runner.thread.join(10)
             runner._kill_all(grace=0)
+        if self.project_image:
+            remove_containers(label=f"io.modelanalysis.node-agent={self.session}")
         for thread in self._threads:
             thread.join(15)
         if self._handler is not None:

@@ -10,6 +10,7 @@ namespace's events and objects, and the tail of the Triton and perf_analyzer log
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -199,6 +200,9 @@ def volumes(kubectl: Kubectl, namespace: str, tmp_path: Path) -> Iterator[Volume
     shutil.copytree(EXAMPLE_MODELS, models, ignore=shutil.ignore_patterns("__pycache__"))
     results = tmp_path / "results"
     results.mkdir()
+    # The results Job runs as 10001, and the kubelet applies fsGroup to no hostPath volume: the folder must
+    # belong to that user, as examples/k8s/local-volumes.yaml tells users (real containers enforce it).
+    os.chown(results, 10001, 10001)
     volume_names = [f"{namespace}-models", f"{namespace}-results"]
 
     def volume(name: str, claim: str, path: Path, modes: list[str]) -> Json:
