@@ -81,8 +81,8 @@ def test_image_perf_analyzer_measures_a_point(run_in_image: RunInImage, running_
 
     proc = run_in_image(
         "model-analyzer", "perf-point", "--model=add_sub", "--batch=1", "--concurrency=2",
-        f"--grpc-url={endpoints.grpc}", f"--http-url={endpoints.http}", "--protocol=grpc",
-        "--measurement-interval=300", "--stability-percentage=100", "--max-trials=10",
+        f"--grpc-url={endpoints.grpc}", f"--http-url={endpoints.http}",
+        '--measurement={"measurementIntervalMs": 300, "maxTrials": 6}',
         timeout=300,
     )  # fmt: skip
 
@@ -90,5 +90,8 @@ def test_image_perf_analyzer_measures_a_point(run_in_image: RunInImage, running_
     measurement = PerfMeasurement.model_validate_json(proc.stdout.strip().splitlines()[-1])
     assert measurement.throughput_infer_per_sec > 0
     assert 0 < measurement.latency_p50_ms <= measurement.latency_p99_ms
+    # With how sure it is: the image's perf_analyzer prints the windows the interval is made from.
+    assert measurement.windows is not None and measurement.windows >= 3
+    assert measurement.throughput_ci_low is not None and measurement.converged is not None
     # The requests reached this Triton: its own counter moved.
     assert inference_count(endpoints.metrics_url, "add_sub") > before
