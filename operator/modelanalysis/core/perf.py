@@ -53,6 +53,7 @@ class PerfMeasurement(BaseModel):
     latency_p99_ci_low_ms: float | None = None
     latency_p99_ci_high_ms: float | None = None
     windows: int | None = None  # measurement windows the numbers rest on (after warm-up)
+    window_ms: int | None = None  # each window's length
     requests: int | None = None  # requests perf_analyzer sent and timed over the point
     converged: bool | None = None  # the throughput interval reached the precision asked for
     convergence: str | None = None  # why measuring stopped, in words
@@ -222,6 +223,7 @@ def combine_runs(runs: Sequence[PerfRun], verdict: Verdict, batch_size: int, win
         latency_p99_ci_low_ms=max(p99 - p99_interval.half_width, 0.0) if p99_interval else None,
         latency_p99_ci_high_ms=p99 + p99_interval.half_width if p99_interval else None,
         windows=len(kept),
+        window_ms=window_ms,
         requests=sum(c for c in request_counts if c is not None) if any(request_counts) else None,
         converged=verdict.converged,
         convergence=verdict.reason,

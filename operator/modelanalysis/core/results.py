@@ -64,7 +64,9 @@ class PointResult(BaseModel):
             perf=perf,
             resources=aggregate_window(samples),
             server_throughput_infer_per_sec=inference_rate(
-                samples, point.model, stable_span_seconds(measurement_interval_ms)
+                # Over the last run's windows: the span Triton's counter is compared with (a window may have been
+                # lengthened when the asked one was too short to hold a request).
+                samples, point.model, stable_span_seconds((perf.window_ms if perf else None) or measurement_interval_ms)
             ),
             started_at=started,
             finished_at=finished,

@@ -136,5 +136,5 @@ def inference_rate(samples: Sequence[ServerSample], model: str, last_seconds: fl
 
 
 def stable_span_seconds(measurement_interval_ms: int) -> float:
-    """perf_analyzer reports the mean of its last 3 measurement windows."""
+    """The span of one perf_analyzer run: its 3 measurement windows."""
     return 3 * measurement_interval_ms / 1000
