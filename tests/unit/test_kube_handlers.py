@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 import pytest
+from kubernetes.client.exceptions import ApiException
 
 from modelanalysis.kube import handlers
 from modelanalysis.kube.reconcile import TritonSlots
@@ -213,6 +214,37 @@ def test_a_run_that_fails_unexpectedly_is_retried(stand_in: type[StandIn]) -> No
     runs = make_runs(FakeApi(analysis()))
     runs.notice("ADDED", analysis(), LOG)
     eventually(lambda: len(stand_in.started) == 2 and not runs.runs, "the retry finishing")
+
+
+def test_a_refused_call_is_one_warning_line_and_a_retry(
+    stand_in: type[StandIn], caplog: pytest.LogCaptureFixture
+) -> None:
+    """`helm uninstall` removes the RBAC a moment before the operator pod stops: a run then meets 403s."""
+
+    def refused_once(run: StandIn) -> None:
+        if len(stand_in.started) == 1:
+            run.slots.release(run.key)
+            raise ApiException(status=403, reason="Forbidden")
+        run.finish()
+
+    stand_in.behaviour = refused_once
+    runs = make_runs(FakeApi(analysis()))
+    with caplog.at_level(logging.WARNING, logger="test"):
+        runs.notice("ADDED", analysis(), LOG)
+        eventually(lambda: len(stand_in.started) == 2 and not runs.runs, "the retry finishing")
+    (record,) = caplog.records
+    assert record.levelno == logging.WARNING and "403" in record.getMessage() and record.exc_info is None
+
+
+def test_kopfs_line_per_watch_event_is_dropped_and_nothing_else() -> None:
+    quiet = handlers.QuietWatchHandler()
+
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord("kopf.objects", logging.INFO, __file__, 1, message, None, None)
+
+    assert not quiet.filter(record("Handler 'analysis_event' succeeded."))
+    assert quiet.filter(record("Handler 'analysis_event' failed with an exception. Will ignore."))
+    assert quiet.filter(record("Run stopped; it resumes from status when the analysis is next reconciled."))
 
 
 def test_operator_exit_stops_every_run(stand_in: type[StandIn]) -> None:

@@ -33,6 +33,7 @@ from typing import Any
 
 import kopf
 from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
 
 from modelanalysis.kube.api import KubeApi
 from modelanalysis.kube.reconcile import AnalysisRun, EventSink, TritonSlots
@@ -46,6 +47,7 @@ Logger = logging.Logger | logging.LoggerAdapter[logging.Logger]
 LOOK_AGAIN_S = 30.0
 # A run that failed unexpectedly (the API server unreachable, a 500) is retried after this long.
 RETRY_S = 10.0
+WATCH_HANDLER = "analysis_event"  # kopf's id of the one watch handler, as its log lines name it
 # On operator exit, how long the runs get to notice: each polls every poll interval, except inside a slow
 # call (a model load); the pod's grace period (30 s by default) then ends the rest.
 EXIT_WAIT_S = 20.0
@@ -154,6 +156,13 @@ class Runs:
                 except Exception as error:
                     if run.stop.is_set() or run.stop.gone():  # deleted under the run: nothing to retry
                         return
+                    if isinstance(error, ApiException) and error.status in (401, 403):
+                        # Typically `helm uninstall`: it removes the RBAC a moment before this pod is stopped.
+                        # Say so in one line (posting an event would be refused too); a real RBAC gap shows here.
+                        logger.warning("The API refused a call (%s %s); retried in %.0f s", error.status,
+                                       error.reason, self.retry_s)  # fmt: skip
+                        run.stop.wait(self.retry_s)
+                        continue
                     logger.exception("The run failed; it is retried in %.0f s", self.retry_s)
                     reference = {
                         "apiVersion": API_VERSION,
@@ -187,10 +196,17 @@ def event_sink(body: dict[str, Any]) -> EventSink:
     return event
 
 
+class QuietWatchHandler(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != f"Handler {WATCH_HANDLER!r} succeeded."
+
+
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     # Events tell the story in `kubectl describe`; kopf's own per-handler chatter stays in the log.
     settings.posting.level = logging.WARNING
+    # kopf logs "Handler ... succeeded" for every watch event, a line per status patch of every analysis.
+    logging.getLogger("kopf.objects").addFilter(QuietWatchHandler())
     operator_settings = OperatorSettings()
     logging.getLogger().setLevel(operator_settings.log_level.upper())
     try:
@@ -208,7 +224,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Log
 
 # A watching handler: kopf calls it for every event of every analysis (and for each one it lists at start),
 # keeps no state on the object, and never adds a finalizer (see the module's docstring).
-@kopf.on.event(GROUP, VERSION, PLURAL)
+@kopf.on.event(GROUP, VERSION, PLURAL, id=WATCH_HANDLER)
 async def analysis_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     runs: Runs = memo.runs
     runs.notice(event.get("type"), body, logger)
