@@ -37,7 +37,8 @@ KOPF_CLUSTER_RULES = {("apiextensions.k8s.io", "customresourcedefinitions"): {"l
 KOPF_NAMESPACES_RULES = {("", "namespaces"): {"list", "watch"}}
 KOPF_EVENT_RULES = {("", "events"): {"create"}, ("events.k8s.io", "events"): {"create"}}
 APPLICATION_RULES = {
-    ("modelanalyzer.dev", "modelanalyses"): {"get", "list", "watch", "patch"},
+    # Read only: no patch, so the operator cannot put a finalizer on an analysis (issue 13).
+    ("modelanalyzer.dev", "modelanalyses"): {"get", "list", "watch"},
     ("modelanalyzer.dev", "modelanalyses/status"): {"get", "patch", "update"},
     ("", "pods"): {"get", "list", "watch", "create", "delete"},
     ("batch", "jobs"): {"get", "list", "watch", "create", "delete"},

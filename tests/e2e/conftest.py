@@ -377,8 +377,8 @@ class Analyses:
 @pytest.fixture
 def analyses(operator: Operator, kubectl: Kubectl, namespace: str) -> Iterator[Analyses]:
     yield Analyses(kubectl, namespace)
-    # While the operator still runs: a running analysis carries kopf's finalizer, and once the chart is
-    # uninstalled nobody would remove it, leaving the test's namespace terminating for ever.
+    # While the operator still runs, so that it stops their runs at once (the garbage collector would remove
+    # their pods and Jobs without it too: analyses carry no finalizer, see test_uninstall.py).
     kubectl.run("delete", "modelanalyses", "--all", "-n", namespace, "--timeout=90s", check=False, timeout=120)
 
 

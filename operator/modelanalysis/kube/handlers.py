@@ -1,41 +1,213 @@
 """kopf entry point: `kopf run --standalone -m modelanalysis.kube.handlers --all-namespaces`.
 
-One daemon per unfinished ModelAnalysis runs it (reconcile.AnalysisRun). The daemon's filter is "this
-generation is not finished", so kopf starts a daemon when an analysis is created or its spec changes, and
-stops it once status says the generation is done.
+kopf watches ModelAnalysis objects; this module runs each unfinished one (reconcile.AnalysisRun) in a thread
+of its own, started when an analysis is seen unfinished (created, its spec changed, or found at operator
+start) and stopped when it is deleted or the operator exits.
+
+Why no kopf daemon, and no finalizer on any analysis:
+kopf puts its finalizer on every object that has a daemon (kopf's maintainer declined to make that optional,
+nolar/kopf#896, #1183): that is how kopf learns of a deletion in time to stop the daemon. But a finalizer only
+works while an operator runs to remove it. After `helm uninstall` (or with the operator's namespace deleted,
+or its Deployment scaled to 0) deleting an analysis, its namespace, or the CRD would wait for ever. Nothing
+here needs a finalizer: everything an analysis creates (the Triton pod, the perf_analyzer Jobs, the results
+ConfigMap) carries an ownerReference to it, so the garbage collector removes it with or without an operator,
+even a Job created a moment after the analysis went (its owner's uid no longer exists); and the run's progress
+is in the analysis's own status. What a finalizer bought, a prompt stop of the run, comes from the watch
+itself: the DELETED event (or a deletionTimestamp) stops the run, and the run also looks for itself through
+the API every so often in case a watch event is missed. So the operator never writes anything but status
+(its RBAC does not even allow it to patch an analysis), and an operator killed or uninstalled at any moment
+leaves nothing that cannot be deleted.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
+from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
 from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
 
 from modelanalysis.kube.api import KubeApi
-from modelanalysis.kube.reconcile import AnalysisRun, TritonSlots
-from modelanalysis.kube.resource import FINISHED_PHASES, GROUP, PLURAL, VERSION
+from modelanalysis.kube.reconcile import AnalysisRun, EventSink, TritonSlots
+from modelanalysis.kube.resource import API_VERSION, FINISHED_PHASES, GROUP, KIND, PLURAL, VERSION
 from modelanalysis.kube.settings import OperatorSettings
+
+Logger = logging.Logger | logging.LoggerAdapter[logging.Logger]
+
+# A missed watch event (a reconnect drops what happened meanwhile) must not leave a run going for ever: each
+# run looks its analysis up this often while it waits, and stops if it is gone.
+LOOK_AGAIN_S = 30.0
+# A run that failed unexpectedly (the API server unreachable, a 500) is retried after this long.
+RETRY_S = 10.0
+WATCH_HANDLER = "analysis_event"  # kopf's id of the one watch handler, as its log lines name it
+# On operator exit, how long the runs get to notice: each polls every poll interval, except inside a slow
+# call (a model load); the pod's grace period (30 s by default) then ends the rest.
+EXIT_WAIT_S = 20.0
+
+
+def unfinished(meta: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
+    return status.get("observedGeneration") != meta.get("generation") or status.get("phase") not in FINISHED_PHASES
+
+
+def is_deleting(meta: Mapping[str, Any]) -> bool:
+    return bool(meta.get("deletionTimestamp"))
+
+
+class StopSignal:
+    """The `stopped` of one run: set when its analysis is deleted or the operator exits, or when a look at the
+    API (at most every `look_again_s`, while the run waits) finds the analysis gone."""
+
+    def __init__(self, api: KubeApi, namespace: str, name: str, uid: str, look_again_s: float = LOOK_AGAIN_S):
+        self.api, self.namespace, self.name, self.uid = api, namespace, name, uid
+        self.look_again_s = look_again_s
+        self.next_look = time.monotonic() + look_again_s
+        self.event = threading.Event()
+
+    def set(self) -> None:
+        self.event.set()
+
+    def is_set(self) -> bool:
+        return self.event.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if self.event.wait(timeout):
+            return True
+        if time.monotonic() >= self.next_look:
+            self.next_look = time.monotonic() + self.look_again_s
+            if self.gone():
+                self.event.set()
+        return self.event.is_set()
+
+    def gone(self) -> bool:
+        try:
+            current = self.api.get_analysis(self.namespace, self.name)
+        except Exception:  # the API server is unreachable: that says nothing about the analysis
+            return False
+        return current is None or current["metadata"].get("uid") != self.uid or is_deleting(current["metadata"])
+
+
+@dataclass
+class Run:
+    stop: StopSignal
+    recheck: bool = False  # an event came while the run was going: look at the analysis again before ending
+    future: Future[None] | None = field(default=None, repr=False)
+
+
+class Runs:
+    """One thread per unfinished analysis (by uid), fed by kopf's watch events."""
+
+    def __init__(
+        self, api: KubeApi, settings: OperatorSettings, slots: TritonSlots, *, retry_s: float = RETRY_S
+    ) -> None:
+        self.api, self.settings, self.slots, self.retry_s = api, settings, slots, retry_s
+        # Each unfinished analysis holds a thread, queued ones included (they poll for a Triton slot); past
+        # max_analyses, the next ones wait for a thread.
+        self.executor = ThreadPoolExecutor(settings.max_analyses, thread_name_prefix="analysis")
+        self.lock = threading.Lock()
+        self.runs: dict[str, Run] = {}
+
+    def notice(self, event_type: str | None, body: Mapping[str, Any], logger: Logger) -> None:
+        """A watch event (or, at operator start, a listed object): start, look again, or stop its run."""
+        meta, status = body.get("metadata") or {}, body.get("status") or {}
+        uid, namespace, name = meta.get("uid"), meta.get("namespace"), meta.get("name")
+        if not (uid and namespace and name):
+            return
+        with self.lock:
+            run = self.runs.get(uid)
+            if event_type == "DELETED" or is_deleting(meta):
+                if run is not None:
+                    run.stop.set()
+                return
+            if run is not None:
+                run.recheck = True
+                return
+            if not unfinished(meta, status):
+                return
+            run = Run(StopSignal(self.api, namespace, name, uid))
+            self.runs[uid] = run
+            # kopf's context (its event queue) goes with the thread, so the run can post Events.
+            context = contextvars.copy_context()
+            run.future = self.executor.submit(context.run, self.work, uid, namespace, name, run, logger)
+
+    def work(self, uid: str, namespace: str, name: str, run: Run, logger: Logger) -> None:
+        try:
+            while not run.stop.is_set():
+                with self.lock:
+                    run.recheck = False
+                try:
+                    body = self.api.get_analysis(namespace, name)  # the freshest copy, not the event's
+                    if body is None or body["metadata"].get("uid") != uid or is_deleting(body["metadata"]):
+                        return
+                    if not unfinished(body["metadata"], body.get("status") or {}):
+                        with self.lock:
+                            if not run.recheck:  # nothing came since that look: done until the spec changes
+                                self.runs.pop(uid, None)
+                                return
+                        continue
+                    AnalysisRun(self.api, body, self.settings, self.slots, run.stop, event_sink(body), logger).run()
+                except Exception as error:
+                    if run.stop.is_set() or run.stop.gone():  # deleted under the run: nothing to retry
+                        return
+                    if isinstance(error, ApiException) and error.status in (401, 403):
+                        # Typically `helm uninstall`: it removes the RBAC a moment before this pod is stopped.
+                        # Say so in one line (posting an event would be refused too); a real RBAC gap shows here.
+                        logger.warning("The API refused a call (%s %s); retried in %.0f s", error.status,
+                                       error.reason, self.retry_s)  # fmt: skip
+                        run.stop.wait(self.retry_s)
+                        continue
+                    logger.exception("The run failed; it is retried in %.0f s", self.retry_s)
+                    reference = {
+                        "apiVersion": API_VERSION,
+                        "kind": KIND,
+                        "metadata": {"name": name, "namespace": namespace, "uid": uid},
+                    }
+                    event_sink(reference)("Warning", "RunError", f"{error!r:.400}; retried in {self.retry_s:.0f} s")
+                    run.stop.wait(self.retry_s)
+        finally:
+            with self.lock:
+                if self.runs.get(uid) is run:
+                    del self.runs[uid]
+            # A run stopped mid-sweep keeps its Triton slot for the next run; once its thread ends (the analysis
+            # was deleted, its pod goes with it, or the operator exits) nothing will resume it here.
+            self.slots.release(f"{namespace}/{name}")
+
+    def shutdown(self, timeout: float = EXIT_WAIT_S) -> None:
+        """Stop every run and wait (up to `timeout`) for them to end; each resumes from status next time."""
+        with self.lock:
+            runs = list(self.runs.values())
+        for run in runs:
+            run.stop.set()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        wait_futures([run.future for run in runs if run.future is not None], timeout=timeout)
+
+
+def event_sink(body: dict[str, Any]) -> EventSink:
+    def event(type_: str, reason: str, message: str) -> None:
+        kopf.event(kopf.Body(body), type=type_, reason=reason, message=message)  # type: ignore[arg-type]
+
+    return event
+
+
+class QuietWatchHandler(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != f"Handler {WATCH_HANDLER!r} succeeded."
 
 
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
-    # Keep kopf's bookkeeping in status rather than annotations, so GitOps tools see no drift in metadata.
-    settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration"
-    )
     # Events tell the story in `kubectl describe`; kopf's own per-handler chatter stays in the log.
     settings.posting.level = logging.WARNING
-    # A stopped daemon (analysis deleted, or finished) is a thread that notices `stopped` within a poll
-    # interval. Give it that long before kopf looks again: otherwise kopf cancels the task at once and only
-    # re-checks after cancellation_timeout, so every `kubectl delete` of a running analysis hung for 30 s.
-    settings.background.instant_exit_timeout = 1.0
+    # kopf logs "Handler ... succeeded" for every watch event, a line per status patch of every analysis.
+    logging.getLogger("kopf.objects").addFilter(QuietWatchHandler())
     operator_settings = OperatorSettings()
-    # Each unfinished analysis holds one thread for its sync daemon, queued ones included (they poll for a
-    # Triton slot): the default pool (a handful of threads) would leave most analyses without a status.
-    settings.execution.max_workers = operator_settings.max_analyses
     logging.getLogger().setLevel(operator_settings.log_level.upper())
     try:
         config.load_incluster_config()  # type: ignore[no-untyped-call]
@@ -43,49 +215,23 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Log
         config.load_kube_config()  # type: ignore[no-untyped-call]
     memo.settings = operator_settings
     api_config = client.Configuration.get_default_copy()
-    api_config.connection_pool_maxsize = 32  # many daemon threads share the client
+    api_config.connection_pool_maxsize = 32  # many run threads share the client
     memo.api = KubeApi(client.ApiClient(api_config))
     memo.slots = TritonSlots(operator_settings.max_triton_pods)
+    memo.runs = Runs(memo.api, operator_settings, memo.slots)
     logger.info("model-analyzer operator: %s", operator_settings.model_dump())
 
 
-def unfinished(meta: kopf.Meta, status: kopf.Status, **_: Any) -> bool:
-    return status.get("observedGeneration") != meta.get("generation") or status.get("phase") not in FINISHED_PHASES
+# A watching handler: kopf calls it for every event of every analysis (and for each one it lists at start),
+# keeps no state on the object, and never adds a finalizer (see the module's docstring).
+@kopf.on.event(GROUP, VERSION, PLURAL, id=WATCH_HANDLER)
+async def analysis_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    runs: Runs = memo.runs
+    runs.notice(event.get("type"), body, logger)
 
 
-# cancellation_backoff: a daemon still inside a slow call (a model load, an unload) when it is stopped is
-# left to finish it and re-checked after that long, rather than cancelled (its thread would run on anyway).
-analysis_daemon = kopf.daemon(
-    GROUP, VERSION, PLURAL, when=unfinished, cancellation_backoff=5.0, cancellation_timeout=30.0
-)
-
-
-# kopf's DaemonFn type lists every keyword a daemon may take; this one takes the few it needs.
-@analysis_daemon  # type: ignore[arg-type]
-def run_analysis(
-    name: str, namespace: str, memo: kopf.Memo, stopped: kopf.DaemonStopped, logger: kopf.Logger, **_: Any
-) -> None:
-    api: KubeApi = memo.api
-    current = api.get_analysis(namespace, name)  # the freshest copy: kopf's body may predate a restart
-    if current is None:
-        return
-    body: dict[str, Any] = current
-
-    def event(type_: str, reason: str, message: str) -> None:
-        kopf.event(kopf.Body(body), type=type_, reason=reason, message=message)  # type: ignore[arg-type]
-
-    try:
-        AnalysisRun(api, body, memo.settings, memo.slots, stopped, event, logger).run()
-        # A daemon that returns on its own is never restarted for this object, so wait until kopf stops it:
-        # it does once status shows this generation finished, and starts a new one when the spec changes.
-        while not stopped.wait(10.0):
-            fresh = api.get_analysis(namespace, name)
-            if fresh is None:
-                return
-            if fresh["metadata"].get("generation") != body["metadata"].get("generation"):
-                body = fresh
-                AnalysisRun(api, body, memo.settings, memo.slots, stopped, event, logger).run()
-    finally:
-        # A run stopped mid-sweep keeps its Triton slot for the next run; once the daemon itself ends (the
-        # analysis was deleted, its pod goes with it, or the operator exits) nothing will resume it.
-        memo.slots.release(f"{namespace}/{name}")
+@kopf.on.cleanup()
+def stop_runs(memo: kopf.Memo, **_: Any) -> None:
+    runs: Runs | None = getattr(memo, "runs", None)
+    if runs is not None:
+        runs.shutdown()
