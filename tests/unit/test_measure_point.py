@@ -60,7 +60,7 @@ def test_a_steady_point_ends_after_one_run() -> None:
 
 def test_a_noisy_point_runs_until_its_window_cap_and_keeps_its_estimate() -> None:
     replay = Replay(BUSY)
-    m = measure(replay, maxTrials=12)
+    m = measure(replay, maxTrials=12, convergencePct=5)
     assert len(replay.windows_ms) == 4  # 4 runs x 3 windows
     assert m.converged is False and "--max-trials 12" in m.convergence  # type: ignore[attr-defined]
     assert m.throughput_ci_low < m.throughput_infer_per_sec < m.throughput_ci_high  # type: ignore[attr-defined]
@@ -68,7 +68,7 @@ def test_a_noisy_point_runs_until_its_window_cap_and_keeps_its_estimate() -> Non
 
 def test_a_noisy_point_stops_at_its_time_cap() -> None:
     replay = Replay(BUSY, seconds=4.0)
-    m = measure(replay, maxPointSeconds=10)
+    m = measure(replay, maxPointSeconds=10, convergencePct=5)
     assert len(replay.windows_ms) == 2  # a third run would end past 10 s
     assert m.converged is False and "10 s" in m.convergence  # type: ignore[attr-defined]
 

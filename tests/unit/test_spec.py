@@ -17,9 +17,9 @@ def test_defaults_measure_batch_1_concurrency_1_over_grpc() -> None:
     assert s.batch_sizes == [1]
     assert s.concurrency == [1]
     assert s.measurement.protocol == Protocol.GRPC
-    assert s.measurement.measurement_interval_ms == 1000
+    assert s.measurement.measurement_interval_ms == 500
     assert s.measurement.max_trials == 30
-    assert s.measurement.convergence_pct == 5.0
+    assert s.measurement.convergence_pct == 10.0
 
 
 def test_batch_sizes_and_concurrency_are_sorted_and_deduplicated() -> None:

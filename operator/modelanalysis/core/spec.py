@@ -14,8 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 DEFAULT_TRITON_VERSION = "24.08-py3"
-DEFAULT_CONVERGENCE_PCT = 5.0
-DEFAULT_MAX_POINT_SECONDS = 30
+# Defaults for a point: 500 ms windows, 3 to a perf_analyzer run, until throughput's 95% interval is within
+# +-10% (tighter than what perf_analyzer's default stability rule, 3 windows within a 10% spread, amounts to),
+# or 20 s. On a quiet machine most points end after one run (about 2 s).
+DEFAULT_MEASUREMENT_INTERVAL_MS = 500
+DEFAULT_CONVERGENCE_PCT = 10.0
+DEFAULT_MAX_POINT_SECONDS = 20
 DEFAULT_MAX_TRIALS = 30
 DEFAULT_STABILITY_PERCENTAGE = 10.0
 
@@ -38,7 +42,7 @@ class MeasurementSettings(WireModel):
 
     protocol: Protocol = Field(Protocol.GRPC, description="Protocol perf_analyzer uses to reach Triton.")
     measurement_interval_ms: int = Field(
-        1000, ge=100, le=600_000, description="Length of one perf_analyzer measurement window, in ms."
+        DEFAULT_MEASUREMENT_INTERVAL_MS, ge=100, le=600_000, description="Length of one perf_analyzer measurement window, in ms."
     )
     convergence_pct: float = Field(
         DEFAULT_CONVERGENCE_PCT,
