@@ -295,7 +295,9 @@ def test_load_generator_job_is_created_and_its_failure_is_read_back(
     """The Job as built runs (here perf_analyzer finds no server): the Job controller's conditions and the
     pod's termination message are what job_outcome and termination_message read."""
     point = Point(model="Text_Encoder", batch_size=4, concurrency=2)
-    manifest = objects.load_generator_job("example", namespace, 1, spec_of(owner), point, "127.255.255.254", SETTINGS)
+    manifest = objects.load_generator_job(
+        "example", namespace, 1, spec_of(owner), point, "127.255.255.254", SETTINGS, server_node="gpu-node-1"
+    )
     created = api.plain(api.batch.create_namespaced_job(namespace, owned(manifest, owner), field_validation=STRICT))
     name = created["metadata"]["name"]
     assert name == names.point_job_name("example", 1, point)
@@ -388,7 +390,9 @@ def test_job_pods_pass_pod_security_restricted(api: Apis, namespace: str) -> Non
     )  # fmt: skip
     spec = ModelAnalysisSpec.model_validate(FULL_SPEC)
     point = Point(model="add_sub", batch_size=1, concurrency=1)
-    load_generator = objects.load_generator_job("example", namespace, 1, spec, point, "10.0.0.1", SETTINGS)
+    load_generator = objects.load_generator_job(
+        "example", namespace, 1, spec, point, "10.0.0.1", SETTINGS, server_node="gpu-node-1"
+    )
     results_writer = objects.results_writer_job("example", namespace, 1, spec, SETTINGS)
 
     # The check can fail: a pod without the security settings is refused here (once the label is seen).

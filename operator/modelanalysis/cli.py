@@ -7,6 +7,7 @@ The original tool took its flags with no subcommand; that form still works and m
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -27,7 +28,7 @@ from modelanalysis.adapters.triton_control import TritonControl, TritonUnreachab
 from modelanalysis.adapters.triton_server import TritonEndpoints, TritonServerProcess, TritonStartError
 from modelanalysis.cli_common import console, explain, fail, parse_int_list, with_measurement_options
 from modelanalysis.core.perf import PerfMeasurement
-from modelanalysis.core.results import AnalysisResult, ModelStatus, PointResult, PointStatus
+from modelanalysis.core.results import AnalysisResult, ModelStatus, PointResult, PointStatus, local_placement
 from modelanalysis.core.spec import DEFAULT_TRITON_VERSION, MeasurementSettings, ModelTarget, SweepSpec
 from modelanalysis.core.sweep import Point
 from modelanalysis.engine import EngineEvent, EventKind, SweepEngine
@@ -268,6 +269,8 @@ def run_profile(
         def run_point(point: Point, settings: MeasurementSettings) -> PerfMeasurement:
             return measure_point(point, settings, endpoints.grpc, endpoints.http, perf_binary)
 
+        placement = local_placement(socket.gethostname(), endpoints.http.rpartition(":")[0])
+
         SweepEngine(
             spec,
             control,
@@ -277,6 +280,7 @@ def run_profile(
             memory_utilization=DcgmMemoryUtilization(prometheus_url) if prometheus_url else None,
             owns_server=owns_server,
             model_config_path=lambda m: str((model_folder / m / "config.pbtxt").resolve()) if model_folder else "",
+            where_ran=lambda: placement,
         ).run(result)
 
 

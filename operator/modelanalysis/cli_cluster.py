@@ -190,6 +190,9 @@ def register(app: typer.Typer) -> None:
         http_url: Annotated[str, typer.Option()],
         measurement: Annotated[str, typer.Option(help="The analysis's measurement settings, as JSON.")] = "{}",
         termination_log: Annotated[Path | None, typer.Option()] = None,
+        cpu_budget: Annotated[
+            float | None, typer.Option(help="Cores the Job was given (default: the CPUs this process may use).")
+        ] = None,
     ) -> None:
         """Measure one point to convergence with perf_analyzer (what the operator's load-generator Jobs run)."""
         try:
@@ -198,7 +201,7 @@ def register(app: typer.Typer) -> None:
             raise fail(f"--measurement: {explain(exc)}") from None
         point = Point(model=model, batch_size=batch, concurrency=concurrency)
         try:
-            result = measure_point(point, settings, grpc_url, http_url)
+            result = measure_point(point, settings, grpc_url, http_url, cpu_budget_cores=cpu_budget)
             message, code = result.model_dump_json(exclude_none=True), 0
         except PerfAnalyzerError as exc:
             message, code = str(exc)[:3500], 1  # the kubelet keeps at most 4096 bytes

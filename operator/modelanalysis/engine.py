@@ -8,6 +8,8 @@ points sits behind three small ports:
   termination message (operator). Both end in the same converging measurement (adapters/perf_analyzer.py).
 - `journal` records what happened: an AnalysisResult plus export files and a progress bar (CLI), or the
   resource's status plus Events (operator).
+- `where_ran` says where the point just measured ran: the server's and the load generator's node and how the
+  load generator was placed (CLI: this machine for both; operator: the Triton pod's node and the Job pod's).
 - `checkpoint` and `wait` are how a stop arrives: Ctrl-C (CLI), or kopf's `stopped` and a changed generation
   (operator); either raises out of the engine, which leaves the server as it found it.
 
@@ -31,6 +33,7 @@ from modelanalysis.core.results import (
     AnalysisResult,
     ModelOutcome,
     ModelStatus,
+    Placement,
     PointResult,
     PointStatus,
     expected_point_count,
@@ -46,6 +49,11 @@ NO_MEMORY_UTILIZATION_NOTE = (
 NO_DCGM_SAMPLE_NOTE = (
     "Max Memory Utilization is empty where Prometheus held no DCGM sample inside a point's window: "
     "scrape dcgm-exporter more often than a point lasts (e.g. every second) while profiling."
+)
+LOAD_GENERATOR_BOTTLENECK_NOTE = (
+    "At some points perf_analyzer used more than 80% of the CPU it was given (Load Generator Bottleneck: Yes): "
+    "their throughput may be the load generator's limit rather than the server's. Give it more CPU "
+    "(operator: loadGenerator.resources) or, on the CLI, a machine with more cores free."
 )
 STABILITY_PERCENTAGE_NOTE = (
     "--stability-percentage (stabilityPercentage) no longer ends a point: each point is measured until the 95% "
@@ -110,6 +118,7 @@ class SweepEngine:
         memory_utilization: DcgmMemoryUtilization | None = None,
         owns_server: bool = True,
         model_config_path: Callable[[str], str] = lambda model: "",
+        where_ran: Callable[[], Placement] = Placement,
         checkpoint: Callable[[], None] = lambda: None,
         wait: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -123,6 +132,7 @@ class SweepEngine:
         # keeps the models it already had loaded.
         self.owns_server = owns_server
         self.model_config_path = model_config_path
+        self.where_ran = where_ran
         self.checkpoint = checkpoint
         self.wait = wait
         self.result = AnalysisResult(triton_version="")
@@ -238,8 +248,10 @@ class SweepEngine:
             samples = sampler.stop()
         finished = time.time()
         result = PointResult.from_window(
-            point, perf, error, samples, started, finished, settings.measurement_interval_ms
+            point, perf, error, samples, started, finished, settings.measurement_interval_ms, self.where_ran()
         )
+        if perf is not None and perf.load_generator_bottleneck:
+            self._note(LOAD_GENERATOR_BOTTLENECK_NOTE)
         assert result.resources is not None
         self._add_dcgm(result.resources, started, finished)
         return result

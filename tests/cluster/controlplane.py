@@ -29,7 +29,7 @@ import yaml
 from kubernetes import client, config
 
 from tests.cluster.build import ensure_binaries
-from tests.cluster.node_agent import NodeAgent
+from tests.cluster.node_agent import NodeAgent, NodeSpec, several_nodes
 
 Log = Callable[[str], None]
 
@@ -356,8 +356,14 @@ def default_log_dir() -> Path:
 
 
 @contextlib.contextmanager
-def running_cluster(log: Log = print, log_dir: Path | None = None) -> Iterator[Cluster]:
-    """Build or reuse the binaries, start everything, yield the Cluster, and always tear it all down."""
+def running_cluster(
+    log: Log = print, log_dir: Path | None = None, nodes: list[NodeSpec] | None = None
+) -> Iterator[Cluster]:
+    """Build or reuse the binaries, start everything, yield the Cluster, and always tear it all down.
+
+    Nodes: `nodes`, else $MODELANALYSIS_TEST_NODES GPU nodes (the last of several tainted), else one."""
+    if nodes is None:
+        nodes = several_nodes(int(os.environ.get("MODELANALYSIS_TEST_NODES", "1")))
     bin_dir = ensure_binaries(log)
     log_dir = log_dir or default_log_dir()
     work_dir = Path(tempfile.mkdtemp(prefix="modelanalysis-cluster-"))
@@ -374,6 +380,7 @@ def running_cluster(log: Log = print, log_dir: Path | None = None) -> Iterator[C
             ca_file=plane.pki / "ca.crt",
             work_dir=work_dir / "agent",
             log_dir=log_dir,
+            nodes=nodes,
         )
         agent.start()
         wait_for_default_service_account(api, "default")

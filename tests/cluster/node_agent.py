@@ -1,7 +1,8 @@
 """A node agent that plays the kubelet for the test control plane, running each pod's containers as
 local processes.
 
-It registers Nodes (by default one `gpu-node-1` advertising one `nvidia.com/gpu`), watches the pods the
+It registers Nodes (by default one `gpu-node-1` advertising one `nvidia.com/gpu`; more, tainted or not, as
+`NodeSpec`s at start or with `add_node` while it runs), watches the pods the
 scheduler binds to them, and for each pod:
 
 - gives it its own loopback address 127.0.0.N as podIP (never reused within a session);
@@ -115,6 +116,19 @@ class NodeSpec:
     pods: str = "110"
     gpus: int = 1
     labels: dict[str, str] = field(default_factory=dict)
+    taints: list[Json] = field(default_factory=list)  # e.g. {"key": "nvidia.com/gpu", "effect": "NoSchedule"}
+
+
+GPU_TAINT: Json = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
+
+
+def several_nodes(count: int) -> list[NodeSpec]:
+    """`count` GPU nodes gpu-node-1..N, the last of several tainted `nvidia.com/gpu=present:NoSchedule` as
+    GPU nodes of most clusters are ($MODELANALYSIS_TEST_NODES for `python -m tests.cluster up`)."""
+    nodes = [NodeSpec(name=f"gpu-node-{i}") for i in range(1, count + 1)]
+    if count > 1:
+        nodes[-1].taints.append(GPU_TAINT)
+    return nodes
 
 
 def now() -> str:
@@ -1235,6 +1249,19 @@ class NodeAgent:
         path = self.log_path(namespace, pod, container)
         return path.read_text(errors="replace") if path.exists() else ""
 
+    def add_node(self, node: NodeSpec) -> None:
+        """Register one more Node (or update one: labels, taints) and run the pods bound to it."""
+        self._register(node)
+        with self._lock:
+            self.nodes[node.name] = node
+
+    def remove_node(self, name: str) -> None:
+        """Delete a Node this agent added; pods already running there are still seen through to their end."""
+        with self._lock:
+            self.nodes.pop(name, None)
+        with contextlib.suppress(client.ApiException):
+            client.CoreV1Api(self.api).delete_node(name)
+
     def allocate_ip(self) -> str:
         """127.0.0.2 upwards, never handed out twice in a session (so no socket of a past pod lingers)."""
         with self._lock:
@@ -1308,22 +1335,20 @@ class NodeAgent:
         # The apiserver taints every new Node not-ready; only the node lifecycle controller (off here)
         # would lift it, so the agent does.
         current = core.read_node(node.name)
-        taints = [t.to_dict() for t in current.spec.taints or [] if t.key != "node.kubernetes.io/not-ready"]
-        core.patch_node(
-            node.name,
-            {
-                "spec": {
-                    "taints": [{"key": t["key"], "effect": t["effect"], "value": t["value"]} for t in taints] or None
-                }
-            },
-            _content_type=MERGE_PATCH,
-        )
+        kept = [t.to_dict() for t in current.spec.taints or [] if t.key != "node.kubernetes.io/not-ready"]
+        taints = [{"key": t["key"], "effect": t["effect"], "value": t["value"]} for t in kept]
+        for taint in node.taints:  # the node's own taints, once each
+            if not any(t["key"] == taint["key"] and t["effect"] == taint["effect"] for t in taints):
+                taints.append({"key": taint["key"], "effect": taint["effect"], "value": taint.get("value")})
+        core.patch_node(node.name, {"spec": {"taints": taints or None}}, _content_type=MERGE_PATCH)
         log.info("registered node %s", node.name)
 
     def _renew_leases(self) -> None:
         coord = client.CoordinationV1Api(self.api)
         while not self._stop.is_set():
-            for name in self.nodes:
+            with self._lock:
+                node_names = list(self.nodes)
+            for name in node_names:
                 body = {
                     "metadata": {"name": name, "namespace": "kube-node-lease"},
                     "spec": {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": now_micro()},
@@ -1394,11 +1419,11 @@ class NodeAgent:
                 log.warning("pod %s/%s: delete failed: %s", meta["namespace"], meta["name"], error)
 
     def _dispatch(self, kind: str, pod: Json) -> None:
-        if pod["spec"].get("nodeName") not in self.nodes:
-            return
         uid = pod["metadata"]["uid"]
         with self._lock:
             runner = self.runners.get(uid)
+            if runner is None and pod["spec"].get("nodeName") not in self.nodes:
+                return
             if kind == "DELETED":
                 self.runners.pop(uid, None)
             elif runner is None:

@@ -44,7 +44,9 @@ INFERENCE_HEADER = (
     "Server Throughput (infer/sec),Max GPU Utilization (%),Max GPU Memory (MB),Max Memory Utilization (%),"
     "Max GPU Power (W),Max CPU Utilization (%),Max CPU Memory (MB),Status,Error,"
     "Throughput 95% CI Low (infer/sec),Throughput 95% CI High (infer/sec),p99 Latency 95% CI Low (ms),"
-    "p99 Latency 95% CI High (ms),Measurement Windows,Requests,Converged,Convergence"
+    "p99 Latency 95% CI High (ms),Measurement Windows,Requests,Converged,Convergence,"
+    "Server Node,Load Generator Node,Load Generator Placement,Load Generator CPU (cores),"
+    "Load Generator CPU Budget (cores),Load Generator Bottleneck"
 )
 GPU_HEADER = (
     "Model,GPU UUID,Batch,Concurrency,Model Config Path,Instance Group,Satisfies Constraints,"

@@ -207,3 +207,23 @@ def test_the_baseline_wait_is_the_engines_wait_so_a_stop_can_interrupt_it() -> N
     with pytest.raises(Stop):
         engine(spec(["a"], [1], [1], baselineDurationMs=5000), triton, journal, wait=wait).run(result)
     assert waited == [5.0] and result.baseline is None and not triton.calls
+
+
+def test_each_point_records_where_it_ran_and_a_busy_load_generator_is_noted() -> None:
+    from modelanalysis.core.results import Placement
+    from modelanalysis.engine import LOAD_GENERATOR_BOTTLENECK_NOTE
+
+    nodes = iter(["node-a", "node-b"])
+
+    def where() -> Placement:
+        return Placement(server_node="gpu", load_generator_node=next(nodes), load_generator_placement="Anywhere")
+
+    def busy_at_c2(point: Point, settings: MeasurementSettings) -> PerfMeasurement:
+        return numbers(point).model_copy(update={"load_generator_bottleneck": point.concurrency == 2})
+
+    result = engine(spec(["a"], [1], [1, 2]), StandInTriton({"a": 8}), Recorder(), busy_at_c2, where_ran=where).run(
+        AnalysisResult(triton_version="x")
+    )
+    assert [p.placement.load_generator_node for p in result.points] == ["node-a", "node-b"]
+    assert {p.placement.server_node for p in result.points} == {"gpu"}
+    assert result.notes.count(LOAD_GENERATOR_BOTTLENECK_NOTE) == 1

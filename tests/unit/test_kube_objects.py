@@ -165,7 +165,9 @@ POINT = Point(model="Text_Encoder", batch_size=4, concurrency=2)
 
 
 def test_load_generator_job_runs_once_within_a_deadline() -> None:
-    job = objects.load_generator_job("example", NS, 2, spec(S3_SPEC), POINT, "10.1.2.3", SETTINGS)
+    job = objects.load_generator_job(
+        "example", NS, 2, spec(S3_SPEC), POINT, "10.1.2.3", SETTINGS, server_node="gpu-node-1"
+    )
     assert job["apiVersion"] == "batch/v1"
     assert job["metadata"]["name"] == names.point_job_name("example", 2, POINT)
     assert job["metadata"]["namespace"] == NS
@@ -179,7 +181,9 @@ def test_load_generator_job_runs_once_within_a_deadline() -> None:
 
 
 def test_load_generator_job_labels() -> None:
-    job = objects.load_generator_job("example", NS, 2, spec(S3_SPEC), POINT, "10.1.2.3", SETTINGS)
+    job = objects.load_generator_job(
+        "example", NS, 2, spec(S3_SPEC), POINT, "10.1.2.3", SETTINGS, server_node="gpu-node-1"
+    )
     labels = job["metadata"]["labels"]
     assert labels[names.LABEL_ANALYSIS] == "example"
     assert labels[names.LABEL_GENERATION] == "2"
@@ -187,7 +191,9 @@ def test_load_generator_job_labels() -> None:
     assert labels[names.LABEL_POINT] == names.short_hash(POINT.key, 10)
     assert job["spec"]["template"]["metadata"]["labels"] == labels
     other = Point(model="Text_Encoder", batch_size=4, concurrency=4)
-    other_job = objects.load_generator_job("example", NS, 2, spec(S3_SPEC), other, "10.1.2.3", SETTINGS)
+    other_job = objects.load_generator_job(
+        "example", NS, 2, spec(S3_SPEC), other, "10.1.2.3", SETTINGS, server_node="gpu-node-1"
+    )
     assert other_job["metadata"]["labels"][names.LABEL_POINT] != labels[names.LABEL_POINT]
 
 
@@ -202,7 +208,7 @@ def test_perf_point_args_carry_the_measurement_settings(
     """The Job's arguments, parsed by the real `model-analyzer perf-point`, give back the spec's settings."""
     s = spec(wire)
     point = Point(model=s.model_names[0], batch_size=4, concurrency=2)
-    job = objects.load_generator_job("example", NS, 1, s, point, triton_ip, SETTINGS)
+    job = objects.load_generator_job("example", NS, 1, s, point, triton_ip, SETTINGS, server_node="gpu-node-1")
     c = container(job)
     log = tmp_path / "termination-log"
     args = [f"--termination-log={log}" if a.startswith("--termination-log=") else a for a in c["args"]]
@@ -210,8 +216,10 @@ def test_perf_point_args_carry_the_measurement_settings(
     assert c["terminationMessagePath"] == objects.TERMINATION_LOG
     seen: dict[str, Any] = {}
 
-    def fake_perf_analyzer(p: Point, settings: MeasurementSettings, grpc_url: str, http_url: str) -> PerfMeasurement:
-        seen.update(point=p, settings=settings, grpc_url=grpc_url, http_url=http_url)
+    def fake_perf_analyzer(
+        p: Point, settings: MeasurementSettings, grpc_url: str, http_url: str, cpu_budget_cores: float | None = None
+    ) -> PerfMeasurement:
+        seen.update(point=p, settings=settings, grpc_url=grpc_url, http_url=http_url, cpu_budget=cpu_budget_cores)
         return PerfMeasurement(
             throughput_infer_per_sec=1.0, latency_p50_ms=1, latency_p90_ms=1, latency_p95_ms=1, latency_p99_ms=1
         )
@@ -223,6 +231,7 @@ def test_perf_point_args_carry_the_measurement_settings(
     m = s.measurement
     assert seen["settings"] == m  # every setting travels, whole
     assert (seen["grpc_url"], seen["http_url"]) == (f"{host}:8001", f"{host}:8000")
+    assert seen["cpu_budget"] == 1.0  # concurrency 2: the default request of one core
     assert PerfMeasurement.model_validate_json(log.read_text()).throughput_infer_per_sec == 1.0
 
 
@@ -243,7 +252,7 @@ def test_custom_measurement_settings_really_differ_from_defaults() -> None:
 def restricted_jobs() -> list[dict[str, Any]]:
     s = spec(S3_SPEC)
     return [
-        objects.load_generator_job("example", NS, 1, s, POINT, "10.1.2.3", SETTINGS),
+        objects.load_generator_job("example", NS, 1, s, POINT, "10.1.2.3", SETTINGS, server_node="gpu-node-1"),
         objects.results_writer_job("example", NS, 1, s, SETTINGS),
     ]
 

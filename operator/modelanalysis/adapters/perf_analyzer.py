@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from modelanalysis.core.perf import (
     PerfRun,
     PointMeasurementError,
     combine_runs,
+    load_generator_cpu,
     parse_perf_analyzer_csv,
     parse_perf_analyzer_windows,
     parse_request_count,
@@ -61,6 +63,29 @@ def perf_analyzer_env() -> dict[str, str]:
     return env
 
 
+def children_cpu_seconds() -> float:
+    """CPU time (user + system) of this process's finished children: perf_analyzer's runs, once waited for."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def available_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> float:
+    """The CPUs this process may use: its cgroup's CPU quota where one is set (a container's CPU limit), else
+    the CPUs it may be scheduled on."""
+    try:
+        quota, period = (cgroup / "cpu.max").read_text().split()[:2]  # cgroup v2: "max 100000" or "200000 100000"
+        if quota != "max":
+            return int(quota) / int(period)
+    except (OSError, ValueError):
+        try:  # cgroup v1
+            quota_us = int((cgroup / "cpu" / "cpu.cfs_quota_us").read_text())
+            if quota_us > 0:
+                return quota_us / int((cgroup / "cpu" / "cpu.cfs_period_us").read_text())
+        except (OSError, ValueError):
+            pass
+    return float(len(os.sched_getaffinity(0)))
+
+
 def run_perf_analyzer_once(
     point: Point, settings: MeasurementSettings, grpc_url: str, http_url: str, binary: Path, timeout_s: float
 ) -> PerfRun:
@@ -96,12 +121,18 @@ def measure_point(
     binary: Path | None = None,
     clock: Callable[[], float] = time.monotonic,
     run_once: Callable[[Point, MeasurementSettings, str, str, Path, float], PerfRun] | None = None,
+    cpu_budget_cores: float | None = None,
+    child_cpu: Callable[[], float] = children_cpu_seconds,
 ) -> PerfMeasurement:
     """Measure one point to the precision asked for: perf_analyzer runs of WINDOWS_PER_RUN windows each, until
     the core's stopping rule (convergence.judge) says the throughput interval is narrow enough, or a cap is hit.
 
     A run that fails after others succeeded ends the point with what was measured (not converged, saying why);
     a first run that fails is the point's failure.
+
+    perf_analyzer's own CPU use is recorded with the point: the CPU time of its runs (this process's children)
+    over the time they ran, against `cpu_budget_cores` (what the load generator was given; default: the CPUs
+    this process may use).
     """
     run_once = run_once or run_perf_analyzer_once
     binary = binary or find_perf_analyzer()
@@ -109,13 +140,15 @@ def measure_point(
     started = clock()
     runs: list[PerfRun] = []
     window_ms = settings.measurement_interval_ms
+    cpu_started, run_wall = child_cpu(), 0.0
     while True:
         remaining = settings.point_timeout_seconds - (clock() - started)
         run_settings = settings.model_copy(update={"measurement_interval_ms": window_ms})
+        run_started = clock()
         try:
-            run_started = clock()
             runs.append(run_once(point, run_settings, grpc_url, http_url, binary, max(remaining, 1.0)))
         except PerfAnalyzerError as exc:
+            run_wall += clock() - run_started
             longer = None if runs else longer_window_ms(str(exc), window_ms, cap_seconds - (clock() - started))
             if longer is not None:
                 window_ms = longer  # windows too short to hold a request: noise, not a failure
@@ -125,6 +158,7 @@ def measure_point(
             verdict = Verdict(True, False, f"not converged: a later perf_analyzer run failed ({exc})")
             break
         run_seconds = clock() - run_started
+        run_wall += run_seconds
         verdict = judge(
             [w.throughput_infer_per_sec for run in runs for w in run.windows],
             clock() - started,
@@ -141,7 +175,12 @@ def measure_point(
             verdict.converged,
             f"{verdict.reason}; windows of {window_ms} ms (no request finished inside shorter ones)",
         )
-    return combine_runs(runs, verdict, point.batch_size, window_ms)
+    budget = cpu_budget_cores if cpu_budget_cores is not None else available_cpus()
+    cores, busy = load_generator_cpu(child_cpu() - cpu_started, run_wall, budget)
+    return combine_runs(runs, verdict, point.batch_size, window_ms).model_copy(
+        update={"load_generator_cpu_cores": cores, "load_generator_cpu_budget_cores": budget,
+                "load_generator_bottleneck": busy}
+    )  # fmt: skip
 
 
 def last_lines(proc: subprocess.CompletedProcess[str], count: int = 2) -> str:

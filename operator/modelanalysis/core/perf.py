@@ -29,6 +29,23 @@ RUN_STABILITY_PERCENTAGE = 1_000_000
 WINDOWS_PER_RUN = 3
 
 
+# perf_analyzer is taken to be the bottleneck above this share of the CPU it was given: Model Analyzer's
+# perf_analyzer_cpu_util default (80%), above which it warns that the load generator may limit the numbers.
+LOAD_GENERATOR_BUSY = 0.8
+
+
+def load_generator_cpu(
+    cpu_seconds: float, wall_seconds: float, budget_cores: float | None
+) -> tuple[float | None, bool | None]:
+    """Cores the load generator used on average while it ran, and whether that was more than LOAD_GENERATOR_BUSY
+    of its budget (None where either is unknown)."""
+    if wall_seconds <= 0:
+        return None, None
+    cores = cpu_seconds / wall_seconds
+    busy = None if not budget_cores else cores > LOAD_GENERATOR_BUSY * budget_cores
+    return round(cores, 3), busy
+
+
 class PointMeasurementError(RuntimeError):
     """A point could not be measured (the server died, the model errored, the point timed out); the message
     says which and why."""
@@ -57,6 +74,12 @@ class PerfMeasurement(BaseModel):
     requests: int | None = None  # requests perf_analyzer sent and timed over the point
     converged: bool | None = None  # the throughput interval reached the precision asked for
     convergence: str | None = None  # why measuring stopped, in words
+    # The load generator's own CPU use: perf_analyzer's CPU time over the time it ran (cores), the CPU it was
+    # given (cores), and whether it used more than LOAD_GENERATOR_BUSY of that (Model Analyzer's 80% rule), when
+    # its numbers may be its own limit rather than the server's.
+    load_generator_cpu_cores: float | None = None
+    load_generator_cpu_budget_cores: float | None = None
+    load_generator_bottleneck: bool | None = None
 
 
 @dataclass(frozen=True)

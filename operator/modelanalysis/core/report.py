@@ -31,6 +31,9 @@ INFERENCE_COLUMNS = [
     "Throughput 95% CI Low (infer/sec)", "Throughput 95% CI High (infer/sec)",
     "p99 Latency 95% CI Low (ms)", "p99 Latency 95% CI High (ms)",
     "Measurement Windows", "Requests", "Converged", "Convergence",
+    # where the point ran, and the load generator's own CPU use (README: "Where the load generator runs")
+    "Server Node", "Load Generator Node", "Load Generator Placement",
+    "Load Generator CPU (cores)", "Load Generator CPU Budget (cores)", "Load Generator Bottleneck",
 ]  # fmt: skip
 
 GPU_COLUMNS = [
@@ -91,6 +94,12 @@ def _inference_row(p: PointResult, outcome: ModelOutcome | None) -> dict[str, An
         "Requests": perf.requests if perf else None,
         "Converged": _yes_no(perf.converged if perf else None),
         "Convergence": (perf.convergence or "") if perf else "",
+        "Server Node": p.placement.server_node or "",
+        "Load Generator Node": p.placement.load_generator_node or "",
+        "Load Generator Placement": p.placement.load_generator_placement or "",
+        "Load Generator CPU (cores)": perf.load_generator_cpu_cores if perf else None,
+        "Load Generator CPU Budget (cores)": perf.load_generator_cpu_budget_cores if perf else None,
+        "Load Generator Bottleneck": _yes_no(perf.load_generator_bottleneck if perf else None),
     }
 
 

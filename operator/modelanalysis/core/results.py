@@ -24,6 +24,31 @@ class PointStatus(StrEnum):
     FAILED = "Failed"
 
 
+class Placement(BaseModel):
+    """Where a point ran: the node (or, for the CLI, the machine) of the server and of the load generator, and
+    how the load generator was placed (e.g. SameNodeAsServer, Anywhere; Local for the CLI)."""
+
+    server_node: str | None = None
+    load_generator_node: str | None = None
+    load_generator_placement: str | None = None
+
+
+LOCAL_PLACEMENT = "Local"  # the CLI: perf_analyzer runs on this machine
+LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]", "0.0.0.0"}
+
+
+def local_placement(hostname: str, server_host: str | None = None) -> Placement:
+    """Where the CLI's points run: perf_analyzer on this machine; the server here too, unless --triton-url names
+    another host (then that host, as given)."""
+    host = (server_host or "").strip()
+    remote = host and host.lower() not in LOOPBACK_HOSTS and host.lower() != hostname.lower()
+    return Placement(
+        server_node=host if remote else hostname,
+        load_generator_node=hostname,
+        load_generator_placement=LOCAL_PLACEMENT,
+    )
+
+
 class PointResult(BaseModel):
     """One batch x concurrency point of one model: perf_analyzer's numbers and the server's resource use."""
 
@@ -38,6 +63,7 @@ class PointResult(BaseModel):
     server_throughput_infer_per_sec: float | None = None
     started_at: float | None = None
     finished_at: float | None = None
+    placement: Placement = Field(default_factory=Placement)
 
     @property
     def point(self) -> Point:
@@ -53,6 +79,7 @@ class PointResult(BaseModel):
         started: float,
         finished: float,
         measurement_interval_ms: int,
+        placement: Placement | None = None,
     ) -> PointResult:
         """A point from what perf_analyzer said and the server samples taken while it ran (CLI and operator)."""
         return cls(
@@ -70,6 +97,7 @@ class PointResult(BaseModel):
             ),
             started_at=started,
             finished_at=finished,
+            placement=placement or Placement(),
         )
 
 

@@ -42,7 +42,10 @@ class MeasurementSettings(WireModel):
 
     protocol: Protocol = Field(Protocol.GRPC, description="Protocol perf_analyzer uses to reach Triton.")
     measurement_interval_ms: int = Field(
-        DEFAULT_MEASUREMENT_INTERVAL_MS, ge=100, le=600_000, description="Length of one perf_analyzer measurement window, in ms."
+        DEFAULT_MEASUREMENT_INTERVAL_MS,
+        ge=100,
+        le=600_000,
+        description="Length of one perf_analyzer measurement window, in ms.",
     )
     convergence_pct: float = Field(
         DEFAULT_CONVERGENCE_PCT,

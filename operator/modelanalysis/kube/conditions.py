@@ -9,6 +9,7 @@ from modelanalysis.core.results import (
     AnalysisResult,
     ModelOutcome,
     ModelStatus,
+    Placement,
     PointResult,
     PointStatus,
 )
@@ -124,12 +125,17 @@ def compact_point(p: PointResult) -> CompactPoint:
         requests=perf.requests if perf else None,
         converged=perf.converged if perf else None,
         convergence=short(perf.convergence, 200) if perf else None,
+        server_node=p.placement.server_node,
+        load_generator_node=p.placement.load_generator_node,
+        load_generator_cpu=_r(perf.load_generator_cpu_cores if perf else None),
+        load_generator_cpu_budget=_r(perf.load_generator_cpu_budget_cores if perf else None),
+        load_generator_bottleneck=perf.load_generator_bottleneck if perf else None,
         started=_r(p.started_at, 1),
         finished=_r(p.finished_at, 1),
     )
 
 
-def expand_point(c: CompactPoint) -> PointResult:
+def expand_point(c: CompactPoint, placement: str | None = None) -> PointResult:
     perf = None
     if c.throughput is not None and None not in (c.p50, c.p90, c.p95, c.p99):
         perf = PerfMeasurement(
@@ -147,6 +153,9 @@ def expand_point(c: CompactPoint) -> PointResult:
             requests=c.requests,
             converged=c.converged,
             convergence=c.convergence,
+            load_generator_cpu_cores=c.load_generator_cpu,
+            load_generator_cpu_budget_cores=c.load_generator_cpu_budget,
+            load_generator_bottleneck=c.load_generator_bottleneck,
         )
     return PointResult(
         model=c.model,
@@ -161,6 +170,9 @@ def expand_point(c: CompactPoint) -> PointResult:
         server_throughput_infer_per_sec=c.server_throughput,
         started_at=c.started,
         finished_at=c.finished,
+        placement=Placement(
+            server_node=c.server_node, load_generator_node=c.load_generator_node, load_generator_placement=placement
+        ),
     )
 
 
@@ -216,6 +228,6 @@ def analysis_result(status: ModelAnalysisStatus, triton_version: str) -> Analysi
             )
             for m in status.models or []
         ],
-        points=[expand_point(p) for p in status.points or []],
+        points=[expand_point(p, status.load_generator_placement) for p in status.points or []],
         notes=list(status.notes or []),
     )

@@ -6,12 +6,15 @@ API server. The caller adds the owner reference (kopf.adopt) and creates it.
 
 from __future__ import annotations
 
+import math
 import posixpath
+from collections.abc import Sequence
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from modelanalysis.core.sweep import Point
 from modelanalysis.kube import names
-from modelanalysis.kube.resource import ModelAnalysisSpec
+from modelanalysis.kube.resource import LoadGeneratorPlacement, LoadGeneratorSettings, ModelAnalysisSpec
 from modelanalysis.kube.settings import OperatorSettings
 
 HTTP_PORT, GRPC_PORT, METRICS_PORT = 8000, 8001, 8002
@@ -169,6 +172,77 @@ def _restricted_job(
     }
 
 
+# Default load-generator CPU: one core per this many concurrent requests, within these bounds. perf_analyzer
+# spent about 0.2 ms of CPU per request (gRPC, add_sub, measured with the CLI), so a core keeps up with some
+# 4,000 requests/s: 4 requests in flight per core suit models answering in 1 ms or more. The request reserves
+# that CPU on the node, so the scheduler does not pack the Job where it would starve; each point records what
+# perf_analyzer really used and says when it passed 80% of this (README: "Where the load generator runs").
+CONCURRENCY_PER_CORE = 4
+MIN_LOAD_GENERATOR_CPU, MAX_LOAD_GENERATOR_CPU = 1, 4
+LOAD_GENERATOR_MEMORY = "256Mi"
+HOSTNAME_FIELD = "metadata.name"  # a Node's name, as DaemonSets pin their pods
+
+
+def default_load_generator_cpu(concurrency: int) -> int:
+    return min(max(MIN_LOAD_GENERATOR_CPU, math.ceil(concurrency / CONCURRENCY_PER_CORE)), MAX_LOAD_GENERATOR_CPU)
+
+
+def load_generator_resources(load_generator: LoadGeneratorSettings, point: Point) -> dict[str, Any]:
+    """The spec's resources for the Job, else a CPU request sized to the point's concurrency."""
+    if load_generator.resources:
+        return quantities(load_generator.resources)
+    cpu = default_load_generator_cpu(point.concurrency)
+    return {"requests": {"cpu": str(cpu), "memory": LOAD_GENERATOR_MEMORY}}
+
+
+def cpu_cores(quantity: object) -> float | None:
+    """A CPU quantity in cores ("500m" -> 0.5, "2" -> 2.0); None when it is not one."""
+    text = str(quantity).strip()
+    try:
+        value = Decimal(text[:-1]) / 1000 if text.endswith("m") else Decimal(text)
+    except InvalidOperation:
+        return None
+    return float(value) if value > 0 else None
+
+
+def cpu_budget(resources: dict[str, Any]) -> float | None:
+    """The CPU a container was given: its limit (a hard cap) if set, else its request (what is reserved)."""
+    for section in ("limits", "requests"):
+        value = (resources.get(section) or {}).get("cpu")
+        if value is not None:
+            return cpu_cores(value)
+    return None
+
+
+def load_generator_scheduling(
+    load_generator: LoadGeneratorSettings, server_node: str | None, server_tolerations: Sequence[dict[str, Any]]
+) -> dict[str, Any]:
+    """The pod-spec fields that place a load-generator Job: on the Triton pod's node with its tolerations
+    (SameNodeAsServer), or where the user's nodeSelector/affinity allow (Anywhere); the user's tolerations
+    are added in both cases."""
+    scheduling: dict[str, Any] = {}
+    tolerations: list[dict[str, Any]] = []
+    if load_generator.placement == LoadGeneratorPlacement.SAME_NODE_AS_SERVER:
+        if not server_node:
+            raise ValueError("the Triton pod's node is not known yet: it must be scheduled before its Jobs")
+        term = {"matchFields": [{"key": HOSTNAME_FIELD, "operator": "In", "values": [server_node]}]}
+        scheduling["affinity"] = {
+            "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}
+        }
+        tolerations.extend(server_tolerations)
+    else:
+        if load_generator.node_selector:
+            scheduling["nodeSelector"] = dict(load_generator.node_selector)
+        if load_generator.affinity:
+            scheduling["affinity"] = load_generator.affinity
+    for toleration in load_generator.tolerations:
+        if toleration not in tolerations:
+            tolerations.append(toleration)
+    if tolerations:
+        scheduling["tolerations"] = tolerations
+    return scheduling
+
+
 def load_generator_job(
     name: str,
     namespace: str,
@@ -177,14 +251,21 @@ def load_generator_job(
     point: Point,
     triton_ip: str,
     settings: OperatorSettings,
+    *,
+    server_node: str | None,
+    server_tolerations: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
-    """perf_analyzer for one point against the Triton pod; it returns its numbers as the termination message."""
+    """perf_analyzer for one point against the Triton pod; it returns its numbers as the termination message.
+
+    Placed by spec.loadGenerator (load_generator_scheduling) from the Triton pod's node and tolerations."""
     m = spec.measurement
     host = f"[{triton_ip}]" if ":" in triton_ip else triton_ip
     labels = {
         **names.labels(name, generation, names.COMPONENT_LOAD_GENERATOR),
         names.LABEL_POINT: names.short_hash(point.key, 10),
     }
+    resources = load_generator_resources(spec.load_generator, point)
+    budget = cpu_budget(resources)
     container = {
         "name": "perf-analyzer",
         "image": settings.load_generator_image,
@@ -197,10 +278,11 @@ def load_generator_job(
             f"--http-url={host}:{HTTP_PORT}",
             f"--measurement={m.model_dump_json(by_alias=True)}",
             f"--termination-log={TERMINATION_LOG}",
+            *([f"--cpu-budget={budget:g}"] if budget else []),
         ],
-        "resources": {"requests": {"cpu": "1", "memory": "256Mi"}},
+        "resources": resources,
     }
-    return _restricted_job(
+    job = _restricted_job(
         names.point_job_name(name, generation, point),
         namespace,
         labels,
@@ -209,6 +291,10 @@ def load_generator_job(
         deadline_seconds=m.point_timeout_seconds + 60,
         ttl_seconds=settings.job_ttl_seconds,
     )
+    job["spec"]["template"]["spec"].update(
+        load_generator_scheduling(spec.load_generator, server_node, server_tolerations)
+    )
+    return job
 
 
 def results_configmap(name: str, namespace: str, generation: int, files: dict[str, str]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from modelanalysis.adapters.dcgm_prometheus import DcgmMemoryUtilization
 from modelanalysis.adapters.triton_control import TritonControl, TritonUnreachable
 from modelanalysis.core.perf import PerfMeasurement, PointMeasurementError
 from modelanalysis.core.report import csv_files
-from modelanalysis.core.results import AnalysisResult, ModelStatus, PointStatus
+from modelanalysis.core.results import AnalysisResult, ModelStatus, Placement, PointStatus
 from modelanalysis.core.sweep import Point, planned_point_count
 from modelanalysis.engine import EngineEvent, SweepEngine
 from modelanalysis.kube import names, objects
@@ -155,6 +155,15 @@ def termination_message(pods: list[dict[str, Any]]) -> tuple[int | None, str]:
     return None, ""
 
 
+def unscheduled(pods: list[dict[str, Any]]) -> str | None:
+    """The scheduler's reason when a Job's pod could not be placed (e.g. no node matches loadGenerator)."""
+    for pod in pods:
+        for cond in (pod.get("status") or {}).get("conditions") or []:
+            if cond.get("type") == "PodScheduled" and cond.get("reason") == "Unschedulable":
+                return f"the load-generator pod could not be scheduled: {cond.get('message', '')}"
+    return None
+
+
 def stale_children(children: list[dict[str, Any]], generation: int) -> list[str]:
     """Names of the children made for another generation of the spec: a new generation deletes them."""
     return [
@@ -188,6 +197,10 @@ class AnalysisRun:
         self.status = ModelAnalysisStatus.model_validate(body.get("status") or {})
         self.slot_key = f"{self.namespace}/{self.name}"
         self.spec: ModelAnalysisSpec | None = None
+        # Where the Triton pod runs (known once it is scheduled), and where the last point's Job ran.
+        self.server_node: str | None = None
+        self.server_tolerations: list[dict[str, Any]] = []
+        self.load_generator_node: str | None = None
 
     # -- status ---------------------------------------------------------------------------------------
     def save(self, reset: bool = False) -> None:
@@ -289,6 +302,7 @@ class AnalysisRun:
             observed_generation=self.generation,
             started_at=now_rfc3339(),
             triton_image=objects.triton_image(self.spec, self.settings),
+            load_generator_placement=self.spec.load_generator.placement.value,
         )
         self.update_progress(planned_point_count(self.spec))
         self.condition(ConditionType.SPEC_VALID, True, Reason.VALID, "spec is valid")
@@ -372,6 +386,10 @@ class AnalysisRun:
             self.sleep(self.settings.poll_interval_seconds)
             pod = self.api.read("Pod", self.namespace, pod_name)
         pod_ip = str(pod["status"]["podIP"])
+        # The load-generator Jobs go beside it by default, tolerating what it tolerates (admission plugins and
+        # webhooks may have added tolerations that the spec does not list, e.g. for GPU taints).
+        self.server_node = pod["spec"].get("nodeName")
+        self.server_tolerations = list(pod["spec"].get("tolerations") or [])
         if self.status.phase in (Phase.PENDING, Phase.QUEUED, Phase.STARTING):
             self.condition(ConditionType.SERVER_READY, True, Reason.SERVER_READY, f"Triton answers at {pod_ip}")
             self.set_phase(Phase.STARTING, "Triton is ready")
@@ -395,6 +413,11 @@ class AnalysisRun:
             if self.settings.prometheus_url
             else None,
             owns_server=True,
+            where_ran=lambda: Placement(
+                server_node=self.server_node,
+                load_generator_node=self.load_generator_node,
+                load_generator_placement=spec.load_generator.placement.value,
+            ),
             checkpoint=self.check_generation,
             wait=self.sleep,
         )
@@ -425,22 +448,30 @@ class AnalysisRun:
         """One point as a load-generator Job; its container measures the point and returns the result in its
         termination message."""
         manifest = objects.load_generator_job(
-            self.name, self.namespace, self.generation, spec, point, pod_ip, self.settings
-        )
+            self.name, self.namespace, self.generation, spec, point, pod_ip, self.settings,
+            server_node=self.server_node, server_tolerations=self.server_tolerations,
+        )  # fmt: skip
         job_name = manifest["metadata"]["name"]
+        self.load_generator_node = None
         job = self.create_child(manifest)
         deadline = time.monotonic() + spec.measurement.point_timeout_seconds + 120
         while True:
             # The container's end is the point's end: its result is in the termination message as soon as
             # the kubelet records it, a moment before the Job controller marks the Job finished.
-            exit_code, message = termination_message(self.api.list("Pod", self.namespace, f"job-name={job_name}"))
+            pods = self.api.list("Pod", self.namespace, f"job-name={job_name}")
+            self.load_generator_node = next(
+                (p["spec"]["nodeName"] for p in pods if p["spec"].get("nodeName")), self.load_generator_node
+            )
+            exit_code, message = termination_message(pods)
             if exit_code is not None or job_outcome(job) is not None or time.monotonic() > deadline:
                 break
             self.sleep(self.settings.poll_interval_seconds)
             job = self.api.read("Job", self.namespace, job_name) or job
         self.api.delete("Job", self.namespace, job_name)
         if exit_code != 0:
-            raise PointMeasurementError(message or f"load-generator Job {job_name} did not complete")
+            raise PointMeasurementError(
+                message or unscheduled(pods) or f"load-generator Job {job_name} did not complete"
+            )
         try:
             return PerfMeasurement.model_validate_json(message)
         except ValidationError:

@@ -82,6 +82,51 @@ class ResultsLocation(WireModel):
     )
 
 
+class LoadGeneratorPlacement(StrEnum):
+    """Where each point's load generator (perf_analyzer Job) runs."""
+
+    SAME_NODE_AS_SERVER = "SameNodeAsServer"  # beside Triton, as Model Analyzer runs it: no network hop
+    ANYWHERE = "Anywhere"  # where the scheduler puts it, within the user's nodeSelector/affinity
+
+
+class LoadGeneratorSettings(WireModel):
+    """Where each point's perf_analyzer Job runs, and with what."""
+
+    placement: LoadGeneratorPlacement = Field(
+        LoadGeneratorPlacement.SAME_NODE_AS_SERVER,
+        description=(
+            "SameNodeAsServer (default): every Job runs on the Triton pod's node, with the Triton pod's "
+            "tolerations, so latency holds no network hop. Anywhere: the scheduler places each Job, within "
+            "nodeSelector and affinity below; the numbers then include the network between the nodes."
+        ),
+    )
+    resources: KubeObject = Field(
+        default_factory=dict,
+        description=(
+            "Container resources of each Job (default: a CPU request of one core per 4 concurrent requests, "
+            "1 to 4 cores, and 256Mi of memory)."
+        ),
+    )
+    node_selector: dict[str, str] = Field(
+        default_factory=dict, description="Node labels the Jobs must match (placement Anywhere only)."
+    )
+    affinity: KubeObject = Field(
+        default_factory=dict, description="Affinity rules of the Jobs (placement Anywhere only)."
+    )
+    tolerations: list[KubeObject] = Field(
+        default_factory=list, description="Tolerations added to the Jobs (to the Triton pod's, with SameNodeAsServer)."
+    )
+
+    @model_validator(mode="after")
+    def _placement_is_one_choice(self) -> LoadGeneratorSettings:
+        if self.placement == LoadGeneratorPlacement.SAME_NODE_AS_SERVER and (self.node_selector or self.affinity):
+            raise ValueError(
+                "loadGenerator.nodeSelector and affinity place the Jobs yourself: set placement: Anywhere with "
+                "them (SameNodeAsServer pins every Job to the Triton pod's node)"
+            )
+        return self
+
+
 MAX_POINTS = 1000
 
 
@@ -91,6 +136,7 @@ class ModelAnalysisSpec(SweepSpec):
     model_repository: ModelRepository = Field(description="Where the Triton pod finds the model repository.")
     triton: TritonSettings = Field(default_factory=TritonSettings)
     results: ResultsLocation = Field(default_factory=ResultsLocation)
+    load_generator: LoadGeneratorSettings = Field(default_factory=LoadGeneratorSettings)
 
     @model_validator(mode="after")
     def _status_fits(self) -> ModelAnalysisSpec:
@@ -197,6 +243,19 @@ class CompactPoint(BaseModel):
     requests: int | None = Field(None, description="Requests timed over the point.")
     converged: bool | None = Field(None, description="Whether throughput reached the precision asked for.")
     convergence: str | None = Field(None, description="Why measuring the point stopped.")
+    server_node: str | None = Field(None, alias="serverNode", description="Node the Triton pod ran on.")
+    load_generator_node: str | None = Field(
+        None, alias="loadGeneratorNode", description="Node the point's perf_analyzer Job ran on."
+    )
+    load_generator_cpu: float | None = Field(
+        None, alias="loadGeneratorCPU", description="Cores perf_analyzer used on average while it ran."
+    )
+    load_generator_cpu_budget: float | None = Field(
+        None, alias="loadGeneratorCPUBudget", description="Cores the Job was given (its CPU limit, else request)."
+    )
+    load_generator_bottleneck: bool | None = Field(
+        None, alias="loadGeneratorBottleneck", description="perf_analyzer used more than 80% of its budget."
+    )
     started: float | None = None
     finished: float | None = None
 
@@ -256,6 +315,11 @@ class ModelAnalysisStatus(BaseModel):
     best_throughput: float | None = Field(None, alias="bestThroughput")
     triton_pod: str | None = Field(None, alias="tritonPod")
     triton_image: str | None = Field(None, alias="tritonImage")
+    load_generator_placement: str | None = Field(
+        None,
+        alias="loadGeneratorPlacement",
+        description="How the load-generator Jobs were placed (spec.loadGenerator).",
+    )
     server_version: str | None = Field(None, alias="serverVersion")
     started_at: str | None = Field(None, alias="startedAt")
     finished_at: str | None = Field(None, alias="finishedAt")
