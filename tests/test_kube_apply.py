@@ -18,6 +18,7 @@ import pytest
 import yaml
 from kubernetes import client
 
+from modelanalysis.core.spec import MAX_BATCH_SIZE, MAX_CONCURRENCY
 from modelanalysis.core.sweep import Point
 from modelanalysis.kube import crd, names, objects
 from modelanalysis.kube.reconcile import job_outcome, owner_reference, termination_message
@@ -207,6 +208,42 @@ REFUSED = [
         with_spec(measurement={"stabilityPercentage": 0}), ["spec.measurement.stabilityPercentage"], id="stability-0"
     ),
     pytest.param(with_spec(measurement={"protocol": "tcp"}), ["spec.measurement.protocol"], id="bad-protocol"),
+    # Upper bounds, named in the message (a billion concurrent requests would take the node down).
+    pytest.param(
+        with_spec(concurrency=[1, 1_000_000_000]),
+        ["spec.concurrency[1]", f"less than or equal to {MAX_CONCURRENCY}"],
+        id="conc-billion",
+    ),
+    pytest.param(
+        with_spec(batchSizes=[1_099_511_627_776]),
+        ["spec.batchSizes[0]", f"less than or equal to {MAX_BATCH_SIZE}"],
+        id="batch-2-to-the-40",
+    ),
+    pytest.param(with_spec(concurrency=list(range(1, 66))), ["spec.concurrency", "at most 64 items"], id="conc-65"),
+    pytest.param(
+        with_spec(triton={"args": ["--log-verbose=1"] * 257}), ["spec.triton.args", "at most 256 items"], id="args-257"
+    ),
+    # Sub-paths stay inside their claim: refused with the sentence that says how to fix it.
+    pytest.param(
+        with_spec(modelRepository={"pvc": {"claimName": "triton-models", "subPath": "../../etc"}}),
+        ["spec.modelRepository.pvc.subPath", "without .. segments", "runs/2024"],
+        id="models-subpath-dotdot",
+    ),
+    pytest.param(
+        with_spec(results={"pvc": {"claimName": "results", "subPath": "../x"}}),
+        ["spec.results.pvc.subPath", "without .. segments"],
+        id="results-subpath-dotdot",
+    ),
+    pytest.param(
+        with_spec(results={"pvc": {"claimName": "results", "subPath": "runs/../../x"}}),
+        ["spec.results.pvc.subPath", "without .. segments"],
+        id="results-subpath-inner-dotdot",
+    ),
+    pytest.param(
+        with_spec(results={"pvc": {"claimName": "results", "subPath": "/x"}}),
+        ["spec.results.pvc.subPath", "relative (no leading /)"],
+        id="results-subpath-absolute",
+    ),
 ]
 
 
