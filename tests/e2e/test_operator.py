@@ -304,6 +304,31 @@ def test_a_claim_that_does_not_exist_fails_the_analysis_and_creates_nothing(
     assert kubectl("get", "pods,jobs", "-n", namespace, "-o", "name").split() == []
 
 
+def test_an_image_outside_the_allowlist_fails_the_analysis_and_creates_no_pod(
+    kubectl: Kubectl, analyses: Analyses, volumes: Volumes, namespace: str
+) -> None:
+    """Creating a ModelAnalysis is creating a pod: with the chart's default allowlist (only
+    nvcr.io/nvidia/tritonserver), an analysis that names another image fails before any pod exists, with a
+    condition that says which value to change."""
+    manifest = analysis_manifest("foreign", models=["add_sub"], batch_sizes=[1], concurrency=[1])
+    manifest["spec"]["triton"] = {"image": "docker.io/attacker/tritonserver:24.08-py3"}
+    analyses.apply(manifest)
+
+    obj = analyses.wait_finished("foreign")
+    status = obj["status"]
+    assert status["phase"] == "Failed", status
+    for type_ in ("SpecValid", "Ready"):
+        condition = conditions(obj)[type_]
+        assert condition["status"] == "False" and condition["reason"] == "ImageNotAllowed", condition
+        assert "docker.io/attacker/tritonserver" in condition["message"], condition
+        assert "triton.allowedImageRepositories" in condition["message"], condition
+    assert not status.get("points")
+    events = analyses.wait_events("foreign", {"ImageNotAllowed"})
+    assert all(e["type"] == "Warning" for e in events if e["reason"] == "ImageNotAllowed")
+    assert analyses.children("foreign", obj["metadata"]["uid"]) == []
+    assert kubectl("get", "pods,jobs", "-n", namespace, "-o", "name").split() == []
+
+
 def test_a_triton_pod_that_cannot_be_scheduled_is_reported_then_fails_as_unschedulable(
     analyses: Analyses, volumes: Volumes
 ) -> None:

@@ -23,7 +23,7 @@ from modelanalysis.core.report import csv_files
 from modelanalysis.core.results import AnalysisResult, ModelStatus, PointStatus
 from modelanalysis.core.sweep import Point, planned_point_count
 from modelanalysis.engine import EngineEvent, SweepEngine
-from modelanalysis.kube import names, objects
+from modelanalysis.kube import names, objects, policy
 from modelanalysis.kube.api import KubeApi
 from modelanalysis.kube.conditions import (
     analysis_result,
@@ -242,6 +242,8 @@ class AnalysisRun:
             # 2. A new generation starts a new run: forget the last one's progress and children.
             if self.status.observed_generation != self.generation:
                 self.start_generation()
+            # 2b. The operator-wide policy: nothing is created for an image outside the allowlist.
+            self.check_image(spec)
             # 3. Wait for a free Triton slot, then 4. start the server and wait until it is ready.
             self.wait_for_slot()
             pod_ip = self.ensure_triton_pod(spec)
@@ -295,6 +297,11 @@ class AnalysisRun:
         self.save(reset=True)
         total, generation = self.status.points_total, self.generation
         self.event("Normal", Reason.STARTED, f"Profiling {total} points (generation {generation})")
+
+    def check_image(self, spec: ModelAnalysisSpec) -> None:
+        refusal = policy.image_refusal(objects.triton_image(spec, self.settings), self.settings)
+        if refusal is not None:
+            raise AnalysisFailed(Reason.IMAGE_NOT_ALLOWED, refusal, ConditionType.SPEC_VALID)
 
     def wait_for_slot(self) -> None:
         pod_name = names.triton_pod_name(self.name, self.generation)

@@ -101,7 +101,10 @@ class TritonSettings(WireModel):
         None,
         max_length=512,
         pattern=r"^[^\s]+$",
-        description="A full image reference; overrides version.",
+        description=(
+            "A full image reference; overrides version. Its repository must be one the operator allows "
+            "(chart value triton.allowedImageRepositories)."
+        ),
     )
     resources: KubeObject = Field(
         default_factory=lambda: {"limits": {"nvidia.com/gpu": "1"}},
@@ -119,6 +122,15 @@ class TritonSettings(WireModel):
         default_factory=list, max_length=256, description="Extra tritonserver arguments."
     )
     env: list[KubeItem] = Field(default_factory=list, max_length=256, description="Extra environment variables.")
+    run_as_user: int | None = Field(
+        None,
+        ge=1,
+        le=2_147_483_647,
+        description=(
+            "Run Triton as this non-root user ID (with runAsNonRoot). The NGC Triton image runs as root unless "
+            "told otherwise; it also has a user triton-server (1000). Default: the operator's setting."
+        ),
+    )
     ready_timeout_seconds: int | None = Field(
         None, ge=10, le=86_400, description="How long to wait for the server to be ready (operator default: 600)."
     )
@@ -195,6 +207,7 @@ class Reason(StrEnum):
     SUCCEEDED = "Succeeded"
     NO_POINTS = "NoPointsMeasured"
     RESULTS_WRITE_FAILED = "ResultsWriteFailed"
+    IMAGE_NOT_ALLOWED = "ImageNotAllowed"  # spec.triton.image is outside the operator's allowlist
     # Events only
     STARTED = "Started"
     BASELINE_MEASURED = "BaselineMeasured"
