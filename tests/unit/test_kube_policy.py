@@ -209,3 +209,4 @@ def test_a_disallowed_image_fails_the_analysis_and_creates_nothing() -> None:
         assert conditions[type_]["reason"] == "ImageNotAllowed"
         assert "docker.io/attacker/triton" in conditions[type_]["message"]
     assert ("Warning", "ImageNotAllowed") in [(t, r) for t, r, _ in events]
+

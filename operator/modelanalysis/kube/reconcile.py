@@ -431,6 +431,7 @@ class AnalysisRun:
     def run_point_job(self, spec: ModelAnalysisSpec, point: Point, pod_ip: str) -> PerfMeasurement:
         """One point as a load-generator Job; its container measures the point and returns the result in its
         termination message."""
+        self.check_server(point, pod_ip)  # no Job against a server that is gone
         manifest = objects.load_generator_job(
             self.name, self.namespace, self.generation, spec, point, pod_ip, self.settings
         )
@@ -447,6 +448,9 @@ class AnalysisRun:
             job = self.api.read("Job", self.namespace, job_name) or job
         self.api.delete("Job", self.namespace, job_name)
         if exit_code != 0:
+            # A point that failed because the server went away is not the point's failure: the run fails,
+            # with why, and the interrupted point is not recorded (every point measured before it is kept).
+            self.check_server(point, pod_ip)
             raise PointMeasurementError(message or f"load-generator Job {job_name} did not complete")
         try:
             return PerfMeasurement.model_validate_json(message)
@@ -454,6 +458,27 @@ class AnalysisRun:
             raise PointMeasurementError(
                 f"the load generator's result could not be read: {message[:200]!r}"
             ) from None
+
+    def check_server(self, point: Point, pod_ip: str) -> None:
+        """Fail the run if the Triton pod is gone, going, crashed or replaced: measuring on would only record
+        every remaining point as failed. The analysis fails instead (decided: no new pod mid-sweep, whose
+        server would not be the one the earlier points were measured on), saying which point it stopped at."""
+        pod_name = names.triton_pod_name(self.name, self.generation)
+        pod = self.api.read("Pod", self.namespace, pod_name)
+        kept = f"the {len(self.status.points or [])} points measured before it are kept in status"
+        replaced = pod is not None and (pod.get("status") or {}).get("podIP") not in (None, pod_ip)
+        if pod is None or pod["metadata"].get("deletionTimestamp") or replaced:
+            raise AnalysisFailed(
+                Reason.SERVER_GONE,
+                f"Triton pod {pod_name} was deleted while point {point.key} was measured; {kept}. "
+                "Change the spec (or delete and re-create the analysis) to run it again.",
+                ConditionType.SERVER_READY,
+            )
+        failure = pod_failure(pod)
+        if failure is not None:
+            raise AnalysisFailed(
+                failure[0], f"{failure[1]} (while point {point.key} was measured; {kept})", ConditionType.SERVER_READY
+            )
 
     def write_results(self, spec: ModelAnalysisSpec) -> None:
         self.set_phase(Phase.WRITING_RESULTS, "writing CSV files")
