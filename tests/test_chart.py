@@ -144,6 +144,8 @@ def test_default_render_watches_all_namespaces() -> None:
         "MODELANALYSIS_TRITON_IMAGE_REPOSITORY": "nvcr.io/nvidia/tritonserver",
         "MODELANALYSIS_DEFAULT_TRITON_VERSION": "24.08-py3",
         "MODELANALYSIS_TRITON_READY_TIMEOUT_SECONDS": "600",
+        "MODELANALYSIS_TRITON_ALLOWED_IMAGE_REPOSITORIES": "[]",
+        "MODELANALYSIS_TRITON_READ_ONLY_ROOT_FILESYSTEM": "false",
         "MODELANALYSIS_LOAD_GENERATOR_IMAGE": "ghcr.io/modelanalysis/modelanalysis:0.1.0",
         "MODELANALYSIS_JOB_TTL_SECONDS": "3600",
     }
@@ -160,6 +162,9 @@ def test_values_reach_the_operator() -> None:
         "triton.imageRepository=mirror.example/tritonserver",
         "triton.defaultVersion=24.12-py3",
         "triton.readyTimeoutSeconds=1200",
+        "triton.allowedImageRepositories={registry.example/triton,registry.example/team/*}",
+        "triton.runAsUser=1000",
+        "triton.readOnlyRootFilesystem=true",
         "image.digest=sha256:" + "a" * 64,
         "livenessProbe.enabled=false",
         "readinessProbe.enabled=false",
@@ -174,6 +179,11 @@ def test_values_reach_the_operator() -> None:
     assert env["MODELANALYSIS_TRITON_IMAGE_REPOSITORY"] == "mirror.example/tritonserver"
     assert env["MODELANALYSIS_DEFAULT_TRITON_VERSION"] == "24.12-py3"
     assert env["MODELANALYSIS_TRITON_READY_TIMEOUT_SECONDS"] == "1200"
+    assert env["MODELANALYSIS_TRITON_RUN_AS_USER"] == "1000"
+    assert env["MODELANALYSIS_TRITON_READ_ONLY_ROOT_FILESYSTEM"] == "true"
+    # The operator's settings read the allowlist as JSON: what the chart writes is what the operator gets.
+    allowlist = env["MODELANALYSIS_TRITON_ALLOWED_IMAGE_REPOSITORIES"]
+    assert json.loads(allowlist) == ["registry.example/triton", "registry.example/team/*"]
     # A digest pins both the operator and (by default) the load generator.
     assert env["MODELANALYSIS_LOAD_GENERATOR_IMAGE"] == "ghcr.io/modelanalysis/modelanalysis@sha256:" + "a" * 64
     (deployment,) = by_kind(manifests, "Deployment")
@@ -303,6 +313,8 @@ def test_the_restricted_check_catches_a_weakened_pod() -> None:
         ("maxTritonPods=0", "maxTritonPods"),
         ("watchNamespaces={Team_A}", "watchNamespaces"),
         ("triton.readyTimeoutSeconds=5", "readyTimeoutSeconds"),
+        ("triton.runAsUser=0", "runAsUser"),
+        ("triton.allowedImageRepositories=nvcr.io/nvidia/tritonserver", "allowedImageRepositories"),
     ],
 )
 def test_schema_rejects_bad_values(value: str, complaint: str) -> None:

@@ -18,6 +18,7 @@ import pytest
 import yaml
 from kubernetes import client
 
+from modelanalysis.core.spec import MAX_BATCH_SIZE, MAX_CONCURRENCY
 from modelanalysis.core.sweep import Point
 from modelanalysis.kube import crd, names, objects
 from modelanalysis.kube.reconcile import job_outcome, owner_reference, termination_message
@@ -207,6 +208,42 @@ REFUSED = [
         with_spec(measurement={"stabilityPercentage": 0}), ["spec.measurement.stabilityPercentage"], id="stability-0"
     ),
     pytest.param(with_spec(measurement={"protocol": "tcp"}), ["spec.measurement.protocol"], id="bad-protocol"),
+    # Upper bounds, named in the message (a billion concurrent requests would take the node down).
+    pytest.param(
+        with_spec(concurrency=[1, 1_000_000_000]),
+        ["spec.concurrency[1]", f"less than or equal to {MAX_CONCURRENCY}"],
+        id="conc-billion",
+    ),
+    pytest.param(
+        with_spec(batchSizes=[1_099_511_627_776]),
+        ["spec.batchSizes[0]", f"less than or equal to {MAX_BATCH_SIZE}"],
+        id="batch-2-to-the-40",
+    ),
+    pytest.param(with_spec(concurrency=list(range(1, 66))), ["spec.concurrency", "at most 64 items"], id="conc-65"),
+    pytest.param(
+        with_spec(triton={"args": ["--log-verbose=1"] * 257}), ["spec.triton.args", "at most 256 items"], id="args-257"
+    ),
+    # Sub-paths stay inside their claim: refused with the sentence that says how to fix it.
+    pytest.param(
+        with_spec(modelRepository={"pvc": {"claimName": "triton-models", "subPath": "../../etc"}}),
+        ["spec.modelRepository.pvc.subPath", "without .. segments", "runs/2024"],
+        id="models-subpath-dotdot",
+    ),
+    pytest.param(
+        with_spec(results={"pvc": {"claimName": "results", "subPath": "../x"}}),
+        ["spec.results.pvc.subPath", "without .. segments"],
+        id="results-subpath-dotdot",
+    ),
+    pytest.param(
+        with_spec(results={"pvc": {"claimName": "results", "subPath": "runs/../../x"}}),
+        ["spec.results.pvc.subPath", "without .. segments"],
+        id="results-subpath-inner-dotdot",
+    ),
+    pytest.param(
+        with_spec(results={"pvc": {"claimName": "results", "subPath": "/x"}}),
+        ["spec.results.pvc.subPath", "relative (no leading /)"],
+        id="results-subpath-absolute",
+    ),
 ]
 
 
@@ -283,6 +320,10 @@ def test_triton_pod_is_valid(api: Apis, owner: dict[str, Any], namespace: str, w
     assert c["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert c["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http", "scheme": "HTTP"}
     assert created["spec"]["restartPolicy"] == "Never"
+    # The hardening is kept as written: no token, no capabilities, no escalation, the runtime's seccomp.
+    assert created["spec"]["automountServiceAccountToken"] is False
+    assert created["spec"]["securityContext"] == objects.TRITON_POD_SECURITY
+    assert c["securityContext"] == objects.TRITON_CONTAINER_SECURITY
     for key in ("nodeSelector", "affinity"):
         assert created["spec"].get(key) == pod["spec"].get(key), key
     for toleration in pod["spec"].get("tolerations", []):  # the server adds its not-ready/unreachable ones
@@ -436,4 +477,24 @@ def test_triton_pod_passes_pod_security_baseline(api: Apis, namespace: str) -> N
     assert 'violates PodSecurity "baseline:latest"' in why
     for wire in (MINIMAL_SPEC, FULL_SPEC):
         pod = objects.triton_pod("example", namespace, 1, ModelAnalysisSpec.model_validate(wire), SETTINGS)
+        assert admitted(core, namespace, pod) is None
+
+
+def test_triton_pod_run_as_non_root_passes_pod_security_restricted(api: Apis, namespace: str) -> None:
+    """With a non-root user (chart value triton.runAsUser, or spec.triton.runAsUser) and the hardening every
+    Triton pod has, the Triton pod passes "restricted" too, read-only root filesystem or not."""
+    core = api.core
+    core.patch_namespace(
+        namespace,
+        {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted",
+                                 "pod-security.kubernetes.io/enforce-version": "latest"}}},
+    )  # fmt: skip
+    root = objects.triton_pod("example", namespace, 1, ModelAnalysisSpec.model_validate(MINIMAL_SPEC), SETTINGS)
+    why = wait_for("Pod Security to enforce the namespace label", lambda: admitted(core, namespace, root))
+    assert "runAsNonRoot" in why, why  # the NGC image's root user: only "baseline"
+    assert "capabilities" not in why and "allowPrivilegeEscalation" not in why and "seccompProfile" not in why, why
+    by_settings = OperatorSettings(triton_run_as_user=1000, triton_read_only_root_filesystem=True)
+    by_spec = ModelAnalysisSpec.model_validate({**FULL_SPEC, "triton": {**FULL_SPEC["triton"], "runAsUser": 1000}})
+    for wire, settings in ((ModelAnalysisSpec.model_validate(MINIMAL_SPEC), by_settings), (by_spec, SETTINGS)):
+        pod = objects.triton_pod("example", namespace, 1, wire, settings)
         assert admitted(core, namespace, pod) is None

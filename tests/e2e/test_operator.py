@@ -282,6 +282,43 @@ def test_an_operator_killed_mid_sweep_resumes_without_measuring_a_point_twice(
     analyses.wait_children_gone("resilient", kinds="pods,jobs")
 
 
+def test_a_triton_pod_deleted_mid_point_fails_the_analysis_saying_why_and_keeps_what_was_measured(
+    kubectl: Kubectl, analyses: Analyses, volumes: Volumes, namespace: str
+) -> None:
+    """Decided (README): no new Triton pod mid-sweep. The analysis fails with reason ServerGone, the
+    interrupted point is not recorded as a failure of its own, every point measured before stays in status
+    once, and nothing is left running."""
+    analyses.apply(analysis_manifest("orphaned"))
+    analyses.wait_points("orphaned", 1)
+
+    def point_job_running() -> bool:
+        jobs = kubectl.get("jobs", "-n", namespace, "-l", "modelanalyzer.dev/analysis=orphaned")["items"]
+        return any(not (job.get("status") or {}).get("conditions") for job in jobs)
+
+    deadline = time.monotonic() + 120
+    while not point_job_running():  # mid-point: a load-generator Job is running
+        assert time.monotonic() < deadline, "no point Job started"
+        time.sleep(0.1)
+    before = analyses.get("orphaned")
+    assert before is not None
+    kubectl("delete", "pod", "orphaned-g1-triton", "-n", namespace, "--wait=false")
+
+    obj = analyses.wait_finished("orphaned")
+    status = obj["status"]
+    assert status["phase"] == "Failed", status
+    ready = conditions(obj)["Ready"]
+    assert ready["status"] == "False" and ready["reason"] == "ServerGone", ready
+    assert "orphaned-g1-triton" in ready["message"], ready
+    assert conditions(obj)["ServerReady"]["reason"] == "ServerGone"
+    keys = point_keys(status)
+    assert len(keys) == len(set(keys)), keys  # none measured twice
+    assert len(keys) >= before["status"]["pointsDone"]  # none lost
+    assert len(keys) < 6, "the sweep finished before the pod could be deleted"
+    for point in status.get("points") or []:  # no point failed because the server was gone
+        assert point["status"] == "Measured", point
+    analyses.wait_children_gone("orphaned", kinds="pods,jobs")
+
+
 @pytest.mark.parametrize("claim_of", ["modelRepository", "results"])
 def test_a_claim_that_does_not_exist_fails_the_analysis_and_creates_nothing(
     kubectl: Kubectl, analyses: Analyses, volumes: Volumes, namespace: str, claim_of: str
@@ -303,6 +340,31 @@ def test_a_claim_that_does_not_exist_fails_the_analysis_and_creates_nothing(
     events = analyses.wait_events("misnamed", {"InvalidSpec"})
     assert all(e["type"] == "Warning" for e in events if e["reason"] == "InvalidSpec")
     assert analyses.children("misnamed", obj["metadata"]["uid"]) == []
+    assert kubectl("get", "pods,jobs", "-n", namespace, "-o", "name").split() == []
+
+
+def test_an_image_outside_the_allowlist_fails_the_analysis_and_creates_no_pod(
+    kubectl: Kubectl, analyses: Analyses, volumes: Volumes, namespace: str
+) -> None:
+    """Creating a ModelAnalysis is creating a pod: with the chart's default allowlist (only
+    nvcr.io/nvidia/tritonserver), an analysis that names another image fails before any pod exists, with a
+    condition that says which value to change."""
+    manifest = analysis_manifest("foreign", models=["add_sub"], batch_sizes=[1], concurrency=[1])
+    manifest["spec"]["triton"] = {"image": "docker.io/attacker/tritonserver:24.08-py3"}
+    analyses.apply(manifest)
+
+    obj = analyses.wait_finished("foreign")
+    status = obj["status"]
+    assert status["phase"] == "Failed", status
+    for type_ in ("SpecValid", "Ready"):
+        condition = conditions(obj)[type_]
+        assert condition["status"] == "False" and condition["reason"] == "ImageNotAllowed", condition
+        assert "docker.io/attacker/tritonserver" in condition["message"], condition
+        assert "triton.allowedImageRepositories" in condition["message"], condition
+    assert not status.get("points")
+    events = analyses.wait_events("foreign", {"ImageNotAllowed"})
+    assert all(e["type"] == "Warning" for e in events if e["reason"] == "ImageNotAllowed")
+    assert analyses.children("foreign", obj["metadata"]["uid"]) == []
     assert kubectl("get", "pods,jobs", "-n", namespace, "-o", "name").split() == []
 
 

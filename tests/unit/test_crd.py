@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from modelanalysis.kube import crd
-from modelanalysis.kube.resource import ModelAnalysisSpec, ModelAnalysisStatus
+from modelanalysis.kube.resource import SUB_PATH_CEL, SUB_PATH_MESSAGE, ModelAnalysisSpec, ModelAnalysisStatus
 
 REPO = Path(__file__).resolve().parents[2]
 COMMITTED = [
@@ -112,7 +112,35 @@ def test_kubernetes_values_stay_open() -> None:
         assert triton[name] == {**triton[name], "type": "object", "x-kubernetes-preserve-unknown-fields": True}
     for name in ("tolerations", "env"):
         assert triton[name]["items"]["x-kubernetes-preserve-unknown-fields"] is True
-    assert triton["nodeSelector"]["additionalProperties"] == {"type": "string"}
+    assert triton["nodeSelector"]["additionalProperties"] == {"type": "string", "maxLength": 63}  # a label value
+
+
+def test_every_number_list_map_and_string_of_the_spec_has_an_upper_bound() -> None:
+    """A hostile or mistyped manifest cannot ask for a billion of anything: admission refuses it, naming the
+    bound. Kubernetes' own pod fields passed through (resources, affinity, each toleration and env entry) are
+    bounded in size here and checked by the API server when the pod is created."""
+    bounded = 0
+    for path, node in walk(schema()["properties"]["spec"], "spec"):
+        kind = node.get("type")
+        if kind in ("integer", "number"):
+            assert "maximum" in node, f"{path}: a number without a maximum"
+        elif kind == "array":
+            assert "maxItems" in node, f"{path}: a list without maxItems"
+        elif kind == "string":
+            assert "maxLength" in node or "enum" in node, f"{path}: a string without maxLength"
+        elif kind == "object" and "properties" not in node:
+            assert "maxProperties" in node, f"{path}: a map without maxProperties"
+        else:
+            continue
+        bounded += 1
+    assert bounded > 30
+
+
+def test_sub_paths_carry_the_traversal_rule_with_a_sentence() -> None:
+    spec = schema()["properties"]["spec"]["properties"]
+    for location in (spec["modelRepository"], spec["results"]):
+        [rule] = location["properties"]["pvc"]["properties"]["subPath"]["x-kubernetes-validations"]
+        assert rule == {"rule": SUB_PATH_CEL, "message": SUB_PATH_MESSAGE}
 
 
 def test_cel_rules_cover_what_openapi_cannot() -> None:

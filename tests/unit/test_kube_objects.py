@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from modelanalysis import cli_cluster
@@ -371,3 +372,19 @@ def test_short_names_are_kept_as_they_are() -> None:
     assert names.triton_pod_name("example", 1) == "example-g1-triton"
     assert names.fit("x" * 63) == "x" * 63
     assert len(names.fit("x" * 64)) == 63
+
+
+@pytest.mark.parametrize("where", ["modelRepository", "results"])
+@pytest.mark.parametrize("sub_path", ["..", "../x", "../../etc", "a/../../b", "a/..", "/etc", "/", "runs/../.."])
+def test_a_sub_path_outside_the_claim_is_refused_saying_how_to_fix(where: str, sub_path: str) -> None:
+    wire = {**PVC_SPEC, "results": {"pvc": {"claimName": "results"}}}
+    wire[where] = {"pvc": {"claimName": "c", "subPath": sub_path}}
+    with pytest.raises(ValidationError) as refused:
+        spec(wire)
+    assert "without .. segments" in str(refused.value) and "runs/2024" in str(refused.value)
+
+
+@pytest.mark.parametrize("sub_path", ["", "runs", "runs/2024/", "a..b/c", "...", ".hidden/x", "./runs"])
+def test_a_sub_path_inside_the_claim_is_accepted(sub_path: str) -> None:
+    wire = {**PVC_SPEC, "results": {"pvc": {"claimName": "results", "subPath": sub_path}}}
+    assert spec(wire).results.pvc is not None

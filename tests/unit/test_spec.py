@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from modelanalysis.core.spec import MeasurementSettings, ModelTarget, Protocol, SweepSpec
+from modelanalysis.core.spec import (
+    MAX_BATCH_SIZE,
+    MAX_CONCURRENCY,
+    MeasurementSettings,
+    ModelTarget,
+    Protocol,
+    SweepSpec,
+)
 
 
 def spec(**kwargs: object) -> SweepSpec:
@@ -152,3 +159,13 @@ def test_one_version_everywhere() -> None:
 
     chart = yaml.safe_load((Path(__file__).resolve().parents[2] / "charts/model-analyzer/Chart.yaml").read_text())
     assert version("modelanalysis") == __version__ == chart["appVersion"]
+
+
+@pytest.mark.parametrize(("field", "bound"), [("batch_sizes", MAX_BATCH_SIZE), ("concurrency", MAX_CONCURRENCY)])
+def test_batch_and_concurrency_have_an_upper_bound_named_in_the_message(field: str, bound: int) -> None:
+    models = [ModelTarget(name="m")]
+    assert getattr(SweepSpec(models=models, **{field: [bound]}), field) == [bound]
+    for too_many in (bound + 1, 1_000_000_000, 1_099_511_627_776):
+        with pytest.raises(ValidationError) as refused:
+            SweepSpec(models=models, **{field: [1, too_many]})
+        assert f"less than or equal to {bound}" in str(refused.value)

@@ -23,7 +23,18 @@ DEFAULT_MAX_POINT_SECONDS = 20
 DEFAULT_MAX_TRIALS = 30
 DEFAULT_STABILITY_PERCENTAGE = 10.0
 
-PositiveInt = Annotated[int, Field(ge=1)]
+# Upper bounds of one point. Far above any real use, low enough that a typo or a hostile manifest cannot start a
+# load generator that takes a node down (admission refuses more, naming the bound):
+# - concurrency: perf_analyzer keeps one request in flight per unit of concurrency (in its default synchronous
+#   mode, one thread each). NVIDIA Model Analyzer's own search stops at 1024 (run_config_search_max_concurrency);
+#   4096 is four times that, and about the most one perf_analyzer process can keep in flight.
+# - batch size: each request carries this many samples. Model Analyzer's search stops at 128 and Triton model
+#   configs rarely allow more than a few thousand; 65536 (2**16) leaves room for tiny inputs and no more.
+MAX_CONCURRENCY = 4096
+MAX_BATCH_SIZE = 65_536
+
+BatchSize = Annotated[int, Field(ge=1, le=MAX_BATCH_SIZE)]
+Concurrency = Annotated[int, Field(ge=1, le=MAX_CONCURRENCY)]
 
 
 class WireModel(BaseModel):
@@ -101,14 +112,17 @@ class SweepSpec(WireModel):
     """The models and the batch x concurrency points to measure each at."""
 
     models: list[ModelTarget] = Field(min_length=1, max_length=100, description="Models to profile, in order.")
-    batch_sizes: list[PositiveInt] = Field(
-        default_factory=lambda: [1], min_length=1, max_length=64, description="Batch sizes to measure."
-    )
-    concurrency: list[PositiveInt] = Field(
+    batch_sizes: list[BatchSize] = Field(
         default_factory=lambda: [1],
         min_length=1,
         max_length=64,
-        description="Numbers of concurrent client requests to measure.",
+        description=f"Batch sizes to measure (each 1 to {MAX_BATCH_SIZE}).",
+    )
+    concurrency: list[Concurrency] = Field(
+        default_factory=lambda: [1],
+        min_length=1,
+        max_length=64,
+        description=f"Numbers of concurrent client requests to measure (each 1 to {MAX_CONCURRENCY}).",
     )
     measurement: MeasurementSettings = Field(default_factory=MeasurementSettings)
 

@@ -23,6 +23,8 @@ from modelanalysis.kube.resource import (
     PLURAL,
     SHORT_NAMES,
     SINGULAR,
+    SUB_PATH_CEL,
+    SUB_PATH_MESSAGE,
     VERSION,
     ModelAnalysisSpec,
     ModelAnalysisStatus,
@@ -54,6 +56,8 @@ CEL_RULES: dict[str, list[dict[str, str]]] = {
             "message": "modelRepository needs exactly one of pvc (a claim in this namespace) or uri (s3://, gs://, as://)",
         }
     ],
+    "modelRepository.pvc.subPath": [{"rule": SUB_PATH_CEL, "message": SUB_PATH_MESSAGE}],
+    "results.pvc.subPath": [{"rule": SUB_PATH_CEL, "message": SUB_PATH_MESSAGE}],
 }
 
 _DROP = {"title", "default", "$defs", "additionalProperties", "discriminator"}

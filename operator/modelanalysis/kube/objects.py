@@ -38,6 +38,29 @@ RESTRICTED_CONTAINER_SECURITY: dict[str, Any] = {
 }
 
 
+# What every Triton pod runs with, whatever the analysis says: no API token (Triton never calls the API, and the
+# pod runs code from the model repository), no capabilities, no privilege escalation, the runtime's seccomp
+# profile. All of these work with the NGC image; running as non-root and a read-only root filesystem are
+# opt-in (settings or spec.triton.runAsUser), because that image runs as root by default.
+TRITON_POD_SECURITY: dict[str, Any] = {"seccompProfile": {"type": "RuntimeDefault"}}
+TRITON_CONTAINER_SECURITY: dict[str, Any] = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+}
+
+
+def triton_security(spec: ModelAnalysisSpec, settings: OperatorSettings) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The Triton pod's and container's securityContext."""
+    pod: dict[str, Any] = dict(TRITON_POD_SECURITY)
+    container: dict[str, Any] = dict(TRITON_CONTAINER_SECURITY)
+    user = spec.triton.run_as_user or settings.triton_run_as_user
+    if user is not None:
+        pod.update({"runAsNonRoot": True, "runAsUser": user})
+    if settings.triton_read_only_root_filesystem:
+        container["readOnlyRootFilesystem"] = True
+    return pod, container
+
+
 def triton_image(spec: ModelAnalysisSpec, settings: OperatorSettings) -> str:
     if spec.triton.image:
         return spec.triton.image
@@ -96,6 +119,7 @@ def triton_pod(
         },
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
+    pod_security, container["securityContext"] = triton_security(spec, settings)
     if triton.env:
         container["env"] = triton.env
     if spec.model_repository.credentials_secret:
@@ -103,17 +127,27 @@ def triton_pod(
     pod_spec: dict[str, Any] = {
         # A crashed server fails the analysis with its reason rather than restarting mid-point.
         "restartPolicy": "Never",
+        "securityContext": pod_security,
+        "automountServiceAccountToken": False,
         "containers": [container],
         "enableServiceLinks": False,
     }
+    mounts: list[dict[str, Any]] = []
+    volumes: list[dict[str, Any]] = []
     if spec.model_repository.pvc:
-        container["volumeMounts"] = [{"name": "models", "mountPath": MODELS_MOUNT, "readOnly": True}]
-        pod_spec["volumes"] = [
+        mounts.append({"name": "models", "mountPath": MODELS_MOUNT, "readOnly": True})
+        volumes.append(
             {
                 "name": "models",
                 "persistentVolumeClaim": {"claimName": spec.model_repository.pvc.claim_name, "readOnly": True},
             }
-        ]
+        )
+    if container["securityContext"].get("readOnlyRootFilesystem"):
+        mounts.append({"name": "tmp", "mountPath": "/tmp"})
+        volumes.append({"name": "tmp", "emptyDir": {}})
+    if mounts:
+        container["volumeMounts"] = mounts
+        pod_spec["volumes"] = volumes
     if triton.node_selector:
         pod_spec["nodeSelector"] = triton.node_selector
     if triton.tolerations:

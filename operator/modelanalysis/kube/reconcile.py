@@ -23,7 +23,7 @@ from modelanalysis.core.report import csv_files
 from modelanalysis.core.results import AnalysisResult, ModelStatus, Placement, PointStatus
 from modelanalysis.core.sweep import Point, planned_point_count
 from modelanalysis.engine import EngineEvent, SweepEngine
-from modelanalysis.kube import names, objects
+from modelanalysis.kube import names, objects, policy
 from modelanalysis.kube.api import KubeApi
 from modelanalysis.kube.conditions import (
     analysis_result,
@@ -255,6 +255,8 @@ class AnalysisRun:
             # 2. A new generation starts a new run: forget the last one's progress and children.
             if self.status.observed_generation != self.generation:
                 self.start_generation()
+            # 2b. The operator-wide policy: nothing is created for an image outside the allowlist.
+            self.check_image(spec)
             # 3. Wait for a free Triton slot, then 4. start the server and wait until it is ready.
             self.wait_for_slot()
             pod_ip = self.ensure_triton_pod(spec)
@@ -309,6 +311,11 @@ class AnalysisRun:
         self.save(reset=True)
         total, generation = self.status.points_total, self.generation
         self.event("Normal", Reason.STARTED, f"Profiling {total} points (generation {generation})")
+
+    def check_image(self, spec: ModelAnalysisSpec) -> None:
+        refusal = policy.image_refusal(objects.triton_image(spec, self.settings), self.settings)
+        if refusal is not None:
+            raise AnalysisFailed(Reason.IMAGE_NOT_ALLOWED, refusal, ConditionType.SPEC_VALID)
 
     def wait_for_slot(self) -> None:
         pod_name = names.triton_pod_name(self.name, self.generation)
@@ -447,6 +454,7 @@ class AnalysisRun:
     def run_point_job(self, spec: ModelAnalysisSpec, point: Point, pod_ip: str) -> PerfMeasurement:
         """One point as a load-generator Job; its container measures the point and returns the result in its
         termination message."""
+        self.check_server(point, pod_ip)  # no Job against a server that is gone
         manifest = objects.load_generator_job(
             self.name, self.namespace, self.generation, spec, point, pod_ip, self.settings,
             server_node=self.server_node, server_tolerations=self.server_tolerations,
@@ -469,6 +477,9 @@ class AnalysisRun:
             job = self.api.read("Job", self.namespace, job_name) or job
         self.api.delete("Job", self.namespace, job_name)
         if exit_code != 0:
+            # A point that failed because the server went away is not the point's failure: the run fails,
+            # with why, and the interrupted point is not recorded (every point measured before it is kept).
+            self.check_server(point, pod_ip)
             raise PointMeasurementError(
                 message or unscheduled(pods) or f"load-generator Job {job_name} did not complete"
             )
@@ -478,6 +489,27 @@ class AnalysisRun:
             raise PointMeasurementError(
                 f"the load generator's result could not be read: {message[:200]!r}"
             ) from None
+
+    def check_server(self, point: Point, pod_ip: str) -> None:
+        """Fail the run if the Triton pod is gone, going, crashed or replaced: measuring on would only record
+        every remaining point as failed. The analysis fails instead (decided: no new pod mid-sweep, whose
+        server would not be the one the earlier points were measured on), saying which point it stopped at."""
+        pod_name = names.triton_pod_name(self.name, self.generation)
+        pod = self.api.read("Pod", self.namespace, pod_name)
+        kept = f"the {len(self.status.points or [])} points measured before it are kept in status"
+        replaced = pod is not None and (pod.get("status") or {}).get("podIP") not in (None, pod_ip)
+        if pod is None or pod["metadata"].get("deletionTimestamp") or replaced:
+            raise AnalysisFailed(
+                Reason.SERVER_GONE,
+                f"Triton pod {pod_name} was deleted while point {point.key} was measured; {kept}. "
+                "Change the spec (or delete and re-create the analysis) to run it again.",
+                ConditionType.SERVER_READY,
+            )
+        failure = pod_failure(pod)
+        if failure is not None:
+            raise AnalysisFailed(
+                failure[0], f"{failure[1]} (while point {point.key} was measured; {kept})", ConditionType.SERVER_READY
+            )
 
     def write_results(self, spec: ModelAnalysisSpec) -> None:
         self.set_phase(Phase.WRITING_RESULTS, "writing CSV files")

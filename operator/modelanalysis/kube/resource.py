@@ -8,7 +8,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from modelanalysis.core.spec import SweepSpec, WireModel
 from modelanalysis.core.sweep import Point
@@ -24,13 +24,42 @@ SHORT_NAMES = ["ma"]
 # Kubernetes values that this project passes through untouched (resources, affinity, tolerations, env):
 # their schema is Kubernetes' own, so the CRD keeps them open rather than copying it.
 KubeObject = Annotated[dict[str, Any], Field(json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})]
+# One entry of such a list (a toleration, an environment variable): a handful of fields.
+KubeItem = Annotated[
+    dict[str, Any], Field(max_length=16, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
+]
+
+
+# A Kubernetes object name (DNS subdomain, RFC 1123): what a claim or Secret name must be.
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+
+# A sub-path is joined to where the claim is mounted; a `..` segment or a leading `/` would reach outside the
+# claim (on a node that lets the write through, onto its root filesystem). The CRD carries the same rule as
+# CEL (crd.py), so kubectl refuses it with this sentence.
+SUB_PATH_CEL = "!self.startsWith('/') && !self.matches('(^|/)[.][.](/|$)')"
+SUB_PATH_MESSAGE = (
+    "subPath must be a folder inside the claim: relative (no leading /) and without .. segments; "
+    "write e.g. runs/2024 or leave it empty for the claim's root"
+)
+
+
+def _inside_claim(sub_path: str) -> str:
+    if sub_path.startswith("/") or ".." in sub_path.split("/"):
+        raise ValueError(SUB_PATH_MESSAGE)
+    return sub_path
 
 
 class PvcLocation(WireModel):
     """A folder inside a PersistentVolumeClaim of the analysis' namespace."""
 
-    claim_name: str = Field(min_length=1, max_length=253, description="PersistentVolumeClaim name.")
-    sub_path: str = Field("", max_length=1024, pattern=r"^[^/].*$|^$", description="Relative folder in the claim.")
+    claim_name: str = Field(
+        min_length=1, max_length=253, pattern=DNS_SUBDOMAIN, description="PersistentVolumeClaim name."
+    )
+    sub_path: str = Field(
+        "", max_length=1024, description="Folder in the claim, relative to its root, with no .. segments."
+    )
+
+    _sub_path_inside = field_validator("sub_path")(_inside_claim)
 
 
 class ModelRepository(WireModel):
@@ -39,12 +68,14 @@ class ModelRepository(WireModel):
     pvc: PvcLocation | None = Field(None, description="A PersistentVolumeClaim holding the model repository.")
     uri: str | None = Field(
         None,
+        max_length=2048,
         pattern=r"^(s3|gs|as)://.+",
         description="A repository URI Triton understands: s3://, gs:// or as:// (Azure).",
     )
     credentials_secret: str | None = Field(
         None,
         max_length=253,
+        pattern=DNS_SUBDOMAIN,
         description="Secret whose keys become the Triton container's environment (e.g. AWS_ACCESS_KEY_ID).",
     )
 
@@ -58,19 +89,48 @@ class ModelRepository(WireModel):
 class TritonSettings(WireModel):
     """The Triton server pod."""
 
+    # The lists and maps below pass Kubernetes' own pod fields through (the API server checks their contents
+    # when the pod is created); their lengths are bounded here, far above what a Triton pod needs.
     version: str | None = Field(
-        None, max_length=128, description="Triton release; the image is nvcr.io/nvidia/tritonserver:<version>."
+        None,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$",
+        description="Triton release (an image tag); the image is <the operator's Triton repository>:<version>.",
     )
-    image: str | None = Field(None, max_length=512, description="A full image reference; overrides version.")
+    image: str | None = Field(
+        None,
+        max_length=512,
+        pattern=r"^[^\s]+$",
+        description=(
+            "A full image reference; overrides version. Its repository must be one the operator allows "
+            "(chart value triton.allowedImageRepositories)."
+        ),
+    )
     resources: KubeObject = Field(
         default_factory=lambda: {"limits": {"nvidia.com/gpu": "1"}},
+        max_length=8,
         description="Container resources (default: one nvidia.com/gpu).",
     )
-    node_selector: dict[str, str] = Field(default_factory=dict, description="Node labels the pod must match.")
-    tolerations: list[KubeObject] = Field(default_factory=list, description="Tolerations, e.g. for GPU taints.")
-    affinity: KubeObject = Field(default_factory=dict, description="Pod affinity rules.")
-    args: list[str] = Field(default_factory=list, description="Extra tritonserver arguments.")
-    env: list[KubeObject] = Field(default_factory=list, description="Extra environment variables.")
+    node_selector: dict[str, Annotated[str, Field(max_length=63)]] = Field(
+        default_factory=dict, max_length=64, description="Node labels the pod must match."
+    )
+    tolerations: list[KubeItem] = Field(
+        default_factory=list, max_length=64, description="Tolerations, e.g. for GPU taints."
+    )
+    affinity: KubeObject = Field(default_factory=dict, max_length=8, description="Pod affinity rules.")
+    args: list[Annotated[str, Field(max_length=4096)]] = Field(
+        default_factory=list, max_length=256, description="Extra tritonserver arguments."
+    )
+    env: list[KubeItem] = Field(default_factory=list, max_length=256, description="Extra environment variables.")
+    run_as_user: int | None = Field(
+        None,
+        ge=1,
+        le=2_147_483_647,
+        description=(
+            "Run Triton as this non-root user ID (with runAsNonRoot). The NGC Triton image runs as root unless "
+            "told otherwise; it also has a user triton-server (1000). Default: the operator's setting."
+        ),
+    )
     ready_timeout_seconds: int | None = Field(
         None, ge=10, le=86_400, description="How long to wait for the server to be ready (operator default: 600)."
     )
@@ -102,19 +162,22 @@ class LoadGeneratorSettings(WireModel):
     )
     resources: KubeObject = Field(
         default_factory=dict,
+        max_length=8,
         description=(
             "Container resources of each Job (default: a CPU request of one core per 4 concurrent requests, "
             "1 to 4 cores, and 256Mi of memory)."
         ),
     )
-    node_selector: dict[str, str] = Field(
-        default_factory=dict, description="Node labels the Jobs must match (placement Anywhere only)."
+    node_selector: dict[str, Annotated[str, Field(max_length=63)]] = Field(
+        default_factory=dict, max_length=64, description="Node labels the Jobs must match (placement Anywhere only)."
     )
     affinity: KubeObject = Field(
-        default_factory=dict, description="Affinity rules of the Jobs (placement Anywhere only)."
+        default_factory=dict, max_length=8, description="Affinity rules of the Jobs (placement Anywhere only)."
     )
-    tolerations: list[KubeObject] = Field(
-        default_factory=list, description="Tolerations added to the Jobs (to the Triton pod's, with SameNodeAsServer)."
+    tolerations: list[KubeItem] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Tolerations added to the Jobs (to the Triton pod's, with SameNodeAsServer).",
     )
 
     @model_validator(mode="after")
@@ -193,6 +256,7 @@ class Reason(StrEnum):
     SUCCEEDED = "Succeeded"
     NO_POINTS = "NoPointsMeasured"
     RESULTS_WRITE_FAILED = "ResultsWriteFailed"
+    IMAGE_NOT_ALLOWED = "ImageNotAllowed"  # spec.triton.image is outside the operator's allowlist
     # Events only
     STARTED = "Started"
     BASELINE_MEASURED = "BaselineMeasured"

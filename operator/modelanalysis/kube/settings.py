@@ -20,6 +20,19 @@ class OperatorSettings(BaseSettings):
         1000, ge=1, description="Analyses handled at once (one thread each); beyond it, they wait for a thread."
     )
     triton_image_repository: str = "nvcr.io/nvidia/tritonserver"
+    # Who may choose which image runs: spec.triton.image must come from triton_image_repository or from one of
+    # these (a JSON list in the environment; `registry/path/*` allows everything under that path, `*` anything).
+    triton_allowed_image_repositories: list[str] = Field(
+        default_factory=list,
+        description="Image repositories a ModelAnalysis may run Triton from, besides triton_image_repository.",
+    )
+    # Triton pod hardening that the NGC image does not allow by default (it runs as root): opt-in.
+    triton_run_as_user: int | None = Field(
+        None, ge=1, description="Run Triton pods as this non-root user ID (runAsNonRoot); None: the image's user."
+    )
+    triton_read_only_root_filesystem: bool = Field(
+        False, description="Give Triton containers a read-only root filesystem (with an emptyDir at /tmp)."
+    )
     default_triton_version: str = DEFAULT_TRITON_VERSION
     triton_ready_timeout_seconds: int = Field(600, ge=10)
     prometheus_url: str | None = Field(
