@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from tests.cluster.controlplane import Cluster, wait_for_default_service_account
+from tests.cluster.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "model-analyzer"
@@ -160,6 +161,11 @@ def kubectl(cluster: Cluster) -> Kubectl:
 def operator(cluster: Cluster, kubectl: Kubectl) -> Iterator[Operator]:
     """`helm install` with default values into a namespace labelled to enforce Pod Security "restricted";
     uninstalled after the module (module scope: no other test module shares the cluster with it)."""
+    # The previous module's operator namespace may still be terminating: its deletion does not wait.
+    wait_for(
+        f"namespace {OPERATOR_NAMESPACE} of the previous module to be gone",
+        lambda: kubectl.run("get", "namespace", OPERATOR_NAMESPACE, check=False).returncode != 0 or None,
+    )
     kubectl("create", "namespace", OPERATOR_NAMESPACE)
     kubectl("label", "namespace", OPERATOR_NAMESPACE, "pod-security.kubernetes.io/enforce=restricted")
     api = cluster.api_client()
