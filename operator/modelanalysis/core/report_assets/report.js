@@ -2,7 +2,7 @@
 // No library and no network: everything it needs is in the page (core/html_report.py writes the data).
 "use strict";
 (function () {
-  var errors = [];
+  var started = performance.now(), errors = [];
   window.addEventListener("error", function (e) {
     errors.push(String(e.message));
     document.body.setAttribute("data-errors", errors.join(" | "));
@@ -37,11 +37,15 @@
     if (parent) parent.appendChild(e);
     return e;
   }
+  var formats = {}; // one Intl formatter per precision: making one per call is slow (seconds at 1000 points)
   function fmt(v, digits) {
     if (v === null || v === undefined) return "";
     var a = Math.abs(v);
     if (digits === undefined) digits = a >= 100 ? 0 : a >= 10 ? 1 : a >= 1 ? 2 : 3;
-    return v.toLocaleString("en-US", {minimumFractionDigits: digits, maximumFractionDigits: digits});
+    if (!formats[digits]) {
+      formats[digits] = new Intl.NumberFormat("en-US", {minimumFractionDigits: digits, maximumFractionDigits: digits});
+    }
+    return formats[digits].format(v);
   }
 
   // -- scales -------------------------------------------------------------------------------------------
@@ -73,7 +77,7 @@
   // spec: {title, x, y, xKind, series: [{name, pts: [{x, y, xLo, xHi, yLo, yHi, best, tip, i}]}], base: {y, label}}
   var W = 420, H = 280, L = 62, R = 22, T = 12, B = 40, drawn = 0, circles = 0;
   function chart(parent, spec) {
-    var fig = el("figure", {}, parent);
+    var fig = el("figure", {}); // filled while detached, then added once
     el("figcaption", {text: spec.title}, fig);
     var all = [];
     spec.series.forEach(function (s) { s.pts.forEach(function (p) { all.push(p); }); });
@@ -125,7 +129,6 @@
       s.pts.forEach(function (p) {
         var c = el("circle", {cx: X(p.x), cy: Y(p.y), r: p.best ? 6 : 3.5, fill: color, "data-point": p.i}, g, true);
         el("title", {text: p.tip}, c, true);
-        c.addEventListener("click", function () { showRow(p.i); });
         circles++;
         if (p.best) {
           c.setAttribute("class", "best");
@@ -133,6 +136,11 @@
         }
       });
     });
+    svg.addEventListener("click", function (e) {
+      var i = e.target.getAttribute && e.target.getAttribute("data-point");
+      if (i !== null && i !== undefined) showRow(+i);
+    });
+    parent.appendChild(fig);
     drawn++;
     return fig;
   }
@@ -140,12 +148,14 @@
 
   // -- the plots ----------------------------------------------------------------------------------------
   function tip(p) {
+    if (p.tip) return p.tip;
     var r = p.r, s = p.model + " batch " + p.batch + " concurrency " + p.conc +
       "\nthroughput " + fmt(r[C.tp]) + " infer/sec";
     if (r[C.tpLo] !== null) s += " [" + fmt(r[C.tpLo]) + " – " + fmt(r[C.tpHi]) + "]";
     s += "\np99 " + fmt(r[C.p99], 3) + " ms";
     if (r[C.p99Lo] !== null) s += " [" + fmt(r[C.p99Lo], 3) + " – " + fmt(r[C.p99Hi], 3) + "]";
-    return s + (best[p.i] ? "\n★ best for " + p.model : "");
+    p.tip = s + (best[p.i] ? "\n★ best for " + p.model : "");
+    return p.tip;
   }
   function byBatch(pts, make) {
     var groups = {}, order = [];
@@ -227,7 +237,7 @@
   });
 
   // -- the table ----------------------------------------------------------------------------------------
-  var table = document.getElementById("table"), thead = el("thead", {}, table), tbody = el("tbody", {}, table);
+  var table = document.getElementById("table"), thead = el("thead", {}, table), tbody = el("tbody", {});
   var head = el("tr", {}, thead), rows = [];
   el("th", {text: "★", title: "best point of its model"}, head);
   D.columns.forEach(function (name, i) {
@@ -245,10 +255,12 @@
     if (best[p.i]) tr.className = "best";
     el("td", {text: best[p.i] ? "★" : ""}, tr);
     D.columns.forEach(function (name, i) {
-      el("td", {text: cell(p.r, i), "class": text[i] ? "t" : ""}, tr);
+      var td = el("td", {text: cell(p.r, i)}, tr);
+      if (text[i]) td.className = "t";
     });
     rows.push(tr);
   });
+  table.appendChild(tbody);
   var sorted = {col: -1, dir: 1};
   function sortBy(i, th) {
     sorted.dir = sorted.col === i ? -sorted.dir : 1;
@@ -280,5 +292,6 @@
   document.body.setAttribute("data-charts", drawn);
   document.body.setAttribute("data-circles", circles);
   document.body.setAttribute("data-rows", rows.length);
+  document.body.setAttribute("data-draw-ms", Math.round(performance.now() - started));
   document.body.setAttribute("data-rendered", "yes");
 })();
