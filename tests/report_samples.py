@@ -7,7 +7,14 @@ import random
 from pathlib import Path
 
 from modelanalysis.core.perf import PerfMeasurement
-from modelanalysis.core.results import AnalysisResult, ModelOutcome, ModelStatus, PointResult, PointStatus
+from modelanalysis.core.results import (
+    AnalysisResult,
+    ModelOutcome,
+    ModelStatus,
+    Placement,
+    PointResult,
+    PointStatus,
+)
 from modelanalysis.core.server_metrics import GpuMetrics, ResourceMetrics
 from modelanalysis.core.sweep import Point, SkippedPoint
 
@@ -35,6 +42,8 @@ def synthetic_analysis(models: int = 10, batches: int = 10, concurrencies: int =
         ),
     )  # fmt: skip
     t = 1_795_418_620.0
+    placement = Placement(server_node="gpu-node-h100-01", load_generator_node="gpu-node-h100-01",
+                          load_generator_placement="SameNodeAsServer")  # fmt: skip
     for m in range(models):
         name = f"resnet50_onnx_variant_{m:02d}"
         result.models.append(
@@ -53,6 +62,8 @@ def synthetic_analysis(models: int = 10, batches: int = 10, concurrencies: int =
                     throughput_ci_low=throughput * (1 - half), throughput_ci_high=throughput * (1 + half),
                     latency_p99_ci_low_ms=p99 * 0.93, latency_p99_ci_high_ms=p99 * 1.07, windows=windows,
                     window_ms=1000, requests=int(throughput * windows / b), converged=half <= 0.05,
+                    load_generator_cpu_cores=rng.uniform(0.1, 1.9), load_generator_cpu_budget_cores=2.0,
+                    load_generator_bottleneck=False,
                     convergence=(f"converged: +-{100 * half:.1f}% over {windows} windows" if half <= 0.05 else
                                  f"not converged: +-{100 * half:.1f}% after {windows} windows in 30 s (the per-point "
                                  "cap is 30 s); target +-5%"),
@@ -67,6 +78,7 @@ def synthetic_analysis(models: int = 10, batches: int = 10, concurrencies: int =
                 result.points.append(
                     PointResult(model=name, batch_size=b, concurrency=c, status=PointStatus.MEASURED, perf=perf,
                                 resources=resources, server_throughput_infer_per_sec=throughput * 0.99,
+                                placement=placement,
                                 started_at=t, finished_at=t + 9.5)
                 )  # fmt: skip
                 t += 10

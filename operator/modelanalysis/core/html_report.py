@@ -118,18 +118,13 @@ def report_data(result: AnalysisResult) -> dict[str, Any]:
     def intern(value: str) -> int:
         return strings.setdefault(value, len(strings))
 
-    text_columns = {
-        i for i, c in enumerate(INFERENCE_COLUMNS)
-        if c in ("Model", "Model Config Path", "Instance Group", "Satisfies Constraints", "Status", "Error",
-                 "Converged", "Convergence")
-    }  # fmt: skip
-    rows = []
-    for p in result.points:
-        row = inference_row(p, result.outcome(p.model))
-        rows.append(
-            [intern(str(row[c] or "")) if i in text_columns else _round(row[c])
-             for i, c in enumerate(INFERENCE_COLUMNS)]
-        )  # fmt: skip
+    table = [inference_row(p, result.outcome(p.model)) for p in result.points]
+    # Text columns hold indexes into `strings`: model names, config paths and sentences repeat down a column.
+    text_columns = {i for i, c in enumerate(INFERENCE_COLUMNS) if any(isinstance(row[c], str) for row in table)}
+    rows = [
+        [intern(row[c] or "") if i in text_columns else _round(row[c]) for i, c in enumerate(INFERENCE_COLUMNS)]
+        for row in table
+    ]
     uuids = gpu_uuids(result)
 
     def gpu_values(r: ResourceMetrics | None) -> list[list[Any]]:
