@@ -9,6 +9,7 @@ apt_packages=(
   libpython3.11   # the Python backend's stub links libpython3.11.so.1.0 (models then use .venv's packages)
   prometheus      # a real Prometheus server for the DCGM memory-utilization tests
   openssl         # certificates for the test cluster
+  chromium        # headless, for the HTML report's browser test (tests/browser)
 )
 missing=()
 for pkg in "${apt_packages[@]}"; do

@@ -88,11 +88,13 @@ def model_table(result: AnalysisResult) -> Table:
 
 def export(result: AnalysisResult, export_path: Path) -> None:
     # pandas takes half a second to import; the load-generator Jobs run this CLI and never export.
+    from modelanalysis.core.html_report import REPORT_HTML, render_html
     from modelanalysis.core.report import csv_files
 
     for name, content in csv_files(result).items():
         write_atomic(export_path / name, content)
     write_atomic(export_path / RESULT_JSON, result.model_dump_json(indent=2))
+    write_atomic(export_path / REPORT_HTML, render_html(result))
 
 
 @app.command()
@@ -320,6 +322,52 @@ def finish(result: AnalysisResult, export_path: Path | None) -> None:
         raise typer.Exit(code=130)
     if failed or failed_points:
         raise typer.Exit(code=1)
+
+
+@app.command()
+def report(
+    analysis: Annotated[
+        Path | None,
+        typer.Argument(help="A finished analysis's analysis.json, or the --export-path folder that holds it."),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Render a ModelAnalysis in the cluster instead (from its status).")
+    ] = None,
+    namespace: Annotated[str, typer.Option("--namespace", "-n", help="Its namespace (with --name).")] = "default",
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Where to write the page ('-': stdout). Default: report.html beside "
+                     "analysis.json, or NAME-report.html here with --name."),
+    ] = None,
+) -> None:
+    """Write the HTML report (plots, best configurations, every point) of a finished analysis."""
+    from modelanalysis.core.html_report import REPORT_HTML, render_html
+
+    if (analysis is None) == (name is None):
+        raise fail("give an analysis.json (or its folder), or --name of a ModelAnalysis in the cluster.")
+    if name is not None:
+        result, title = cli_cluster.analysis_from_cluster(name, namespace), name
+        default = Path(f"{name}-report.html")
+    else:
+        assert analysis is not None
+        path = analysis / RESULT_JSON if analysis.is_dir() else analysis
+        try:
+            result = AnalysisResult.model_validate_json(path.read_text())
+        except OSError as exc:
+            raise fail(f"cannot read {path}: {exc.strerror}.") from None
+        except ValidationError as exc:
+            raise fail(f"{path} is not an analysis.json that model-analyzer wrote: {explain(exc)}.") from None
+        title, default = None, path.parent / REPORT_HTML
+    page = render_html(result, title=title)
+    if output is not None and str(output) == "-":
+        sys.stdout.write(page)
+        return
+    target = output or default
+    try:
+        write_atomic(target, page)
+    except OSError as exc:
+        raise fail(f"cannot write {target}: {exc.strerror}.") from None
+    console.print(f"Report written to {target} ({len(page.encode()) // 1024} KiB)", highlight=False)
 
 
 def _version_callback(value: bool) -> None:

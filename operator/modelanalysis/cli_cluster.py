@@ -1,5 +1,5 @@
-"""CLI commands that work with the operator: write a ModelAnalysis manifest, read an analysis's results,
-and the two small commands the operator's Jobs run inside the image (perf-point, copy-results)."""
+"""CLI commands that work with the operator: write a ModelAnalysis manifest, read an analysis's results and
+report, and the two small commands the operator's Jobs run inside the image (perf-point, copy-results)."""
 
 from __future__ import annotations
 
@@ -18,10 +18,20 @@ from rich.table import Table
 from modelanalysis.adapters.files import write_atomic
 from modelanalysis.adapters.perf_analyzer import PerfAnalyzerError, measure_point
 from modelanalysis.cli_common import explain, fail, parse_int_list, with_measurement_options
+from modelanalysis.core.results import AnalysisResult
 from modelanalysis.core.spec import MeasurementSettings
 from modelanalysis.core.sweep import Point
+from modelanalysis.kube.conditions import analysis_result
 from modelanalysis.kube.names import results_configmap_name
-from modelanalysis.kube.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION, ModelAnalysisSpec
+from modelanalysis.kube.resource import (
+    API_VERSION,
+    GROUP,
+    KIND,
+    PLURAL,
+    VERSION,
+    ModelAnalysisSpec,
+    ModelAnalysisStatus,
+)
 
 
 def parse_pvc_url(flag: str, url: str) -> dict[str, str]:
@@ -82,6 +92,48 @@ def build_manifest(
     return {"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata, "spec": spec}
 
 
+def read_analysis(name: str, namespace: str) -> tuple[Any, dict[str, Any]]:
+    """The API client of the user's kubeconfig and the ModelAnalysis `name`, or a clear failure."""
+    from kubernetes import client, config
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    try:
+        config.load_kube_config()  # type: ignore[no-untyped-call]
+    except (config.ConfigException, OSError) as exc:
+        raise fail(f"cannot read a kubeconfig ({exc}); set KUBECONFIG or run inside the cluster.") from None
+    api = client.ApiClient()
+    try:
+        analysis: dict[str, Any] = dict(
+            client.CustomObjectsApi(api).get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)  # type: ignore[call-overload]
+        )
+    except ApiException as exc:
+        if exc.status == 404:
+            raise fail(f"no ModelAnalysis {name!r} in namespace {namespace}.") from None
+        raise fail(f"the API server refused: {exc.reason}") from None
+    except HTTPError as exc:  # connection refused, TLS, timeouts: urllib3 gives up after its retries
+        raise fail(f"cannot reach the API server of your kubeconfig ({exc}); check KUBECONFIG.") from None
+    return api, analysis
+
+
+def result_from_body(analysis: dict[str, Any]) -> AnalysisResult:
+    """The core's result, rebuilt from a ModelAnalysis's status as the operator does when writing results."""
+    status = ModelAnalysisStatus.model_validate(analysis.get("status") or {})
+    spec = analysis.get("spec") or {}
+    image = status.triton_image or ""
+    version = (spec.get("triton") or {}).get("version") or (image.rpartition(":")[2] if ":" in image else image)
+    return analysis_result(status, version)
+
+
+def analysis_from_cluster(name: str, namespace: str) -> AnalysisResult:
+    """A ModelAnalysis's results so far, from its status (points are recorded there as they are measured)."""
+    _, analysis = read_analysis(name, namespace)
+    status = analysis.get("status") or {}
+    if not status.get("points"):
+        raise fail(f"{name} has no measured points yet (phase {status.get('phase', 'Pending')}).")
+    return result_from_body(analysis)
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     @with_measurement_options
@@ -125,32 +177,19 @@ def register(app: typer.Typer) -> None:
     def results(
         name: Annotated[str, typer.Argument(help="The ModelAnalysis name.")],
         namespace: Annotated[str, typer.Option("--namespace", "-n", help="Its namespace.")] = "default",
-        output_format: Annotated[str, typer.Option("--format", help="table or csv.")] = "table",
+        output_format: Annotated[str, typer.Option("--format", help="table, csv or html.")] = "table",
     ) -> None:
         """Fetch a finished analysis's results from the cluster (its <name>-results ConfigMap)."""
-        from kubernetes import client, config
+        from kubernetes import client
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
+        from modelanalysis.core.html_report import REPORT_HTML, render_html
         from modelanalysis.core.report import INFERENCE_CSV  # here, not at the top: it imports pandas
 
-        if output_format not in ("table", "csv"):
-            raise fail(f"--format {output_format!r}: use table or csv.")
-        try:
-            config.load_kube_config()  # type: ignore[no-untyped-call]
-        except (config.ConfigException, OSError) as exc:
-            raise fail(f"cannot read a kubeconfig ({exc}); set KUBECONFIG or run inside the cluster.") from None
-        api = client.ApiClient()
-        try:
-            analysis: dict[str, Any] = dict(
-                client.CustomObjectsApi(api).get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)  # type: ignore[call-overload]
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                raise fail(f"no ModelAnalysis {name!r} in namespace {namespace}.") from None
-            raise fail(f"the API server refused: {exc.reason}") from None
-        except HTTPError as exc:  # connection refused, TLS, timeouts: urllib3 gives up after its retries
-            raise fail(f"cannot reach the API server of your kubeconfig ({exc}); check KUBECONFIG.") from None
+        if output_format not in ("table", "csv", "html"):
+            raise fail(f"--format {output_format!r}: use table, csv or html.")
+        api, analysis = read_analysis(name, namespace)
         status = analysis.get("status") or {}
         phase = status.get("phase", "Pending")
         if phase not in ("Succeeded", "Failed"):
@@ -162,9 +201,16 @@ def register(app: typer.Typer) -> None:
             config_map = client.CoreV1Api(api).read_namespaced_config_map(results_configmap_name(name), namespace)
             data = config_map.data or {}
         except (ApiException, HTTPError):
-            raise fail(
-                f"{name} finished ({phase}: {status.get('message', '')}) but has no results ConfigMap."
-            ) from None
+            if output_format == "html":  # the report can still be drawn from status
+                data = {}
+            else:
+                raise fail(
+                    f"{name} finished ({phase}: {status.get('message', '')}) but has no results ConfigMap."
+                ) from None
+        if output_format == "html":
+            # Left out of the ConfigMap when it would not fit beside the CSV files: rendered from status then.
+            sys.stdout.write(data.get(REPORT_HTML) or render_html(result_from_body(analysis), title=name))
+            return
         text = data.get(INFERENCE_CSV, "")
         if output_format == "csv":
             sys.stdout.write(text)

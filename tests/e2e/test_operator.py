@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -38,6 +40,7 @@ pytestmark = pytest.mark.cluster
 INFERENCE_CSV = "metrics-model-inference.csv"
 GPU_CSV = "metrics-model-gpu.csv"
 SERVER_ONLY_CSV = "metrics-server-only.csv"
+REPORT_HTML = "report.html"
 INFERENCE_HEADER = (
     "Model,Batch,Concurrency,Model Config Path,Instance Group,Max Batch Size,Satisfies Constraints,"
     "Throughput (infer/sec),p99 Latency (ms),p50 Latency (ms),p90 Latency (ms),p95 Latency (ms),Avg Latency (ms),"
@@ -152,9 +155,10 @@ def test_profiles_the_example_models_and_writes_the_results(
     assert conditions(obj)["SpecValid"]["status"] == "True"
     assert status["results"] == f"pvc://{RESULTS_CLAIM}/example"
 
-    # The CSV files on the results volume under <analysis name>/, the same as in the ConfigMap <name>-results.
+    # The CSV files and report.html on the results volume under <analysis name>/, the same as in the ConfigMap
+    # <name>-results.
     files = result_files(volumes.results / "example")
-    assert set(files) == {INFERENCE_CSV, GPU_CSV, SERVER_ONLY_CSV}
+    assert set(files) == {INFERENCE_CSV, GPU_CSV, SERVER_ONLY_CSV, REPORT_HTML}
     assert kubectl.get("configmap", "example-results", "-n", namespace)["data"] == files
     assert files[INFERENCE_CSV].splitlines()[0] == INFERENCE_HEADER
     assert files[GPU_CSV].splitlines()[0] == GPU_HEADER
@@ -178,6 +182,15 @@ def test_profiles_the_example_models_and_writes_the_results(
     gpu_points = {(r["Model"], int(r["Batch"]), int(r["Concurrency"])) for r in csv_rows(files[GPU_CSV])}
     assert sorted(gpu_points) == EXAMPLE_PLAN
     assert [r["Model"] for r in csv_rows(files[SERVER_ONLY_CSV])] == ["triton-server"]
+    report = files[REPORT_HTML]
+    assert "<title>Model analysis: example: add_sub, matmul</title>" in report
+    assert report.count("<tr class=best data-point=") == 2  # one best point per model
+    found = re.search(r"<script type=application/json id=data>(.*?)</script>", report, re.S)
+    assert found, "report.html carries no data"
+    data = json.loads(found[1])
+    column = data["columns"].index("Throughput (infer/sec)")
+    shown = sorted(row[column] for row in data["rows"])
+    assert shown == pytest.approx(sorted(float(r["Throughput (infer/sec)"]) for r in inference), abs=1e-3)
 
     # The story in events.
     events = analyses.wait_events(
@@ -199,6 +212,12 @@ def test_profiles_the_example_models_and_writes_the_results(
     )  # fmt: skip
     assert cli.returncode == 0, cli.stderr
     assert cli.stdout == files[INFERENCE_CSV]
+    page = subprocess.run(
+        [str(MODEL_ANALYZER), "results", "example", "-n", namespace, "--format", "html"],
+        env=cluster.env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert page.returncode == 0, page.stderr
+    assert page.stdout == report
 
     # Deleting the analysis takes its ConfigMap along; the files on the user's volume stay.
     uid = obj["metadata"]["uid"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import re
 import shutil
@@ -121,7 +122,7 @@ PLANNED = [
 def test_sweep_exits_0_and_writes_the_three_csv_files(sweep_run: SweepRun) -> None:
     assert sweep_run.proc.returncode == 0, sweep_run.proc.stderr
     assert "Traceback" not in sweep_run.proc.stderr
-    for name in (INFERENCE, GPU, SERVER_ONLY, "analysis.json"):
+    for name in (INFERENCE, GPU, SERVER_ONLY, "analysis.json", "report.html"):
         assert (sweep_run.export / name).is_file(), name
     assert not list(sweep_run.export.glob(".*.tmp")), "a temporary file was left behind"
 
@@ -200,8 +201,19 @@ def test_the_started_server_is_gone_and_was_stopped_cleanly(sweep_run: SweepRun)
 def test_exported_files_get_the_usual_mode(sweep_run: SweepRun) -> None:
     mask = os.umask(0)
     os.umask(mask)
-    for name in (INFERENCE, GPU, SERVER_ONLY, "analysis.json"):
+    for name in (INFERENCE, GPU, SERVER_ONLY, "analysis.json", "report.html"):
         assert (sweep_run.export / name).stat().st_mode & 0o777 == 0o666 & ~mask, name
+
+
+def test_the_report_holds_every_planned_point(sweep_run: SweepRun) -> None:
+    page = (sweep_run.export / "report.html").read_text()
+    found = re.search(r"<script type=application/json id=data>(.*?)</script>", page, re.S)
+    assert found, "report.html carries no data"
+    data = json.loads(found[1])
+    model, batch, concurrency = (data["columns"].index(c) for c in ("Model", "Batch", "Concurrency"))
+    shown = [(data["strings"][row[model]], row[batch], row[concurrency]) for row in data["rows"]]
+    assert shown == PLANNED
+    assert "<b>add_sub/b16/c1</b> skipped" in page and "No GPU metrics" in page
 
 
 def test_the_table_is_printed_on_stdout(sweep_run: SweepRun) -> None:

@@ -17,6 +17,7 @@ from modelanalysis.core.perf import PerfMeasurement
 from modelanalysis.core.spec import MeasurementSettings, Protocol
 from modelanalysis.core.sweep import Point
 from modelanalysis.kube import names, objects
+from modelanalysis.kube.reconcile import report_left_out
 from modelanalysis.kube.resource import ModelAnalysisSpec
 from modelanalysis.kube.settings import OperatorSettings
 
@@ -288,6 +289,17 @@ def test_results_writer_copies_the_configmap_into_the_claim_folder() -> None:
     assert mounts["results-in"]["readOnly"] is True
     assert c["command"] == ["model-analyzer", "copy-results"]
     assert c["args"] == [mounts["results-in"]["mountPath"], f"{mounts['results-out']['mountPath']}/runs/example"]
+
+
+def test_a_configmap_holds_at_most_a_mebibyte_of_files() -> None:
+    assert objects.fits_in_configmap({"report.html": "x" * (1024 * 1024 - 32 * 1024)})
+    assert not objects.fits_in_configmap({"a.csv": "x" * (600 * 1024), "report.html": "é" * (220 * 1024)})  # bytes
+
+
+def test_a_report_left_out_of_the_configmap_says_how_to_get_it() -> None:
+    note = report_left_out("example", 700 * 1024)
+    assert "report.html (700 KiB) is not in ConfigMap example-results" in note
+    assert "model-analyzer results example --format html" in note
 
 
 def test_results_configmap_holds_the_files() -> None:

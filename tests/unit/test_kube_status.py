@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from modelanalysis.cli_cluster import result_from_body
+from modelanalysis.core.html_report import report_data
 from modelanalysis.core.perf import parse_perf_analyzer_csv
 from modelanalysis.core.report import csv_files
 from modelanalysis.core.results import AnalysisResult, ModelOutcome, ModelStatus, PointResult, PointStatus
@@ -803,3 +806,38 @@ def test_a_new_generation_deletes_the_children_of_the_others() -> None:
     assert stale_children(children, 2) == ["example-g1-triton", "example-g3-x", "odd"]
     assert stale_children([child("example-g2-triton", 2)], 2) == []
     assert stale_children([], 2) == []
+
+
+# ---- the HTML report from status ----------------------------------------------------------------------------
+
+
+def test_the_report_from_status_shows_the_clis_table_and_best_points() -> None:
+    """The operator renders report.html from status: the same rows and the same best points as the CLI's."""
+    original = original_result()
+    from_status = analysis_result(status_of(original), original.triton_version)
+    want, got = report_data(original), report_data(from_status)
+    for key in ("columns", "rows", "strings", "gpus", "pointGpus", "baseline", "best", "empty"):
+        assert got[key] == want[key], key
+
+
+def test_analysis_result_takes_the_runs_times_from_status() -> None:
+    status = status_of(original_result())
+    status.started_at, status.finished_at = "2026-11-23T07:23:34Z", "2026-11-23T07:24:26Z"
+    back = analysis_result(status, "24.08-py3")
+    assert back.started_at == datetime(2026, 11, 23, 7, 23, 34, tzinfo=UTC).timestamp()
+    assert back.finished_at is not None and back.finished_at - back.started_at == 52
+    status.started_at, status.finished_at = None, "not a time"
+    back = analysis_result(status, "24.08-py3")
+    assert back.started_at is None and back.finished_at is None
+
+
+def test_cli_rebuilds_the_result_from_a_resource_body() -> None:
+    original = original_result()
+    status = status_of(original)
+    status.triton_image = "registry.local/tritonserver:24.05-py3"
+    body = {"spec": {"triton": {}}, "status": status.wire()}
+    assert result_from_body(body).triton_version == "24.05-py3"  # the image's tag when the spec names none
+    body["spec"] = {"triton": {"version": "24.08-py3"}}
+    rebuilt = result_from_body(body)
+    assert rebuilt.triton_version == "24.08-py3"
+    assert csv_files(rebuilt) == csv_files(analysis_result(status, "24.08-py3"))

@@ -60,7 +60,8 @@ def _model_columns(outcome: ModelOutcome | None) -> dict[str, Any]:
     }
 
 
-def _inference_row(p: PointResult, outcome: ModelOutcome | None) -> dict[str, Any]:
+def inference_row(p: PointResult, outcome: ModelOutcome | None) -> dict[str, Any]:
+    """One point as metrics-model-inference.csv's row (the HTML report's table uses it too)."""
     gpus = p.resources.gpus if p.resources else []
     perf = p.perf
     return {
@@ -133,7 +134,7 @@ def _gpu_rows(p: PointResult, outcome: ModelOutcome | None) -> list[dict[str, An
 
 
 def inference_frame(result: AnalysisResult) -> pd.DataFrame:
-    rows = [_inference_row(p, result.outcome(p.model)) for p in result.points]
+    rows = [inference_row(p, result.outcome(p.model)) for p in result.points]
     return pd.DataFrame(rows, columns=INFERENCE_COLUMNS)
 
 

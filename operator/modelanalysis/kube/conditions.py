@@ -32,6 +32,16 @@ def now_rfc3339() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def rfc3339_seconds(text: str | None) -> float | None:
+    """Seconds since the epoch of an RFC 3339 time written by now_rfc3339 (None if absent or unreadable)."""
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
 def short(text: str | None, limit: int = MAX_MESSAGE) -> str | None:
     if text is None:
         return None
@@ -205,6 +215,8 @@ def analysis_result(status: ModelAnalysisStatus, triton_version: str) -> Analysi
     return AnalysisResult(
         triton_version=triton_version,
         server_version=status.server_version or "",
+        started_at=rfc3339_seconds(status.started_at),
+        finished_at=rfc3339_seconds(status.finished_at),
         baseline=ResourceMetrics(
             gpus=_gpu_metrics(baseline.gpus),
             max_cpu_utilization_pct=baseline.cpu_util,

@@ -331,8 +331,17 @@ def load_generator_job(
     return job
 
 
+# A ConfigMap holds at most 1 MiB of data (the API server refuses more); the margin leaves room for its keys
+# and metadata.
+CONFIGMAP_DATA_LIMIT = 1024 * 1024 - 16 * 1024
+
+
+def fits_in_configmap(files: dict[str, str]) -> bool:
+    return sum(len(k.encode()) + len(v.encode()) for k, v in files.items()) <= CONFIGMAP_DATA_LIMIT
+
+
 def results_configmap(name: str, namespace: str, generation: int, files: dict[str, str]) -> dict[str, Any]:
-    """The CSV files of an analysis; where no results claim is given, this is where they stay."""
+    """The CSV files and report.html of an analysis; where no results claim is given, this is where they stay."""
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from modelanalysis.adapters.dcgm_prometheus import DcgmMemoryUtilization
 from modelanalysis.adapters.triton_control import TritonControl, TritonUnreachable
+from modelanalysis.core.html_report import REPORT_HTML, render_html
 from modelanalysis.core.perf import PerfMeasurement, PointMeasurementError
 from modelanalysis.core.report import csv_files
 from modelanalysis.core.results import AnalysisResult, ModelStatus, Placement, PointStatus
@@ -46,6 +47,14 @@ from modelanalysis.kube.resource import (
 )
 from modelanalysis.kube.settings import OperatorSettings
 from modelanalysis.kube.transitions import event_for, progress_message
+
+
+def report_left_out(name: str, size: int) -> str:
+    return (
+        f"report.html ({size // 1024} KiB) is not in ConfigMap {names.results_configmap_name(name)} (nor the results "
+        f"claim): with the CSV files it would pass the 1 MiB a ConfigMap holds. `model-analyzer results {name} "
+        "--format html` renders it from this status."
+    )
 
 
 class Stopped(Protocol):
@@ -512,10 +521,16 @@ class AnalysisRun:
             )
 
     def write_results(self, spec: ModelAnalysisSpec) -> None:
-        self.set_phase(Phase.WRITING_RESULTS, "writing CSV files")
+        self.set_phase(Phase.WRITING_RESULTS, "writing CSV files and report.html")
         self.save()
         result = analysis_result(self.status, spec.triton.version or self.settings.default_triton_version)
+        result.finished_at = result.finished_at or time.time()  # the report says how long it took
         files = csv_files(result)
+        report = render_html(result, title=self.name)
+        if objects.fits_in_configmap({**files, REPORT_HTML: report}):
+            files[REPORT_HTML] = report
+        else:
+            self.status.notes = [*(self.status.notes or []), report_left_out(self.name, len(report))]
         self.create_child(objects.results_configmap(self.name, self.namespace, self.generation, files))
         self.status.results = f"configmap/{names.results_configmap_name(self.name)}"
         if spec.results.pvc is None:
@@ -532,7 +547,8 @@ class AnalysisRun:
             )
             raise AnalysisFailed(
                 Reason.RESULTS_WRITE_FAILED,
-                f"could not write the CSV files to claim {spec.results.pvc.claim_name}: {message or 'the Job failed'}; "
+                f"could not write the result files to claim {spec.results.pvc.claim_name}: "
+                f"{message or 'the Job failed'}; "
                 f"they are kept in ConfigMap {names.results_configmap_name(self.name)}",
             )
         self.api.delete("Job", self.namespace, manifest["metadata"]["name"])
