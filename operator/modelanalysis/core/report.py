@@ -9,8 +9,10 @@ from typing import Any
 
 import pandas as pd
 
-from modelanalysis.core.results import AnalysisResult, ModelOutcome, PointResult, PointStatus
+from modelanalysis.core.objectives import satisfies
+from modelanalysis.core.results import AnalysisResult, ModelOutcome, PointResult
 from modelanalysis.core.server_metrics import GpuMetrics
+from modelanalysis.core.spec import Constraints
 
 INFERENCE_CSV = "metrics-model-inference.csv"
 GPU_CSV = "metrics-model-gpu.csv"
@@ -60,7 +62,11 @@ def _model_columns(outcome: ModelOutcome | None) -> dict[str, Any]:
     }
 
 
-def _inference_row(p: PointResult, outcome: ModelOutcome | None) -> dict[str, Any]:
+def _satisfies(p: PointResult, constraints: Constraints) -> str:
+    return "Yes" if satisfies(p, constraints) else "No"
+
+
+def _inference_row(p: PointResult, outcome: ModelOutcome | None, constraints: Constraints) -> dict[str, Any]:
     gpus = p.resources.gpus if p.resources else []
     perf = p.perf
     return {
@@ -69,8 +75,7 @@ def _inference_row(p: PointResult, outcome: ModelOutcome | None) -> dict[str, An
         "Concurrency": p.concurrency,
         **_model_columns(outcome),
         "Max Batch Size": outcome.max_batch_size if outcome else None,
-        # No constraints can be given yet, so every measured point satisfies them.
-        "Satisfies Constraints": "Yes" if p.status == PointStatus.MEASURED else "No",
+        "Satisfies Constraints": _satisfies(p, constraints),
         "Throughput (infer/sec)": perf.throughput_infer_per_sec if perf else None,
         "p99 Latency (ms)": perf.latency_p99_ms if perf else None,
         "p50 Latency (ms)": perf.latency_p50_ms if perf else None,
@@ -107,13 +112,13 @@ def _yes_no(value: bool | None) -> str:
     return "" if value is None else ("Yes" if value else "No")
 
 
-def _gpu_rows(p: PointResult, outcome: ModelOutcome | None) -> list[dict[str, Any]]:
+def _gpu_rows(p: PointResult, outcome: ModelOutcome | None, constraints: Constraints) -> list[dict[str, Any]]:
     base = {
         "Model": p.model,
         "Batch": p.batch_size,
         "Concurrency": p.concurrency,
         **_model_columns(outcome),
-        "Satisfies Constraints": "Yes" if p.status == PointStatus.MEASURED else "No",
+        "Satisfies Constraints": _satisfies(p, constraints),
     }
     gpus = p.resources.gpus if p.resources else []
     if not gpus:
@@ -133,12 +138,12 @@ def _gpu_rows(p: PointResult, outcome: ModelOutcome | None) -> list[dict[str, An
 
 
 def inference_frame(result: AnalysisResult) -> pd.DataFrame:
-    rows = [_inference_row(p, result.outcome(p.model)) for p in result.points]
+    rows = [_inference_row(p, result.outcome(p.model), result.constraints) for p in result.points]
     return pd.DataFrame(rows, columns=INFERENCE_COLUMNS)
 
 
 def gpu_frame(result: AnalysisResult) -> pd.DataFrame:
-    rows = [row for p in result.points for row in _gpu_rows(p, result.outcome(p.model))]
+    rows = [row for p in result.points for row in _gpu_rows(p, result.outcome(p.model), result.constraints)]
     return pd.DataFrame(rows, columns=GPU_COLUMNS)
 
 

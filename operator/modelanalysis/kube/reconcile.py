@@ -27,6 +27,7 @@ from modelanalysis.kube import names, objects, policy
 from modelanalysis.kube.api import KubeApi
 from modelanalysis.kube.conditions import (
     analysis_result,
+    best_status,
     compact_baseline,
     compact_point,
     model_entry,
@@ -442,6 +443,9 @@ class AnalysisRun:
         self.status.baseline = compact_baseline(result.baseline) if result.baseline else None
         self.status.models = [model_entry(m) for m in result.models] or None
         self.status.points = [compact_point(p) for p in result.points] or None
+        if result.best is not None:
+            self.status.best = best_status(result.best.overall) if result.best.overall else None
+            self.status.best_per_model = [best_status(b) for b in result.best.per_model] or None
         self.update_progress(event.total)
         message = progress_message(event)
         if message:
@@ -515,6 +519,7 @@ class AnalysisRun:
         self.set_phase(Phase.WRITING_RESULTS, "writing CSV files")
         self.save()
         result = analysis_result(self.status, spec.triton.version or self.settings.default_triton_version)
+        result.objective, result.constraints = spec.objective, spec.constraints  # for Satisfies Constraints
         files = csv_files(result)
         self.create_child(objects.results_configmap(self.name, self.namespace, self.generation, files))
         self.status.results = f"configmap/{names.results_configmap_name(self.name)}"
