@@ -29,7 +29,14 @@ from modelanalysis.adapters.triton_server import TritonEndpoints, TritonServerPr
 from modelanalysis.cli_common import console, explain, fail, parse_int_list, with_measurement_options
 from modelanalysis.core.perf import PerfMeasurement
 from modelanalysis.core.results import AnalysisResult, ModelStatus, PointResult, PointStatus, local_placement
-from modelanalysis.core.spec import DEFAULT_TRITON_VERSION, MeasurementSettings, ModelTarget, SweepSpec
+from modelanalysis.core.spec import (
+    DEFAULT_TRITON_VERSION,
+    Constraints,
+    MeasurementSettings,
+    ModelTarget,
+    Objective,
+    SweepSpec,
+)
 from modelanalysis.core.sweep import Point
 from modelanalysis.engine import EngineEvent, EventKind, SweepEngine
 
@@ -146,6 +153,20 @@ def profile(
     perf_analyzer_path: Annotated[
         Path | None, typer.Option(help="perf_analyzer binary (default: on PATH, else next to this Python).")
     ] = None,
+    objective: Annotated[
+        Objective, typer.Option(help="How the best point is chosen among those within the constraints.")
+    ] = Objective.MAXIMIZE_THROUGHPUT,
+    latency_budget: Annotated[
+        float | None, typer.Option("--latency-budget", metavar="MS", help="Constraint: p99 latency at most MS.")
+    ] = None,
+    min_throughput: Annotated[
+        float | None,
+        typer.Option("--min-throughput", metavar="INFER/SEC", help="Constraint: throughput at least this."),
+    ] = None,
+    max_gpu_memory: Annotated[
+        float | None,
+        typer.Option("--max-gpu-memory", metavar="MB", help="Constraint: GPU memory used at most MB (where measured)."),
+    ] = None,
     *,
     measurement: MeasurementSettings,
 ) -> None:
@@ -156,6 +177,14 @@ def profile(
             batch_sizes=parse_int_list("--batch", batch),
             concurrency=parse_int_list("--concurrency", concurrency),
             measurement=measurement,
+            objective=objective,
+            constraints=Constraints.model_validate(
+                {
+                    "p99LatencyMs": None if latency_budget is None else {"max": latency_budget},
+                    "throughputInferPerSec": None if min_throughput is None else {"min": min_throughput},
+                    "gpuMemoryMB": None if max_gpu_memory is None else {"max": max_gpu_memory},
+                }
+            ),
         )
     except ValidationError as exc:
         raise fail(f"invalid options: {explain(exc)}") from None
@@ -286,6 +315,26 @@ def run_profile(
         ).run(result)
 
 
+def print_best(result: AnalysisResult) -> None:
+    """The answer, last: the point to deploy per model and overall, and why (on stdout, after the table)."""
+    best = result.best
+    if best is None or best.overall is None:
+        return
+    out = Console(soft_wrap=True)
+    if len(best.per_model) > 1:
+        for b in best.per_model:
+            mark = "" if b.satisfies_constraints else " [yellow](none satisfies the constraints)[/]"
+            out.print(f"Best for {b.model}: batch {b.batch_size}, concurrency {b.concurrency}{mark}: {b.why}",
+                      highlight=False)  # fmt: skip
+    overall = best.overall
+    label = "Best" if overall.satisfies_constraints else "[yellow]No point satisfies the constraints[/]; closest"
+    out.print(
+        f"{label}: {overall.model} batch {overall.batch_size} concurrency {overall.concurrency} "
+        f"({best.objective.value}): {overall.why}",
+        highlight=False,
+    )
+
+
 def finish(result: AnalysisResult, export_path: Path | None) -> None:
     """Print the table and notes, write the files, and exit non-zero if anything failed."""
     out = Console()
@@ -304,6 +353,7 @@ def finish(result: AnalysisResult, export_path: Path | None) -> None:
             console.print(f"skipped {skipped.point.key}: {skipped.reason}", highlight=False)
     for note in result.notes:
         console.print(f"note: {note}", highlight=False)
+    print_best(result)
     unconverged = [p for p in result.points if p.perf is not None and p.perf.converged is False]
     if unconverged:
         console.print(

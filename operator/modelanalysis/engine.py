@@ -28,6 +28,7 @@ from enum import StrEnum
 from modelanalysis.adapters.dcgm_prometheus import DcgmMemoryUtilization, PrometheusQueryError
 from modelanalysis.adapters.metrics_sampler import MetricsSampler
 from modelanalysis.adapters.triton_control import ModelLoadError, TritonControl
+from modelanalysis.core.objectives import choose_best
 from modelanalysis.core.perf import PerfMeasurement, PointMeasurementError
 from modelanalysis.core.results import (
     AnalysisResult,
@@ -140,6 +141,8 @@ class SweepEngine:
     # -- bookkeeping ---------------------------------------------------------------------------------
     def _record(self, kind: EventKind, model: str = "", point: Point | None = None, message: str = "",
                 result: PointResult | None = None) -> None:  # fmt: skip
+        # The answer so far, so a journal that keeps it (status, analysis.json) always holds the current best.
+        self.result.best = choose_best(self.result.points, self.spec.objective, self.spec.constraints)
         done = len(self.result.points)
         total = expected_point_count(self.spec, self.result)
         self.journal(EngineEvent(kind, done, total, model, point, message, result), self.result)
@@ -152,6 +155,7 @@ class SweepEngine:
     def run(self, result: AnalysisResult) -> AnalysisResult:
         """Measure whatever `result` still lacks; it is filled in place, so a stopped run keeps what it measured."""
         self.result = result
+        result.objective, result.constraints = self.spec.objective, self.spec.constraints
         if result.started_at is None:
             result.started_at = time.time()
         if self.memory_utilization is None:
@@ -167,6 +171,7 @@ class SweepEngine:
                 continue
             self.checkpoint()
             self.profile_model(model)
+        result.best = choose_best(result.points, self.spec.objective, self.spec.constraints)
         result.finished_at = time.time()
         return result
 

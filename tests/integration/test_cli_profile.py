@@ -453,3 +453,37 @@ def test_a_server_that_dies_mid_run_ends_the_run_with_one_sentence(
     assert_measured(after[0])
     assert all(row["Status"] == "Failed" and row["Error"] for row in after[len(before) :])
     assert "matmul" not in {row["Model"] for row in after}
+
+
+# --- objectives and constraints: the answer at the end of `profile` ------------------------------------------
+
+
+def test_constraints_judge_every_point_and_the_best_is_printed_and_saved(
+    run_cli: RunCli, no_leftover_triton: Path, tmp_path: Path, fast_flags: list[str]
+) -> None:
+    # A budget no point on any machine breaks (60 s p99) and one that every point breaks (a billion infer/sec)
+    # are the two bounds whose outcome does not depend on this machine's speed.
+    export = tmp_path / "best"
+    proc = run_cli("profile", "--model-folder", no_leftover_triton, "--model-names", "add_sub", "--concurrency",
+                   "1,2", *fast_flags, "--latency-budget", "60000", "--export", "--export-path", export)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rows = read_csv(export / INFERENCE)
+    assert [r["Satisfies Constraints"] for r in rows] == ["Yes", "Yes"]
+    result = AnalysisResult.model_validate_json((export / "analysis.json").read_text())
+    assert result.constraints.p99_latency_ms is not None and result.constraints.p99_latency_ms.max == 60000
+    assert result.best is not None and result.best.overall is not None
+    best = result.best.overall
+    fastest = max(rows, key=lambda r: float(r["Throughput (infer/sec)"]))
+    assert (best.model, best.concurrency) == ("add_sub", int(fastest["Concurrency"]))
+    assert best.satisfies_constraints and best.throughput_ci_low is not None
+    assert f"Best: add_sub batch 1 concurrency {best.concurrency} (maximize-throughput)" in proc.stdout
+    assert "highest throughput of the 2 points within the constraints" in proc.stdout
+
+    export = tmp_path / "none"
+    proc = run_cli("profile", "--model-folder", no_leftover_triton, "--model-names", "add_sub", *fast_flags,
+                   "--min-throughput", "1000000000", "--export", "--export-path", export)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr  # nothing failed: the answer is that nothing fits
+    assert [r["Satisfies Constraints"] for r in read_csv(export / INFERENCE)] == ["No"]
+    assert "No point satisfies the constraints; closest: add_sub batch 1 concurrency 1" in proc.stdout
+    assert "closest: throughput" in proc.stdout
+    assert wait_until_gone(no_leftover_triton) == {}

@@ -13,7 +13,7 @@ from modelanalysis.adapters.triton_control import ModelConfigSummary, ModelLoadE
 from modelanalysis.core.perf import PerfMeasurement, PointMeasurementError
 from modelanalysis.core.results import AnalysisResult, ModelOutcome, ModelStatus, PointResult, PointStatus
 from modelanalysis.core.server_metrics import ResourceMetrics
-from modelanalysis.core.spec import MeasurementSettings, SweepSpec
+from modelanalysis.core.spec import Constraints, MeasurementSettings, SweepSpec
 from modelanalysis.core.sweep import Point
 from modelanalysis.engine import STABILITY_PERCENTAGE_NOTE, EngineEvent, EventKind, SweepEngine
 
@@ -227,3 +227,39 @@ def test_each_point_records_where_it_ran_and_a_busy_load_generator_is_noted() ->
     assert [p.placement.load_generator_node for p in result.points] == ["node-a", "node-b"]
     assert {p.placement.server_node for p in result.points} == {"gpu"}
     assert result.notes.count(LOAD_GENERATOR_BOTTLENECK_NOTE) == 1
+
+
+def test_the_result_carries_the_best_point_by_the_specs_objective_within_its_constraints() -> None:
+    # numbers(): throughput 100 x batch x concurrency; give p99 = concurrency ms so a budget cuts the climb.
+    def run(point: Point, settings: MeasurementSettings) -> PerfMeasurement:
+        return numbers(point).model_copy(update={"latency_p99_ms": float(point.concurrency)})
+
+    s = spec(["a", "b"], [1], [1, 2, 4, 8]).model_copy(
+        update={"constraints": Constraints.model_validate({"p99LatencyMs": {"max": 4}})}
+    )
+    snapshots: list[tuple[EventKind, str | None]] = []
+
+    def journal(event: EngineEvent, result: AnalysisResult) -> None:
+        best = result.best.overall if result.best else None
+        snapshots.append((event.kind, best.key if best else None))
+
+    triton = StandInTriton({"a": 8, "b": 8})
+    result = SweepEngine(s, triton, NO_METRICS, run, journal).run(AnalysisResult(triton_version="x"))  # type: ignore[arg-type]
+    assert result.best is not None and result.best.overall is not None
+    assert result.best.overall.key == "a/b1/c4"  # c8 breaks the 4 ms budget; a comes first among equals
+    assert result.best.overall.satisfies_constraints
+    assert [b.key for b in result.best.per_model] == ["a/b1/c4", "b/b1/c4"]
+    assert result.constraints == s.constraints and result.objective == s.objective
+    # The journal always sees the best so far: after a's first point it is that point.
+    assert ("point-measured", "a/b1/c1") in [(k.value, key) for k, key in snapshots]
+
+
+def test_when_no_point_satisfies_the_result_says_so_and_names_the_closest() -> None:
+    s = spec(["a"], [1], [1, 2]).model_copy(
+        update={"constraints": Constraints.model_validate({"throughputInferPerSec": {"min": 1000}})}
+    )
+    result = engine(s, StandInTriton({"a": 8}), Recorder()).run(AnalysisResult(triton_version="x"))
+    assert result.best is not None and result.best.overall is not None
+    assert result.best.overall.key == "a/b1/c2" and not result.best.overall.satisfies_constraints
+    closest = "no point satisfies the constraints; closest: throughput 200 < 1,000 (by 80%)"
+    assert result.best.overall.why.startswith(closest)

@@ -20,6 +20,7 @@ from modelanalysis.core.report import (
 )
 from modelanalysis.core.results import AnalysisResult, ModelOutcome, ModelStatus, PointResult, PointStatus
 from modelanalysis.core.server_metrics import GpuMetrics, ResourceMetrics
+from modelanalysis.core.spec import Constraints
 
 MA_INFERENCE_HEADER = (
     "Model,Batch,Concurrency,Model Config Path,Instance Group,Max Batch Size,Satisfies Constraints,"
@@ -230,3 +231,14 @@ def test_rows_keep_the_measured_order_and_text_with_commas_is_quoted() -> None:
     assert [(r["Batch"], r["Concurrency"]) for r in parsed] == [("4", "1"), ("1", "2"), ("8", "1")]
     assert parsed[2]["Error"] == 'perf_analyzer failed: "a, b" | c'
     assert all(len(r) == len(INFERENCE_COLUMNS) for r in parsed)
+
+
+def test_satisfies_constraints_is_judged_against_the_results_constraints() -> None:
+    # PERF's p99 is 2.603 ms; TWO_GPUS' busiest GPU used 1000.5 MB.
+    res = result(measured(concurrency=1), measured(concurrency=2, resources=TWO_GPUS), failed())
+    res.constraints = Constraints.model_validate({"p99LatencyMs": {"max": 3}, "gpuMemoryMB": {"max": 1000}})
+    assert [r["Satisfies Constraints"] for r in rows(csv_files(res)[INFERENCE_CSV])] == ["Yes", "No", "No"]
+    # The GPU file judges the point, not each GPU: both of the second point's rows say No.
+    assert [r["Satisfies Constraints"] for r in rows(csv_files(res)[GPU_CSV])] == ["Yes", "No", "No", "No"]
+    res.constraints = Constraints.model_validate({"p99LatencyMs": {"max": 2}})
+    assert [r["Satisfies Constraints"] for r in rows(csv_files(res)[INFERENCE_CSV])] == ["No", "No", "No"]

@@ -118,7 +118,7 @@ def report_data(result: AnalysisResult) -> dict[str, Any]:
     def intern(value: str) -> int:
         return strings.setdefault(value, len(strings))
 
-    table = [inference_row(p, result.outcome(p.model)) for p in result.points]
+    table = [inference_row(p, result.outcome(p.model), result.constraints) for p in result.points]
     # Text columns hold indexes into `strings`: model names, config paths and sentences repeat down a column.
     text_columns = {i for i, c in enumerate(INFERENCE_COLUMNS) if any(isinstance(row[c], str) for row in table)}
     rows = [

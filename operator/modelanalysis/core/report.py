@@ -9,8 +9,10 @@ from typing import Any
 
 import pandas as pd
 
-from modelanalysis.core.results import AnalysisResult, ModelOutcome, PointResult, PointStatus
+from modelanalysis.core.objectives import satisfies
+from modelanalysis.core.results import AnalysisResult, ModelOutcome, PointResult
 from modelanalysis.core.server_metrics import GpuMetrics
+from modelanalysis.core.spec import Constraints
 
 INFERENCE_CSV = "metrics-model-inference.csv"
 GPU_CSV = "metrics-model-gpu.csv"
@@ -60,7 +62,11 @@ def _model_columns(outcome: ModelOutcome | None) -> dict[str, Any]:
     }
 
 
-def inference_row(p: PointResult, outcome: ModelOutcome | None) -> dict[str, Any]:
+def _satisfies(p: PointResult, constraints: Constraints) -> str:
+    return "Yes" if satisfies(p, constraints) else "No"
+
+
+def inference_row(p: PointResult, outcome: ModelOutcome | None, constraints: Constraints) -> dict[str, Any]:
     """One point as metrics-model-inference.csv's row (the HTML report's table uses it too)."""
     gpus = p.resources.gpus if p.resources else []
     perf = p.perf
@@ -70,8 +76,7 @@ def inference_row(p: PointResult, outcome: ModelOutcome | None) -> dict[str, Any
         "Concurrency": p.concurrency,
         **_model_columns(outcome),
         "Max Batch Size": outcome.max_batch_size if outcome else None,
-        # No constraints can be given yet, so every measured point satisfies them.
-        "Satisfies Constraints": "Yes" if p.status == PointStatus.MEASURED else "No",
+        "Satisfies Constraints": _satisfies(p, constraints),
         "Throughput (infer/sec)": perf.throughput_infer_per_sec if perf else None,
         "p99 Latency (ms)": perf.latency_p99_ms if perf else None,
         "p50 Latency (ms)": perf.latency_p50_ms if perf else None,
@@ -108,13 +113,13 @@ def _yes_no(value: bool | None) -> str:
     return "" if value is None else ("Yes" if value else "No")
 
 
-def _gpu_rows(p: PointResult, outcome: ModelOutcome | None) -> list[dict[str, Any]]:
+def _gpu_rows(p: PointResult, outcome: ModelOutcome | None, constraints: Constraints) -> list[dict[str, Any]]:
     base = {
         "Model": p.model,
         "Batch": p.batch_size,
         "Concurrency": p.concurrency,
         **_model_columns(outcome),
-        "Satisfies Constraints": "Yes" if p.status == PointStatus.MEASURED else "No",
+        "Satisfies Constraints": _satisfies(p, constraints),
     }
     gpus = p.resources.gpus if p.resources else []
     if not gpus:
@@ -134,12 +139,12 @@ def _gpu_rows(p: PointResult, outcome: ModelOutcome | None) -> list[dict[str, An
 
 
 def inference_frame(result: AnalysisResult) -> pd.DataFrame:
-    rows = [inference_row(p, result.outcome(p.model)) for p in result.points]
+    rows = [inference_row(p, result.outcome(p.model), result.constraints) for p in result.points]
     return pd.DataFrame(rows, columns=INFERENCE_COLUMNS)
 
 
 def gpu_frame(result: AnalysisResult) -> pd.DataFrame:
-    rows = [row for p in result.points for row in _gpu_rows(p, result.outcome(p.model))]
+    rows = [row for p in result.points for row in _gpu_rows(p, result.outcome(p.model), result.constraints)]
     return pd.DataFrame(rows, columns=GPU_COLUMNS)
 
 

@@ -7,6 +7,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from modelanalysis.core.objectives import BestChoice
 from modelanalysis.core.perf import PerfMeasurement
 from modelanalysis.core.server_metrics import (
     ResourceMetrics,
@@ -15,7 +16,7 @@ from modelanalysis.core.server_metrics import (
     inference_rate,
     stable_span_seconds,
 )
-from modelanalysis.core.spec import SweepSpec
+from modelanalysis.core.spec import Constraints, Objective, SweepSpec
 from modelanalysis.core.sweep import Point, SkippedPoint, plan_model_points
 
 
@@ -127,6 +128,10 @@ class AnalysisResult(BaseModel):
     points: list[PointResult] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list, description="Things the user should know, said once.")
     interrupted: bool = False
+    # What the points are judged by, and the answer so far (core/objectives.py).
+    objective: Objective = Objective.MAXIMIZE_THROUGHPUT
+    constraints: Constraints = Field(default_factory=Constraints)
+    best: BestChoice | None = None
 
     def outcome(self, model: str) -> ModelOutcome | None:
         return next((m for m in self.models if m.name == model), None)

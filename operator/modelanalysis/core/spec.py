@@ -108,6 +108,39 @@ class ModelTarget(WireModel):
     name: str = Field(min_length=1, max_length=253, pattern=r"^[^/\s]+$", description="Model name in the repository.")
 
 
+class Objective(StrEnum):
+    """What makes one point better than another, among those that satisfy the constraints."""
+
+    MAXIMIZE_THROUGHPUT = "maximize-throughput"
+    MINIMIZE_LATENCY = "minimize-latency"  # p99
+
+
+class AtMost(WireModel):
+    max: float = Field(gt=0, le=1e12, description="The largest value allowed.")
+
+
+class AtLeast(WireModel):
+    min: float = Field(ge=0, le=1e12, description="The smallest value allowed.")
+
+
+class Constraints(WireModel):
+    """Bounds a point must stay within to count (Model Analyzer's constraints). A point breaking any of them is
+    recorded with Satisfies Constraints: No and is never the best, unless none satisfies (then the closest is
+    named, and said to be outside them)."""
+
+    p99_latency_ms: AtMost | None = Field(None, description="p99 latency budget, in ms.")
+    throughput_infer_per_sec: AtLeast | None = Field(None, description="Least throughput, in infer/sec.")
+    gpu_memory_mb: AtMost | None = Field(
+        None,
+        alias="gpuMemoryMB",
+        description="Most GPU memory the server may use during the point, in MB (judged only where measured).",
+    )
+
+    @property
+    def any(self) -> bool:
+        return any(v is not None for v in (self.p99_latency_ms, self.throughput_infer_per_sec, self.gpu_memory_mb))
+
+
 class SweepSpec(WireModel):
     """The models and the batch x concurrency points to measure each at."""
 
@@ -125,6 +158,12 @@ class SweepSpec(WireModel):
         description=f"Numbers of concurrent client requests to measure (each 1 to {MAX_CONCURRENCY}).",
     )
     measurement: MeasurementSettings = Field(default_factory=MeasurementSettings)
+    objective: Objective = Field(
+        Objective.MAXIMIZE_THROUGHPUT,
+        description="How the best point is chosen among those within the constraints: maximize-throughput or "
+        "minimize-latency (p99).",
+    )
+    constraints: Constraints = Field(default_factory=Constraints)
 
     @field_validator("batch_sizes", "concurrency")
     @classmethod

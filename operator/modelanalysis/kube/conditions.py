@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from modelanalysis.core.objectives import BestPoint
 from modelanalysis.core.perf import PerfMeasurement
 from modelanalysis.core.results import (
     AnalysisResult,
@@ -16,6 +17,7 @@ from modelanalysis.core.results import (
 from modelanalysis.core.server_metrics import GpuMetrics, ResourceMetrics
 from modelanalysis.core.sweep import Point, SkippedPoint
 from modelanalysis.kube.resource import (
+    BestStatus,
     CompactBaseline,
     CompactGpu,
     CompactPoint,
@@ -206,6 +208,21 @@ def model_entry(outcome: ModelOutcome) -> ModelStatusEntry:
             for s in outcome.skipped
         ]
         or None,
+    )
+
+
+def best_status(best: BestPoint) -> BestStatus:
+    return BestStatus(
+        model=best.model,
+        batch=best.batch_size,
+        concurrency=best.concurrency,
+        throughput=round(best.throughput_infer_per_sec, 3),
+        throughput_ci=_pair(best.throughput_ci_low, best.throughput_ci_high),
+        p99=round(best.latency_p99_ms, 3),
+        gpu_mem_mb=_r(best.gpu_memory_mb),
+        satisfies_constraints=best.satisfies_constraints,
+        why=short(best.why) or "",
+        summary=best.summary(),
     )
 
 

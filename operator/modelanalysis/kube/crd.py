@@ -143,6 +143,12 @@ def crd() -> dict[str, Any]:
                             "jsonPath": ".status.bestThroughput",
                             "description": "Highest throughput so far (infer/sec).",
                         },
+                        {
+                            "name": "Best",
+                            "type": "string",
+                            "jsonPath": ".status.best.summary",
+                            "description": "The point to deploy: best by spec.objective within spec.constraints.",
+                        },
                         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
                     ],
                     "schema": {

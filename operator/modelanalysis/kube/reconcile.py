@@ -28,6 +28,7 @@ from modelanalysis.kube import names, objects, policy
 from modelanalysis.kube.api import KubeApi
 from modelanalysis.kube.conditions import (
     analysis_result,
+    best_status,
     compact_baseline,
     compact_point,
     model_entry,
@@ -451,6 +452,9 @@ class AnalysisRun:
         self.status.baseline = compact_baseline(result.baseline) if result.baseline else None
         self.status.models = [model_entry(m) for m in result.models] or None
         self.status.points = [compact_point(p) for p in result.points] or None
+        if result.best is not None:
+            self.status.best = best_status(result.best.overall) if result.best.overall else None
+            self.status.best_per_model = [best_status(b) for b in result.best.per_model] or None
         self.update_progress(event.total)
         message = progress_message(event)
         if message:
@@ -525,6 +529,7 @@ class AnalysisRun:
         self.save()
         result = analysis_result(self.status, spec.triton.version or self.settings.default_triton_version)
         result.finished_at = result.finished_at or time.time()  # the report says how long it took
+        result.objective, result.constraints = spec.objective, spec.constraints  # for Satisfies Constraints
         files = csv_files(result)
         report = render_html(result, title=self.name)
         if objects.fits_in_configmap({**files, REPORT_HTML: report}):

@@ -364,6 +364,25 @@ class Condition(BaseModel):
     observed_generation: int | None = Field(None, alias="observedGeneration")
 
 
+class BestStatus(BaseModel):
+    """The point to deploy (core/objectives.py): the best within the constraints, or the closest when none is."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    model: str
+    batch: int
+    concurrency: int
+    throughput: float = Field(description="Throughput (infer/sec).")
+    throughput_ci: list[float] | None = Field(
+        None, alias="throughputCI", description="95% confidence interval of throughput: [low, high]."
+    )
+    p99: float = Field(description="p99 latency (ms).")
+    gpu_mem_mb: float | None = Field(None, alias="gpuMemMB", description="Max GPU memory used (MB), where measured.")
+    satisfies_constraints: bool = Field(alias="satisfiesConstraints")
+    why: str = Field(description="Why this point was chosen.")
+    summary: str = Field(description="One line: the point and what it gives (kubectl get's Best column).")
+
+
 class ModelAnalysisStatus(BaseModel):
     """Everything the operator knows about an analysis. Progress lives here, so a restarted operator
     resumes where it was: points already in `points` are never measured again."""
@@ -377,6 +396,10 @@ class ModelAnalysisStatus(BaseModel):
     points_done: int = Field(0, alias="pointsDone")
     points_total: int = Field(0, alias="pointsTotal")
     best_throughput: float | None = Field(None, alias="bestThroughput")
+    best: BestStatus | None = Field(None, description="The point to deploy, by spec.objective within spec.constraints.")
+    best_per_model: list[BestStatus] | None = Field(
+        None, alias="bestPerModel", description="The best point of each model."
+    )
     triton_pod: str | None = Field(None, alias="tritonPod")
     triton_image: str | None = Field(None, alias="tritonImage")
     load_generator_placement: str | None = Field(
