@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
+from modelanalysis.core.objectives import choose_best
 from modelanalysis.core.report import INFERENCE_COLUMNS, inference_row
 from modelanalysis.core.results import AnalysisResult, ModelStatus, PointResult, PointStatus
 from modelanalysis.core.server_metrics import ResourceMetrics
@@ -64,16 +65,11 @@ def _round(value: Any) -> Any:
 
 
 def best_points(result: AnalysisResult) -> dict[str, int]:
-    """Each model's best point (highest throughput among measured points), as an index into result.points."""
-    best: dict[str, int] = {}
-    for i, p in enumerate(result.points):
-        if p.status != PointStatus.MEASURED or p.perf is None:
-            continue
-        current = best.get(p.model)
-        current_perf = result.points[current].perf if current is not None else None
-        if current_perf is None or p.perf.throughput_infer_per_sec > current_perf.throughput_infer_per_sec:
-            best[p.model] = i
-    return best
+    """Each model's best point under the analysis's objective and constraints (the same choice the CLI and the
+    operator's status report), as an index into result.points."""
+    index = {p.point.key: i for i, p in enumerate(result.points)}
+    choice = choose_best(result.points, result.objective, result.constraints)
+    return {b.model: index[b.key] for b in choice.per_model if b.key in index}
 
 
 def gpu_uuids(result: AnalysisResult) -> list[str]:
@@ -227,7 +223,8 @@ def _best_table(result: AnalysisResult) -> str:
     best = best_points(result)
     if not best:
         return f"<p class=empty>{_e(NO_MEASURED_REASON)}</p>"
-    overall = max(best.values(), key=lambda i: result.points[i].perf.throughput_infer_per_sec)  # type: ignore[union-attr]
+    chosen = choose_best(result.points, result.objective, result.constraints).overall
+    overall = next((i for i, p in enumerate(result.points) if chosen and p.point.key == chosen.key), None)
     rows = []
     for model, index in best.items():
         p = result.points[index]
