@@ -25,6 +25,7 @@ import pytest
 from modelanalysis.core.html_report import render_html
 from modelanalysis.core.report import INFERENCE_CSV, csv_files
 from modelanalysis.core.results import AnalysisResult
+from modelanalysis.core.spec import Constraints
 from tests.report_samples import CPU_ANALYSIS, H100_ANALYSIS, load, synthetic_analysis
 
 pytestmark = pytest.mark.browser
@@ -104,6 +105,20 @@ def test_a_cpu_runs_report_draws_its_plots_and_shows_every_csv_row_as_written(op
     assert re.findall(r'<tr id="p(\d+)"[^>]*class="best"', dom) == ["4", "7"]  # add_sub b4 c2, matmul b1 c2
     # Error bars in each performance plot, one path per batch series: add_sub (2 batches), matmul (1).
     assert dom.count('class="bars"') == 3 * (2 + 1)
+
+
+def test_the_latency_budget_is_drawn_where_p99_is_on_an_axis_and_the_best_point_keeps_to_it(
+    open_report: Open,
+) -> None:
+    result = load(CPU_ANALYSIS)
+    result.constraints = Constraints.model_validate({"p99LatencyMs": {"max": 5.0}})
+    dom, _ = open_report(result, "budget")
+    # Per model: a vertical line in throughput vs p99, a horizontal one in p99 vs concurrency.
+    assert dom.count('<line class="budget"') == 2 * 2
+    best = [result.points[int(i)] for i in re.findall(r'<tr id="p(\d+)"[^>]*class="best"', dom)]
+    [add_sub] = [p for p in best if p.model == "add_sub"]
+    assert add_sub.perf is not None and add_sub.perf.latency_p99_ms <= 5.0  # b4 c2 at 4.24 ms, not b8's faster ones
+    assert [p.model for p in best] == ["add_sub", "matmul"]  # matmul has none under 5 ms: its closest is marked
 
 
 def test_the_h100_runs_report_draws_gpu_plots_with_the_baseline(open_report: Open) -> None:

@@ -246,3 +246,13 @@ def test_report_command_fails_with_one_sentence(
     run = CliRunner().invoke(cli.app, ["report", *args])
     assert run.exit_code == 1
     assert says in " ".join(run.output.split()) and "Traceback" not in run.output
+
+
+def test_the_p99_budget_travels_to_the_page_only_when_set() -> None:
+    from modelanalysis.core.html_report import report_data
+    from modelanalysis.core.spec import Constraints
+
+    result = load(CPU_ANALYSIS)
+    assert report_data(result)["p99Budget"] is None
+    result.constraints = Constraints.model_validate({"p99LatencyMs": {"max": 5.0}})
+    assert report_data(result)["p99Budget"] == 5.0

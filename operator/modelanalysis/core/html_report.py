@@ -146,6 +146,7 @@ def report_data(result: AnalysisResult) -> dict[str, Any]:
         if baseline
         else None,
         "best": sorted(best_points(result).values()),
+        "p99Budget": result.constraints.p99_latency_ms.max if result.constraints.p99_latency_ms else None,
         "empty": empty_reasons(result),
     }
 

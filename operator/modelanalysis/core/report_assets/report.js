@@ -88,6 +88,8 @@
       if (p.yLo !== null && p.yLo !== undefined) ys.push(p.yLo, p.yHi);
     });
     if (spec.base && spec.base.y !== null) ys.push(spec.base.y);
+    if (spec.budgetX !== null && spec.budgetX !== undefined) xs.push(spec.budgetX);
+    if (spec.budgetY !== null && spec.budgetY !== undefined) ys.push(spec.budgetY);
     var sx = axis(xs, spec.xKind || "zero"), sy = axis(ys, "zero");
     var pw = W - L - R, ph = H - T - B;
     function X(v) { return +(L + sx.f(v) * pw).toFixed(1); }
@@ -109,6 +111,15 @@
     if (spec.base && spec.base.y !== null) {
       el("line", {"class": "base", x1: L, x2: L + pw, y1: Y(spec.base.y), y2: Y(spec.base.y)}, svg, true);
       el("text", {x: L + pw - 4, y: Y(spec.base.y) - 4, "text-anchor": "end", text: spec.base.label}, svg, true);
+    }
+    // The p99 latency budget (spec.constraints), where the chart has p99 on an axis.
+    if (spec.budgetX !== null && spec.budgetX !== undefined) {
+      el("line", {"class": "budget", x1: X(spec.budgetX), x2: X(spec.budgetX), y1: T, y2: T + ph}, svg, true);
+      el("text", {"class": "budget", x: X(spec.budgetX) + 4, y: T + 12, text: "p99 budget"}, svg, true);
+    }
+    if (spec.budgetY !== null && spec.budgetY !== undefined) {
+      el("line", {"class": "budget", x1: L, x2: L + pw, y1: Y(spec.budgetY), y2: Y(spec.budgetY)}, svg, true);
+      el("text", {"class": "budget", x: L + 4, y: Y(spec.budgetY) - 4, text: "p99 budget"}, svg, true);
     }
     var legend = el("div", {"class": "legend"}, fig);
     spec.series.forEach(function (s, k) {
@@ -200,14 +211,14 @@
     el("h3", {text: model}, root);
     var box = el("div", {"class": "charts"}, root);
     chart(box, {title: "Throughput vs p99 latency", x: "p99 latency (ms)", y: "throughput (infer/sec)", xKind: "free",
-      series: byBatch(pts, function (p) {
+      budgetX: D.p99Budget, series: byBatch(pts, function (p) {
         var r = p.r;
         return pt(p, r[C.p99], r[C.tp], {xLo: r[C.p99Lo], xHi: r[C.p99Hi], yLo: r[C.tpLo], yHi: r[C.tpHi]});
       })});
     chart(box, {title: "Throughput vs concurrency", x: "concurrency", y: "throughput (infer/sec)", xKind: "conc",
       series: byBatch(pts, function (p) { return pt(p, p.conc, p.r[C.tp], {yLo: p.r[C.tpLo], yHi: p.r[C.tpHi]}); })});
     chart(box, {title: "p99 latency vs concurrency", x: "concurrency", y: "p99 latency (ms)", xKind: "conc",
-      series: byBatch(pts, function (p) { return pt(p, p.conc, p.r[C.p99], {yLo: p.r[C.p99Lo], yHi: p.r[C.p99Hi]}); })});
+      budgetY: D.p99Budget, series: byBatch(pts, function (p) { return pt(p, p.conc, p.r[C.p99], {yLo: p.r[C.p99Lo], yHi: p.r[C.p99Hi]}); })});
     var res = el("div", {"class": "charts"}, root);
     if (D.empty.gpu) note(res, D.empty.gpu);
     else {
