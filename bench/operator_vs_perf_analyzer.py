@@ -23,6 +23,7 @@ import importlib.util
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -244,6 +245,12 @@ def main() -> int:
     parser.add_argument("--batch", default="1,4,8")
     parser.add_argument("--concurrency", default="1,2,4")
     parser.add_argument("--measurement-interval", type=int, default=1000)
+    parser.add_argument(
+        "--vs-cli",
+        action="store_true",
+        help="compare with `model-analyzer profile` (the same engine, its own local Triton) instead of plain "
+        "perf_analyzer, at the engine's default measurement settings; writes operator-vs-cli.json",
+    )
     parser.add_argument("--fleet", type=int, default=100, help="analyses applied at once (0: skip)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
@@ -253,8 +260,12 @@ def main() -> int:
         models=[ModelTarget(name=m) for m in args.models.split(",")],
         batch_sizes=[int(b) for b in args.batch.split(",")],
         concurrency=[int(c) for c in args.concurrency.split(",")],
-        measurement=MeasurementSettings(measurement_interval_ms=args.measurement_interval),
+        measurement=MeasurementSettings() if args.vs_cli else MeasurementSettings(
+            measurement_interval_ms=args.measurement_interval
+        ),
     )
+    if args.vs_cli and args.out == DEFAULT_OUT:
+        args.out = DEFAULT_OUT.with_name("operator-vs-cli.json")
     perf_binary = find_perf_analyzer()
     result: dict[str, Any] = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -263,7 +274,31 @@ def main() -> int:
         "targets": {"wall_ratio": TARGET_WALL_RATIO, "pod_created_s": TARGET_POD_CREATED_S},
     }
 
+    def cli_run(tag: str) -> dict[str, Any]:
+        """The whole `model-analyzer profile` (it starts its own Triton): the CLI side of the same engine."""
+        log(f"CLI sweep ({tag})")
+        export = Path(f"/tmp/bench-cli-{tag}")
+        shutil.rmtree(export, ignore_errors=True)
+        started = time.monotonic()
+        proc = subprocess.run(
+            [str(Path(sys.executable).parent / "model-analyzer"), "profile", "--model-folder",
+             str(REPO / "examples" / "models"), "-m", args.models, "-b", args.batch, "-c", args.concurrency,
+             "--export", "--export-path", str(export)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        wall = time.monotonic() - started
+        points = []
+        if (export / "analysis.json").exists():
+            for p in json.loads((export / "analysis.json").read_text())["points"]:
+                perf = p.get("perf") or {}
+                points.append({"model": p["model"], "batch": p["batch_size"], "concurrency": p["concurrency"],
+                               "status": p["status"], "throughput": perf.get("throughput_infer_per_sec"),
+                               "converged": perf.get("converged"), "windows": perf.get("windows")})  # fmt: skip
+        return {"wall_s": wall, "exit": proc.returncode, "points": points}
+
     def plain_run(tag: str) -> dict[str, Any]:
+        if args.vs_cli:
+            return cli_run(tag)
         log(f"plain perf_analyzer sweep ({tag})")
         server = cli_bench.PlainServer(REPO / "examples" / "models", spec, Path(f"/tmp/bench-plain-{tag}.log"))
         with server.running() as running:
@@ -281,6 +316,7 @@ def main() -> int:
         result["sweep"] = {
             "plain_wall_s": [plain_before["wall_s"], plain_after["wall_s"]],
             "operator": operator,
+            "other_side": "model-analyzer profile (CLI)" if args.vs_cli else "plain perf_analyzer",
             "ratio_operator_to_plain": None if operator["wall_s"] is None else operator["wall_s"] / plain_wall,
             "plain_points": plain_before["points"],
         }
