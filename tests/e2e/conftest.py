@@ -335,7 +335,9 @@ class Analyses:
         header = lines[0]
         names = [n for n in header.split("  ") if n.strip()]
         columns = [n.strip() for n in names]
-        starts = [header.index(n.strip()) for n in names]
+        starts: list[int] = []
+        for n in names:  # in order: "BEST" is also the start of "BEST THROUGHPUT"
+            starts.append(header.index(n.strip(), starts[-1] + 1 if starts else 0))
         bounds = list(zip(starts, [*starts[1:], None], strict=True))
         rows = {}
         for line in lines[1:]:

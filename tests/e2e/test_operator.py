@@ -124,7 +124,7 @@ def test_profiles_the_example_models_and_writes_the_results(
             break
         assert time.monotonic() < deadline, f"not finished after 300 s: {row}"
         time.sleep(1.0)
-    assert columns == ["NAME", "PHASE", "PROGRESS", "BEST THROUGHPUT", "AGE"]
+    assert columns == ["NAME", "PHASE", "PROGRESS", "BEST THROUGHPUT", "BEST", "AGE"]
     assert row["PHASE"] == "Succeeded", row
     assert row["PROGRESS"] == "6/6", row
 
@@ -132,6 +132,10 @@ def test_profiles_the_example_models_and_writes_the_results(
     assert obj is not None
     status = obj["status"]
     assert float(row["BEST THROUGHPUT"]) == pytest.approx(status["bestThroughput"])
+    # The answer: the best point under the (default) objective, with no constraints every point qualifies.
+    best = status["best"]
+    assert row["BEST"] == best["summary"] and best["summary"].startswith(f"{best['model']}/b{best['batch']}/")
+    assert best["throughput"] == pytest.approx(status["bestThroughput"])
 
     # One row per planned point, each exactly once; matmul only at batch 1, its batch-4 points listed as skipped.
     assert sorted(point_keys(status)) == EXAMPLE_PLAN
