@@ -26,7 +26,14 @@ from modelanalysis.adapters.local_triton import TritonNotFound, find_local_trito
 from modelanalysis.adapters.perf_analyzer import PerfAnalyzerError, find_perf_analyzer, measure_point
 from modelanalysis.adapters.triton_control import TritonControl, TritonUnreachable
 from modelanalysis.adapters.triton_server import TritonEndpoints, TritonServerProcess, TritonStartError
-from modelanalysis.cli_common import console, explain, fail, parse_int_list, with_measurement_options
+from modelanalysis.cli_common import (
+    console,
+    explain,
+    fail,
+    parse_int_list,
+    with_measurement_options,
+    with_objective_options,
+)
 from modelanalysis.core.perf import PerfMeasurement
 from modelanalysis.core.results import AnalysisResult, ModelStatus, PointResult, PointStatus, local_placement
 from modelanalysis.core.spec import (
@@ -106,6 +113,7 @@ def export(result: AnalysisResult, export_path: Path) -> None:
 
 @app.command()
 @with_measurement_options
+@with_objective_options
 def profile(
     model_names: Annotated[
         str, typer.Option("--model-names", "-m", help="Comma-separated model names in the model folder.")
@@ -153,22 +161,10 @@ def profile(
     perf_analyzer_path: Annotated[
         Path | None, typer.Option(help="perf_analyzer binary (default: on PATH, else next to this Python).")
     ] = None,
-    objective: Annotated[
-        Objective, typer.Option(help="How the best point is chosen among those within the constraints.")
-    ] = Objective.MAXIMIZE_THROUGHPUT,
-    latency_budget: Annotated[
-        float | None, typer.Option("--latency-budget", metavar="MS", help="Constraint: p99 latency at most MS.")
-    ] = None,
-    min_throughput: Annotated[
-        float | None,
-        typer.Option("--min-throughput", metavar="INFER/SEC", help="Constraint: throughput at least this."),
-    ] = None,
-    max_gpu_memory: Annotated[
-        float | None,
-        typer.Option("--max-gpu-memory", metavar="MB", help="Constraint: GPU memory used at most MB (where measured)."),
-    ] = None,
     *,
     measurement: MeasurementSettings,
+    objective: Objective,
+    constraints: Constraints,
 ) -> None:
     """Measure each model at every batch x concurrency point, and the server alone (baseline)."""
     try:
@@ -178,13 +174,7 @@ def profile(
             concurrency=parse_int_list("--concurrency", concurrency),
             measurement=measurement,
             objective=objective,
-            constraints=Constraints.model_validate(
-                {
-                    "p99LatencyMs": None if latency_budget is None else {"max": latency_budget},
-                    "throughputInferPerSec": None if min_throughput is None else {"min": min_throughput},
-                    "gpuMemoryMB": None if max_gpu_memory is None else {"max": max_gpu_memory},
-                }
-            ),
+            constraints=constraints,
         )
     except ValidationError as exc:
         raise fail(f"invalid options: {explain(exc)}") from None

@@ -17,9 +17,9 @@ from rich.table import Table
 
 from modelanalysis.adapters.files import write_atomic
 from modelanalysis.adapters.perf_analyzer import PerfAnalyzerError, measure_point
-from modelanalysis.cli_common import explain, fail, parse_int_list, with_measurement_options
+from modelanalysis.cli_common import explain, fail, parse_int_list, with_measurement_options, with_objective_options
 from modelanalysis.core.results import AnalysisResult
-from modelanalysis.core.spec import MeasurementSettings
+from modelanalysis.core.spec import Constraints, MeasurementSettings, Objective
 from modelanalysis.core.sweep import Point
 from modelanalysis.kube.conditions import analysis_result
 from modelanalysis.kube.names import results_configmap_name
@@ -58,6 +58,8 @@ def build_manifest(
     triton_version: str | None,
     triton_image: str | None,
     measurement: MeasurementSettings,
+    objective: Objective = Objective.MAXIMIZE_THROUGHPUT,
+    constraints: Constraints | None = None,
 ) -> dict[str, Any]:
     repo: dict[str, Any]
     if model_repository.startswith("pvc://"):
@@ -80,6 +82,10 @@ def build_manifest(
     non_default = measurement.model_dump(mode="json", by_alias=True, exclude_defaults=True)
     if non_default:
         spec["measurement"] = non_default
+    if objective != Objective.MAXIMIZE_THROUGHPUT:
+        spec["objective"] = objective.value
+    if constraints is not None and constraints.any:
+        spec["constraints"] = constraints.model_dump(mode="json", by_alias=True, exclude_none=True)
     if results:
         spec["results"] = {"pvc": parse_pvc_url("--results", results)}
     try:
@@ -137,6 +143,7 @@ def analysis_from_cluster(name: str, namespace: str) -> AnalysisResult:
 def register(app: typer.Typer) -> None:
     @app.command()
     @with_measurement_options
+    @with_objective_options
     def manifest(
         name: Annotated[str, typer.Option(help="Name of the ModelAnalysis.")],
         model_repository: Annotated[str, typer.Option(help="pvc://CLAIM[/SUBPATH], s3://... or gs://...")],
@@ -156,6 +163,8 @@ def register(app: typer.Typer) -> None:
         triton_image: Annotated[str | None, typer.Option(help="Full Triton image; overrides --triton-version.")] = None,
         *,
         measurement: MeasurementSettings,
+        objective: Objective,
+        constraints: Constraints,
     ) -> None:
         """Print a ModelAnalysis manifest, for `kubectl apply -f -` or a GitOps repository."""
         body = build_manifest(
@@ -170,6 +179,8 @@ def register(app: typer.Typer) -> None:
             triton_version,
             triton_image,
             measurement,
+            objective,
+            constraints,
         )
         sys.stdout.write(yaml.safe_dump(body, sort_keys=False))
 
@@ -226,6 +237,9 @@ def register(app: typer.Typer) -> None:
         for _, row in frame.iterrows():
             table.add_row(*["" if pd.isna(row.get(c)) else str(row.get(c)) for c in columns])
         Console().print(table)
+        best = status.get("best") or {}
+        if best.get("summary"):
+            Console(soft_wrap=True).print(f"Best: {best['summary']} ({best.get('why', '')})", highlight=False)
 
     @app.command("perf-point", hidden=True)
     def perf_point(

@@ -12,7 +12,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from modelanalysis.core.spec import MeasurementSettings
+from modelanalysis.core.spec import Constraints, MeasurementSettings, Objective
 
 # soft_wrap: an error stays on one line when stderr is not a terminal (logs, CI).
 console = Console(stderr=True, soft_wrap=True)
@@ -86,6 +86,63 @@ def with_measurement_options(command: Command) -> Command:
             flag = MEASUREMENT_FLAGS.get(str(exc.errors()[0]["loc"][0]), "")
             raise fail(f"invalid options: {flag}: {exc.errors()[0]['msg']}") from None
         return command(*args, measurement=measurement, **kwargs)
+
+    wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = annotations
+    return cast(Command, wrapper)
+
+
+# The objective and constraint flags, shared by `profile` and `manifest`: (flag, metavar, help, wire path).
+CONSTRAINT_FLAGS: dict[str, tuple[str, str, str, tuple[str, str]]] = {
+    "latency_budget": ("--latency-budget", "MS", "Constraint: p99 latency at most MS.", ("p99LatencyMs", "max")),
+    "min_throughput": (
+        "--min-throughput", "INFER/SEC", "Constraint: throughput at least this.", ("throughputInferPerSec", "min")
+    ),
+    "max_gpu_memory": (
+        "--max-gpu-memory", "MB", "Constraint: GPU memory used at most MB (where measured).", ("gpuMemoryMB", "max")
+    ),
+}  # fmt: skip
+
+
+def with_objective_options(command: Command) -> Command:
+    """Give a typer command --objective and the constraint flags, and hand it `objective=` and `constraints=`
+    (a value the model refuses ends in a sentence, not a traceback)."""
+    hints = get_type_hints(command, include_extras=True)
+    signature = inspect.signature(command)
+    parameters = [
+        p.replace(annotation=hints.get(p.name, p.annotation))
+        for p in signature.parameters.values()
+        if p.name not in ("objective", "constraints")
+    ]
+    annotations = {name: hint for name, hint in hints.items() if name not in ("objective", "constraints")}
+    annotations["objective"] = Annotated[
+        Objective, typer.Option(help="How the best point is chosen among those within the constraints.")
+    ]
+    parameters.append(
+        inspect.Parameter("objective", inspect.Parameter.KEYWORD_ONLY, default=Objective.MAXIMIZE_THROUGHPUT,
+                          annotation=annotations["objective"])
+    )  # fmt: skip
+    for name, (flag, metavar, help_text, _) in CONSTRAINT_FLAGS.items():
+        annotations[name] = Annotated[float | None, typer.Option(flag, metavar=metavar, help=help_text)]
+        parameters.append(
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotations[name])
+        )
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        objective = kwargs.pop("objective")
+        wire: dict[str, dict[str, float]] = {}
+        for name, (_, _, _, (field, bound)) in CONSTRAINT_FLAGS.items():
+            value = kwargs.pop(name)
+            if value is not None:
+                wire[field] = {bound: value}
+        try:
+            constraints = Constraints.model_validate(wire)
+        except ValidationError as exc:
+            field = str(exc.errors()[0]["loc"][0])
+            flag = next((f for f, _, _, (wire_field, _) in CONSTRAINT_FLAGS.values() if wire_field == field), field)
+            raise fail(f"invalid options: {flag}: {exc.errors()[0]['msg']}") from None
+        return command(*args, objective=objective, constraints=constraints, **kwargs)
 
     wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
     wrapper.__annotations__ = annotations

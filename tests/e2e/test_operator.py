@@ -222,6 +222,12 @@ def test_profiles_the_example_models_and_writes_the_results(
     )  # fmt: skip
     assert page.returncode == 0, page.stderr
     assert page.stdout == report
+    table = subprocess.run(
+        [str(MODEL_ANALYZER), "results", "example", "-n", namespace],
+        env=cluster.env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert table.returncode == 0, table.stderr
+    assert f"Best: {best['summary']}" in table.stdout
 
     # Deleting the analysis takes its ConfigMap along; the files on the user's volume stay.
     uid = obj["metadata"]["uid"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from modelanalysis.core.spec import (
@@ -169,3 +170,22 @@ def test_batch_and_concurrency_have_an_upper_bound_named_in_the_message(field: s
         with pytest.raises(ValidationError) as refused:
             SweepSpec(models=models, **{field: [1, too_many]})
         assert f"less than or equal to {bound}" in str(refused.value)
+
+
+def test_manifest_takes_the_same_objective_and_constraint_flags_as_profile() -> None:
+    from typer.testing import CliRunner
+
+    from modelanalysis.cli import app
+
+    args = ["manifest", "--name", "a", "--model-repository", "pvc://m", "--model-names", "x"]
+    out = CliRunner().invoke(app, [*args, "--objective", "minimize-latency", "--latency-budget", "20",
+                                   "--max-gpu-memory", "16000"])  # fmt: skip
+    assert out.exit_code == 0, out.output
+    body = yaml.safe_load(out.output)
+    assert body["spec"]["objective"] == "minimize-latency"
+    assert body["spec"]["constraints"] == {"p99LatencyMs": {"max": 20.0}, "gpuMemoryMB": {"max": 16000.0}}
+    plain = yaml.safe_load(CliRunner().invoke(app, args).output)
+    assert "objective" not in plain["spec"] and "constraints" not in plain["spec"]  # defaults stay out
+    for command in (args, ["profile", "--triton-url", "127.0.0.1:1", "-m", "x"]):
+        refused = CliRunner().invoke(app, [*command, "--latency-budget", "-3"])
+        assert refused.exit_code == 1 and "--latency-budget:" in refused.output, refused.output
