@@ -228,6 +228,21 @@ def test_profiles_the_example_models_and_writes_the_results(
     )  # fmt: skip
     assert table.returncode == 0, table.stderr
     assert f"Best: {best['summary']}" in table.stdout
+    # `model-analyzer report --name` renders the page again from the resource itself.
+    again = subprocess.run(
+        [str(MODEL_ANALYZER), "report", "--name", "example", "-n", namespace, "-o", "-"],
+        env=cluster.env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.lstrip().lower().startswith("<!doctype html") and "</html>" in again.stdout
+    def page_data(page: str) -> Json:
+        found = re.search(r'<script[^>]*id="?data"?[^>]*>(.*?)</script>', page, re.S)
+        assert found, page[:500]
+        return dict(json.loads(found[1]))
+
+    written, rendered = page_data(report), page_data(again.stdout)
+    for key in ("rows", "best", "baseline"):  # the same points, the same best, the same baseline
+        assert rendered[key] == written[key], key
 
     # Deleting the analysis takes its ConfigMap along; the files on the user's volume stay.
     uid = obj["metadata"]["uid"]
