@@ -17,7 +17,9 @@ from modelanalysis.core.server_metrics import (
     ServerSample,
     aggregate_window,
     inference_rate,
+    inferences_counted,
     parse_triton_metrics,
+    server_inference_rate,
 )
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -277,3 +279,18 @@ def test_inference_rate_over_the_last_seconds_matches_perf_analyzers_stable_wind
     assert inference_rate(window, "m") == pytest.approx(140.0)
     # A window longer than the samples uses them all.
     assert inference_rate(window, "m", last_seconds=60.0) == pytest.approx(140.0)
+
+
+def test_the_servers_rate_over_several_runs_leaves_out_the_gaps_between_them() -> None:
+    # Two perf_analyzer runs of 1.5 s each at 200/s, with a 1 s gap between them (the next process starting).
+    # Over the whole point the count moves 600 in 4 s; over the load it is 600 in 3 s.
+    point = counts((0.0, 0), (0.5, 0), (1.0, 100), (1.5, 200), (2.0, 300), (2.5, 300), (3.0, 300),
+                   (3.5, 400), (4.0, 500), (4.5, 600), (5.0, 600))  # fmt: skip
+    assert server_inference_rate(point, "m", load_seconds=3.0, fallback_window_ms=500) == pytest.approx(200.0)
+    assert inferences_counted(point, "m") == 600
+    assert server_inference_rate(point, "other", load_seconds=3.0, fallback_window_ms=500) is None
+
+
+def test_a_result_without_its_load_time_falls_back_to_the_last_runs_span() -> None:
+    window = counts((0.0, 0), (1.0, 50), (2.0, 100), (3.0, 300), (4.0, 500), (5.0, 700))
+    assert server_inference_rate(window, "m", load_seconds=None, fallback_window_ms=1000) == pytest.approx(200.0)

@@ -179,7 +179,7 @@ def measure_point(
     cores, busy = load_generator_cpu(child_cpu() - cpu_started, run_wall, budget)
     return combine_runs(runs, verdict, point.batch_size, window_ms).model_copy(
         update={"load_generator_cpu_cores": cores, "load_generator_cpu_budget_cores": budget,
-                "load_generator_bottleneck": busy}
+                "load_generator_bottleneck": busy, "load_seconds": run_wall}
     )  # fmt: skip
 
 

@@ -72,6 +72,11 @@ class PerfMeasurement(BaseModel):
     windows: int | None = None  # measurement windows the numbers rest on (after warm-up)
     window_ms: int | None = None  # each window's length
     requests: int | None = None  # requests perf_analyzer sent and timed over the point
+    # How long load was applied: the wall time of every perf_analyzer run, warm-up and retried ones included.
+    # Its load is on from its start (about 50 ms in) to its end, and off between runs; its windows run longer
+    # than asked (a "500 ms" window lasts ~630 ms here), so this, not windows x window_ms, is the span Triton's
+    # own inference count over the point is divided by to give the server's view of the same throughput.
+    load_seconds: float | None = None
     converged: bool | None = None  # the throughput interval reached the precision asked for
     convergence: str | None = None  # why measuring stopped, in words
     # The load generator's own CPU use: perf_analyzer's CPU time over the time it ran (cores), the CPU it was

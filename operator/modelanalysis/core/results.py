@@ -13,8 +13,7 @@ from modelanalysis.core.server_metrics import (
     ResourceMetrics,
     ServerSample,
     aggregate_window,
-    inference_rate,
-    stable_span_seconds,
+    server_inference_rate,
 )
 from modelanalysis.core.spec import Constraints, Objective, SweepSpec
 from modelanalysis.core.sweep import Point, SkippedPoint, plan_model_points
@@ -91,10 +90,11 @@ class PointResult(BaseModel):
             error=error,
             perf=perf,
             resources=aggregate_window(samples),
-            server_throughput_infer_per_sec=inference_rate(
-                # Over the last run's windows: the span Triton's counter is compared with (a window may have been
-                # lengthened when the asked one was too short to hold a request).
-                samples, point.model, stable_span_seconds((perf.window_ms if perf else None) or measurement_interval_ms)
+            server_throughput_infer_per_sec=server_inference_rate(
+                samples,
+                point.model,
+                perf.load_seconds if perf else None,
+                (perf.window_ms if perf else None) or measurement_interval_ms,
             ),
             started_at=started,
             finished_at=finished,

@@ -135,6 +135,28 @@ def inference_rate(samples: Sequence[ServerSample], model: str, last_seconds: fl
     return (c1 - c0) / (t1 - t0)
 
 
+def inferences_counted(samples: Sequence[ServerSample], model: str) -> float | None:
+    """How many inferences Triton counted for `model` between the first and the last sample."""
+    ordered = sorted(samples, key=lambda s: s.timestamp)
+    counts = [s.inference_count[model] for s in ordered if model in s.inference_count]
+    return counts[-1] - counts[0] if len(counts) >= 2 else None
+
+
+def server_inference_rate(
+    samples: Sequence[ServerSample], model: str, load_seconds: float | None, fallback_window_ms: int
+) -> float | None:
+    """Triton's own throughput for a point: what it counted over the point, per second of applied load.
+
+    The samples span the whole point, runs and the gaps between them; the gaps hold no inferences, so the
+    count over the point divided by the time the windows covered (`load_seconds`) is the rate perf_analyzer's
+    windows saw. Results from before load_seconds was recorded fall back to the span of the last run.
+    """
+    if load_seconds:
+        counted = inferences_counted(samples, model)
+        return None if counted is None else counted / load_seconds
+    return inference_rate(samples, model, stable_span_seconds(fallback_window_ms))
+
+
 def stable_span_seconds(measurement_interval_ms: int) -> float:
     """The span of one perf_analyzer run: its 3 measurement windows."""
     return 3 * measurement_interval_ms / 1000
