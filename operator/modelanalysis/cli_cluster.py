@@ -1,12 +1,10 @@
 """CLI commands that work with the operator: write a ModelAnalysis manifest, read an analysis's results and
-report, and the two small commands the operator's Jobs run inside the image (perf-point, copy-results)."""
+report. (The two commands the operator's Jobs run, perf-point and copy-results, are in job_commands.py.)"""
 
 from __future__ import annotations
 
 import io
-import json
 import sys
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -15,12 +13,9 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from modelanalysis.adapters.files import write_atomic
-from modelanalysis.adapters.perf_analyzer import PerfAnalyzerError, measure_point
 from modelanalysis.cli_common import explain, fail, parse_int_list, with_measurement_options, with_objective_options
 from modelanalysis.core.results import AnalysisResult
 from modelanalysis.core.spec import Constraints, MeasurementSettings, Objective
-from modelanalysis.core.sweep import Point
 from modelanalysis.kube.conditions import analysis_result
 from modelanalysis.kube.names import results_configmap_name
 from modelanalysis.kube.resource import (
@@ -240,43 +235,3 @@ def register(app: typer.Typer) -> None:
         best = status.get("best") or {}
         if best.get("summary"):
             Console(soft_wrap=True).print(f"Best: {best['summary']} ({best.get('why', '')})", highlight=False)
-
-    @app.command("perf-point", hidden=True)
-    def perf_point(
-        model: Annotated[str, typer.Option()],
-        batch: Annotated[int, typer.Option()],
-        concurrency: Annotated[int, typer.Option()],
-        grpc_url: Annotated[str, typer.Option()],
-        http_url: Annotated[str, typer.Option()],
-        measurement: Annotated[str, typer.Option(help="The analysis's measurement settings, as JSON.")] = "{}",
-        termination_log: Annotated[Path | None, typer.Option()] = None,
-        cpu_budget: Annotated[
-            float | None, typer.Option(help="Cores the Job was given (default: the CPUs this process may use).")
-        ] = None,
-    ) -> None:
-        """Measure one point to convergence with perf_analyzer (what the operator's load-generator Jobs run)."""
-        try:
-            settings = MeasurementSettings.model_validate_json(measurement)
-        except ValidationError as exc:
-            raise fail(f"--measurement: {explain(exc)}") from None
-        point = Point(model=model, batch_size=batch, concurrency=concurrency)
-        try:
-            result = measure_point(point, settings, grpc_url, http_url, cpu_budget_cores=cpu_budget)
-            message, code = result.model_dump_json(exclude_none=True), 0
-        except PerfAnalyzerError as exc:
-            message, code = str(exc)[:3500], 1  # the kubelet keeps at most 4096 bytes
-        if termination_log is not None:
-            termination_log.write_text(message)
-        print(message)
-        raise typer.Exit(code)
-
-    @app.command("copy-results", hidden=True)
-    def copy_results(source: Path, destination: Path) -> None:
-        """Copy result files into a folder, each written whole (the operator's results Job runs this)."""
-        copied = []
-        for path in sorted(source.iterdir()):
-            if path.name.startswith(".") or not path.is_file():
-                continue  # a mounted ConfigMap also holds ..data links
-            write_atomic(destination / path.name, path.read_text())
-            copied.append(path.name)
-        print(json.dumps({"copied": copied, "to": str(destination)}))

@@ -9,10 +9,8 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from typer.testing import CliRunner
 
-from modelanalysis import cli_cluster
-from modelanalysis.cli import app
+from modelanalysis import job_commands
 from modelanalysis.core.perf import PerfMeasurement
 from modelanalysis.core.spec import MeasurementSettings, Protocol
 from modelanalysis.core.sweep import Point
@@ -226,9 +224,8 @@ def test_perf_point_args_carry_the_measurement_settings(
             throughput_infer_per_sec=1.0, latency_p50_ms=1, latency_p90_ms=1, latency_p95_ms=1, latency_p99_ms=1
         )
 
-    monkeypatch.setattr(cli_cluster, "measure_point", fake_perf_analyzer)
-    result = CliRunner().invoke(app, [c["command"][1], *args])
-    assert result.exit_code == 0, result.output
+    monkeypatch.setattr(job_commands, "measure_point", fake_perf_analyzer)
+    assert job_commands.run(c["command"][1], args) == 0
     assert seen["point"] == point
     m = s.measurement
     assert seen["settings"] == m  # every setting travels, whole

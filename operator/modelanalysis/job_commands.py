@@ -1,0 +1,88 @@
+"""The two commands the operator's Jobs run inside the image: `model-analyzer perf-point` (one point, to
+convergence) and `model-analyzer copy-results` (result files onto the results volume).
+
+They live apart from the CLI so that a Job starts in about 0.4 s instead of 1.4 s: they import only what a
+point needs (perf_analyzer's runner and the spec), not the CLI's Kubernetes client, tritonclient, pandas and
+rich. A Job starts once per point, so this is paid at every point of every analysis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from modelanalysis.adapters.files import write_atomic
+from modelanalysis.adapters.perf_analyzer import PerfAnalyzerError, measure_point
+from modelanalysis.core.spec import MeasurementSettings
+from modelanalysis.core.sweep import Point
+
+JOB_COMMANDS = ("perf-point", "copy-results")
+# The kubelet keeps at most 4096 bytes of a termination message.
+MAX_TERMINATION_MESSAGE = 3500
+
+
+def _perf_point_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="model-analyzer perf-point",
+        description="Measure one point to convergence with perf_analyzer (what the operator's load-generator "
+        "Jobs run). Prints the measurement as JSON and writes it to --termination-log.",
+    )
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--batch", type=int, required=True)
+    parser.add_argument("--concurrency", type=int, required=True)
+    parser.add_argument("--grpc-url", required=True)
+    parser.add_argument("--http-url", required=True)
+    parser.add_argument("--measurement", default="{}", help="The analysis's measurement settings, as JSON.")
+    parser.add_argument("--termination-log", type=Path)
+    parser.add_argument(
+        "--cpu-budget", type=float, help="Cores the Job was given (default: the CPUs this process may use)."
+    )
+    return parser
+
+
+def perf_point(argv: Sequence[str]) -> int:
+    args = _perf_point_parser().parse_args(argv)
+    try:
+        settings = MeasurementSettings.model_validate_json(args.measurement)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        print(f"error: --measurement: {where}: {first['msg']}", file=sys.stderr)
+        return 2
+    point = Point(model=args.model, batch_size=args.batch, concurrency=args.concurrency)
+    try:
+        result = measure_point(point, settings, args.grpc_url, args.http_url, cpu_budget_cores=args.cpu_budget)
+        message, code = result.model_dump_json(exclude_none=True), 0
+    except PerfAnalyzerError as exc:
+        message, code = str(exc)[:MAX_TERMINATION_MESSAGE], 1
+    if args.termination_log is not None:
+        args.termination_log.write_text(message)
+    print(message)
+    return code
+
+
+def copy_results(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="model-analyzer copy-results",
+        description="Copy result files into a folder, each written whole (the operator's results Job runs this).",
+    )
+    parser.add_argument("source", type=Path)
+    parser.add_argument("destination", type=Path)
+    args = parser.parse_args(argv)
+    copied = []
+    for path in sorted(args.source.iterdir()):
+        if path.name.startswith(".") or not path.is_file():
+            continue  # a mounted ConfigMap also holds ..data links
+        write_atomic(args.destination / path.name, path.read_text())
+        copied.append(path.name)
+    print(json.dumps({"copied": copied, "to": str(args.destination)}))
+    return 0
+
+
+def run(command: str, argv: Sequence[str]) -> int:
+    return {"perf-point": perf_point, "copy-results": copy_results}[command](argv)
