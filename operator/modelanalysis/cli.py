@@ -27,9 +27,12 @@ from modelanalysis.adapters.perf_analyzer import PerfAnalyzerError, find_perf_an
 from modelanalysis.adapters.triton_control import TritonControl, TritonUnreachable
 from modelanalysis.adapters.triton_server import TritonEndpoints, TritonServerProcess, TritonStartError
 from modelanalysis.cli_common import (
+    CONCURRENCY_HELP,
+    MAX_CONCURRENCY_HELP,
     console,
     explain,
     fail,
+    parse_concurrency,
     parse_int_list,
     with_measurement_options,
     with_objective_options,
@@ -123,9 +126,8 @@ def profile(
         typer.Option("--model-folder", help="The Triton model repository. Needed unless --triton-url is given."),
     ] = None,
     batch: Annotated[str, typer.Option("--batch", "-b", help="Comma-separated batch sizes, e.g. 1,4,8.")] = "1",
-    concurrency: Annotated[
-        str, typer.Option("--concurrency", "-c", help="Comma-separated client concurrency values, e.g. 1,2,4.")
-    ] = "1",
+    concurrency: Annotated[str, typer.Option("--concurrency", "-c", help=CONCURRENCY_HELP)] = "1",
+    max_concurrency: Annotated[int | None, typer.Option(help=MAX_CONCURRENCY_HELP)] = None,
     triton_version: Annotated[
         str,
         typer.Option(help="Triton version to record (the operator runs nvcr.io/nvidia/tritonserver:<version>)."),
@@ -167,11 +169,13 @@ def profile(
     constraints: Constraints,
 ) -> None:
     """Measure each model at every batch x concurrency point, and the server alone (baseline)."""
+    concurrency_values, concurrency_search = parse_concurrency(concurrency, max_concurrency)
     try:
         spec = SweepSpec(
             models=[ModelTarget(name=n.strip()) for n in model_names.split(",") if n.strip()],
             batch_sizes=parse_int_list("--batch", batch),
-            concurrency=parse_int_list("--concurrency", concurrency),
+            concurrency=concurrency_values,
+            concurrency_search=concurrency_search,
             measurement=measurement,
             objective=objective,
             constraints=constraints,

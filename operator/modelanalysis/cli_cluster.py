@@ -13,9 +13,18 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from modelanalysis.cli_common import explain, fail, parse_int_list, with_measurement_options, with_objective_options
+from modelanalysis.cli_common import (
+    CONCURRENCY_HELP,
+    MAX_CONCURRENCY_HELP,
+    explain,
+    fail,
+    parse_concurrency,
+    parse_int_list,
+    with_measurement_options,
+    with_objective_options,
+)
 from modelanalysis.core.results import AnalysisResult
-from modelanalysis.core.spec import Constraints, MeasurementSettings, Objective
+from modelanalysis.core.spec import ConcurrencySearch, Constraints, MeasurementSettings, Objective
 from modelanalysis.kube.conditions import analysis_result
 from modelanalysis.kube.names import results_configmap_name
 from modelanalysis.kube.resource import (
@@ -49,12 +58,13 @@ def build_manifest(
     credentials_secret: str | None,
     models: list[str],
     batch_sizes: list[int],
-    concurrency: list[int],
+    concurrency: list[int] | None,
     triton_version: str | None,
     triton_image: str | None,
     measurement: MeasurementSettings,
     objective: Objective = Objective.MAXIMIZE_THROUGHPUT,
     constraints: Constraints | None = None,
+    concurrency_search: ConcurrencySearch | None = None,
 ) -> dict[str, Any]:
     repo: dict[str, Any]
     if model_repository.startswith("pvc://"):
@@ -68,7 +78,12 @@ def build_manifest(
     spec: dict[str, Any] = {
         "models": [{"name": m} for m in models],
         "batchSizes": batch_sizes,
-        "concurrency": concurrency,
+        **({"concurrency": concurrency} if concurrency is not None else {}),
+        **(
+            {"concurrencySearch": concurrency_search.model_dump(mode="json", by_alias=True)}
+            if concurrency_search is not None
+            else {}
+        ),
         "modelRepository": repo,
     }
     triton = {k: v for k, v in {"version": triton_version, "image": triton_image}.items() if v}
@@ -151,7 +166,8 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option(help="Secret with the credentials for an s3:// or gs:// repository.")
         ] = None,
         batch: Annotated[str, typer.Option("--batch", "-b", help="Comma-separated batch sizes.")] = "1",
-        concurrency: Annotated[str, typer.Option("--concurrency", "-c", help="Comma-separated concurrency.")] = "1",
+        concurrency: Annotated[str, typer.Option("--concurrency", "-c", help=CONCURRENCY_HELP)] = "1",
+        max_concurrency: Annotated[int | None, typer.Option(help=MAX_CONCURRENCY_HELP)] = None,
         triton_version: Annotated[
             str | None, typer.Option(help="Triton release (image nvcr.io/nvidia/tritonserver:<version>).")
         ] = None,
@@ -162,6 +178,7 @@ def register(app: typer.Typer) -> None:
         constraints: Constraints,
     ) -> None:
         """Print a ModelAnalysis manifest, for `kubectl apply -f -` or a GitOps repository."""
+        concurrency_values, concurrency_search = parse_concurrency(concurrency, max_concurrency)
         body = build_manifest(
             name,
             namespace,
@@ -170,12 +187,13 @@ def register(app: typer.Typer) -> None:
             credentials_secret,
             [m.strip() for m in model_names.split(",") if m.strip()],
             parse_int_list("--batch", batch),
-            parse_int_list("--concurrency", concurrency),
+            concurrency_values,
             triton_version,
             triton_image,
             measurement,
             objective,
             constraints,
+            concurrency_search,
         )
         sys.stdout.write(yaml.safe_dump(body, sort_keys=False))
 

@@ -12,7 +12,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from modelanalysis.core.spec import Constraints, MeasurementSettings, Objective
+from modelanalysis.core.spec import ConcurrencySearch, Constraints, MeasurementSettings, Objective
 
 # soft_wrap: an error stays on one line when stderr is not a terminal (logs, CI).
 console = Console(stderr=True, soft_wrap=True)
@@ -30,9 +30,33 @@ def parse_int_list(flag: str, text: str) -> list[int]:
     for item in text.split(","):
         item = item.strip()
         if not item.isdecimal() or int(item) < 1:  # isdigit() also accepts "²", which int() refuses
-            raise fail(f"{flag} {text!r}: {item!r} is not a positive integer; give a comma-separated list like 1,4,8.")
+            raise fail(
+                f"{flag} {text!r}: {item!r} is not a positive integer; give a comma-separated list like 1,4,8"
+                + (" or auto." if flag == "--concurrency" else ".")
+            )
         values.append(int(item))
     return values
+
+
+CONCURRENCY_HELP = (
+    "Comma-separated client concurrency values, e.g. 1,2,4; or auto: climb 1, 2, 4, ... and stop where throughput "
+    "no longer rises (or p99 passes --latency-budget, then bisect for the highest concurrency under it)."
+)
+MAX_CONCURRENCY_HELP = "With --concurrency auto: the highest concurrency the climb may reach."
+
+
+def parse_concurrency(text: str, max_concurrency: int | None) -> tuple[list[int] | None, ConcurrencySearch | None]:
+    """--concurrency as the spec's two fields: a list of values, or `auto` (a search)."""
+    if text.strip().lower() == "auto":
+        try:
+            return None, ConcurrencySearch.model_validate(
+                {} if max_concurrency is None else {"maxConcurrency": max_concurrency}
+            )
+        except ValidationError as exc:
+            raise fail(f"--max-concurrency {max_concurrency}: {exc.errors()[0]['msg']}.") from None
+    if max_concurrency is not None:
+        raise fail("--max-concurrency is for --concurrency auto; with a list, the list's largest value is the most.")
+    return parse_int_list("--concurrency", text), None
 
 
 def explain(error: ValidationError) -> str:

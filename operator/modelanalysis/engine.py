@@ -39,9 +39,10 @@ from modelanalysis.core.results import (
     PointStatus,
     expected_point_count,
 )
+from modelanalysis.core.search import next_concurrency
 from modelanalysis.core.server_metrics import GpuMetrics, ResourceMetrics, aggregate_window
 from modelanalysis.core.spec import DEFAULT_STABILITY_PERCENTAGE, MeasurementSettings, SweepSpec
-from modelanalysis.core.sweep import Point, plan_model_points
+from modelanalysis.core.sweep import Point, SkippedPoint, plan_model_points
 
 NO_MEMORY_UTILIZATION_NOTE = (
     "Max Memory Utilization is empty: Triton does not export it. To fill it, give the URL of a Prometheus "
@@ -216,18 +217,11 @@ class SweepEngine:
             self.result.models.append(outcome)
         self._record(EventKind.LOADED, model=model)
         try:
-            done = {p.point.key for p in self.result.points}
-            for point in plan.points:
-                if point.key in done:
-                    continue
-                self.checkpoint()
-                self._record(EventKind.POINT, model=model, point=point)
-                measured = self.measure_point(point, self.spec.measurement)
-                self.result.points.append(measured)
-                kind = EventKind.POINT_MEASURED if measured.status == PointStatus.MEASURED else EventKind.POINT_FAILED
-                self._record(kind, model, point, measured.error or "", measured)
+            for batch in sorted({p.batch_size for p in plan.points}):
+                self.profile_batch(model, batch, [p.concurrency for p in plan.points if p.batch_size == batch], outcome)
             outcome.status = ModelStatus.PROFILED
-            self._record(EventKind.PROFILED, model=model, message=f"{len(plan.points)} points")
+            measured = sum(1 for p in self.result.points if p.model == model)
+            self._record(EventKind.PROFILED, model=model, message=f"{measured} points")
         except BaseException:
             # Stopped (Ctrl-C, the analysis deleted) or the server went away: leave the server as it was if it
             # still answers, and let the reason through unchanged.
@@ -238,6 +232,31 @@ class SweepEngine:
         if unload:
             self.control.unload(model)
             self._record(EventKind.UNLOADED, model=model)
+
+    def profile_batch(self, model: str, batch: int, steps: list[int], outcome: ModelOutcome) -> None:
+        """Measure one batch size at the concurrency values the search picks, one at a time; record the steps it
+        left out, with why."""
+        budget = self.spec.constraints.p99_latency_ms
+        while True:
+            measured = [p for p in self.result.points if p.model == model and p.batch_size == batch]
+            step = next_concurrency(steps, measured, self.spec.concurrency_search, budget.max if budget else None)
+            if step.concurrency is None:
+                break
+            point = Point(model=model, batch_size=batch, concurrency=step.concurrency)
+            self.checkpoint()
+            self._record(EventKind.POINT, model=model, point=point)
+            result = self.measure_point(point, self.spec.measurement)
+            self.result.points.append(result)
+            kind = EventKind.POINT_MEASURED if result.status == PointStatus.MEASURED else EventKind.POINT_FAILED
+            self._record(kind, model, point, result.error or "", result)
+        measured_steps = {p.concurrency for p in measured}
+        known = {s.point.key for s in outcome.skipped}
+        left_out = [
+            SkippedPoint(point=Point(model=model, batch_size=batch, concurrency=c), reason=step.reason)
+            for c in steps
+            if c not in measured_steps
+        ]
+        outcome.skipped.extend(s for s in left_out if s.point.key not in known)
 
     def measure_point(self, point: Point, settings: MeasurementSettings) -> PointResult:
         sampler = MetricsSampler(self.metrics_url, settings.metrics_interval_ms / 1000)

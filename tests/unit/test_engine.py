@@ -263,3 +263,44 @@ def test_when_no_point_satisfies_the_result_says_so_and_names_the_closest() -> N
     assert result.best.overall.key == "a/b1/c2" and not result.best.overall.satisfies_constraints
     closest = "no point satisfies the constraints; closest: throughput 200 < 1,000 (by 80%)"
     assert result.best.overall.why.startswith(closest)
+
+
+def saturating(point: Point) -> PerfMeasurement:
+    """Throughput that rises to concurrency 4 and stays flat after; p99 that grows with the load."""
+    thr = 1000.0 * min(point.concurrency, 4)
+    return PerfMeasurement(
+        throughput_infer_per_sec=thr, latency_p50_ms=1, latency_p90_ms=1, latency_p95_ms=1,
+        latency_p99_ms=float(point.concurrency), throughput_ci_low=thr * 0.98, throughput_ci_high=thr * 1.02,
+    )  # fmt: skip
+
+
+def test_a_concurrency_search_measures_until_saturation_and_records_the_rest_as_skipped() -> None:
+    s = SweepSpec.model_validate(
+        {"models": [{"name": "a"}], "batchSizes": [1, 2], "concurrencySearch": {"maxConcurrency": 64},
+         "measurement": {"baselineDurationMs": 0, "metricsIntervalMs": 100}}
+    )  # fmt: skip
+    journal = Recorder()
+    run = engine(s, StandInTriton({"a": 8}), journal, lambda p, _: saturating(p))
+    result = run.run(AnalysisResult(triton_version=""))
+    assert [p.concurrency for p in result.points if p.batch_size == 1] == [1, 2, 4, 8, 16]
+    skipped = result.models[0].skipped
+    assert [k.point.concurrency for k in skipped if k.point.batch_size == 1] == [32, 64]
+    assert all("saturated" in k.reason for k in skipped)
+    last = journal.kinds(EventKind.PROFILED)[-1]
+    assert (last.done, last.total) == (10, 10)  # the total shrank to what the search measured
+    # Resumed from its own result, the search asks for nothing more.
+    again = engine(s, StandInTriton({"a": 8}), Recorder()).run(result)
+    assert len(again.points) == 10 and len(again.models[0].skipped) == 4
+
+
+def test_a_latency_budget_search_bisects_and_the_best_stays_under_the_budget() -> None:
+    s = SweepSpec.model_validate(
+        {"models": [{"name": "a"}], "concurrencySearch": {}, "constraints": {"p99LatencyMs": {"max": 3}},
+         "measurement": {"baselineDurationMs": 0, "metricsIntervalMs": 100}}
+    )  # fmt: skip
+    result = engine(s, StandInTriton({"a": 8}), Recorder(), lambda p, _: saturating(p)).run(
+        AnalysisResult(triton_version="")
+    )
+    assert [p.concurrency for p in result.points] == [1, 2, 4, 3]
+    assert result.best is not None and result.best.overall is not None
+    assert result.best.overall.concurrency == 3

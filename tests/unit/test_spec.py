@@ -23,7 +23,7 @@ def spec(**kwargs: object) -> SweepSpec:
 def test_defaults_measure_batch_1_concurrency_1_over_grpc() -> None:
     s = spec()
     assert s.batch_sizes == [1]
-    assert s.concurrency == [1]
+    assert s.concurrency_steps == [1]
     assert s.measurement.protocol == Protocol.GRPC
     assert s.measurement.measurement_interval_ms == 500
     assert s.measurement.max_trials == 30

@@ -142,15 +142,20 @@ class AnalysisResult(BaseModel):
 
 
 def expected_point_count(spec: SweepSpec, result: AnalysisResult) -> int:
-    """Points the sweep will have run when done, as far as is known: a model that failed to load has none, a
-    loaded model has its planned points, a model not reached yet counts every batch x concurrency pair."""
+    """Points the sweep will have run when done, as far as is known: a model that failed to load has none; a
+    loaded model has the points measured plus those planned and not yet measured or skipped (a concurrency
+    search skips the rest of a batch's steps when it stops, and may add bisection points); a model not reached
+    yet counts every batch x concurrency pair."""
     total = 0
     for model in spec.model_names:
         outcome = result.outcome(model)
         if outcome is not None and outcome.status == ModelStatus.LOAD_FAILED:
             continue
         if outcome is not None and outcome.max_batch_size is not None:
-            total += len(plan_model_points(spec, model, outcome.max_batch_size).points)
+            measured = {p.point.key for p in result.points if p.model == model}
+            skipped = {s.point.key for s in outcome.skipped}
+            planned = plan_model_points(spec, model, outcome.max_batch_size).points
+            total += len(measured) + sum(1 for p in planned if p.key not in measured and p.key not in skipped)
         else:
-            total += len(spec.batch_sizes) * len(spec.concurrency)
+            total += len(spec.batch_sizes) * len(spec.concurrency_steps)
     return total

@@ -141,6 +141,41 @@ class Constraints(WireModel):
         return any(v is not None for v in (self.p99_latency_ms, self.throughput_infer_per_sec, self.gpu_memory_mb))
 
 
+# Concurrency search: Model Analyzer's defaults (its search stops at 1024 and counts a rise under 5% as none).
+DEFAULT_MAX_SEARCH_CONCURRENCY = 1024
+DEFAULT_MIN_GAIN_PCT = 5.0
+
+
+class ConcurrencySearch(WireModel):
+    """Climb concurrency step by step and stop where more load no longer buys throughput, or where p99 breaks
+    the latency budget (constraints.p99LatencyMs; then bisect for the highest concurrency under it)."""
+
+    max_concurrency: int = Field(
+        DEFAULT_MAX_SEARCH_CONCURRENCY,
+        ge=1,
+        le=MAX_CONCURRENCY,
+        description="Highest concurrency the climb may reach (steps 1, 2, 4, ... up to it, when concurrency is "
+        "not listed).",
+    )
+    min_gain_pct: float = Field(
+        DEFAULT_MIN_GAIN_PCT,
+        gt=0,
+        le=1000,
+        description="A step counts as a rise when its throughput is at least this many percent above the best so "
+        "far and their 95% confidence intervals do not overlap; two steps in a row without a rise end the climb.",
+    )
+
+
+def doubling_steps(max_concurrency: int) -> list[int]:
+    """1, 2, 4, ... up to max_concurrency (which ends the list even when it is not a power of two)."""
+    steps = [1]
+    while steps[-1] * 2 < max_concurrency:
+        steps.append(steps[-1] * 2)
+    if steps[-1] != max_concurrency:
+        steps.append(max_concurrency)
+    return steps
+
+
 class SweepSpec(WireModel):
     """The models and the batch x concurrency points to measure each at."""
 
@@ -151,11 +186,17 @@ class SweepSpec(WireModel):
         max_length=64,
         description=f"Batch sizes to measure (each 1 to {MAX_BATCH_SIZE}).",
     )
-    concurrency: list[Concurrency] = Field(
-        default_factory=lambda: [1],
+    concurrency: list[Concurrency] | None = Field(
+        None,
         min_length=1,
         max_length=64,
-        description=f"Numbers of concurrent client requests to measure (each 1 to {MAX_CONCURRENCY}).",
+        description=f"Numbers of concurrent client requests to measure (each 1 to {MAX_CONCURRENCY}); default 1, "
+        "or with concurrencySearch 1, 2, 4, ... up to its maxConcurrency.",
+    )
+    concurrency_search: ConcurrencySearch | None = Field(
+        None,
+        description="Search concurrency instead of measuring every value: climb the steps and stop at saturation "
+        "or the p99 budget; the steps not measured are recorded as skipped, with why.",
     )
     measurement: MeasurementSettings = Field(default_factory=MeasurementSettings)
     objective: Objective = Field(
@@ -167,9 +208,9 @@ class SweepSpec(WireModel):
 
     @field_validator("batch_sizes", "concurrency")
     @classmethod
-    def _sorted_unique(cls, values: list[int]) -> list[int]:
+    def _sorted_unique(cls, values: list[int] | None) -> list[int] | None:
         # The order of a sweep is always ascending, whatever order the user typed.
-        return sorted(set(values))
+        return None if values is None else sorted(set(values))
 
     @field_validator("models")
     @classmethod
@@ -183,3 +224,12 @@ class SweepSpec(WireModel):
     @property
     def model_names(self) -> list[str]:
         return [m.name for m in self.models]
+
+    @property
+    def concurrency_steps(self) -> list[int]:
+        """The concurrency values a sweep may measure, ascending (a search may stop before the last)."""
+        if self.concurrency is not None:
+            return self.concurrency
+        if self.concurrency_search is not None:
+            return doubling_steps(self.concurrency_search.max_concurrency)
+        return [1]

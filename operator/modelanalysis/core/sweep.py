@@ -42,7 +42,7 @@ def plan_model_points(spec: SweepSpec, model: str, max_batch_size: int) -> Model
     points: list[Point] = []
     skipped: list[SkippedPoint] = []
     for batch in spec.batch_sizes:
-        for concurrency in spec.concurrency:
+        for concurrency in spec.concurrency_steps:
             point = Point(model=model, batch_size=batch, concurrency=concurrency)
             if max_batch_size == 0 and batch != 1:
                 skipped.append(
@@ -56,10 +56,10 @@ def plan_model_points(spec: SweepSpec, model: str, max_batch_size: int) -> Model
                 points.append(point)
     if max_batch_size == 0 and 1 not in spec.batch_sizes:
         # The user asked only for batch sizes the model cannot take; batch 1 is still what it can do.
-        points = [Point(model=model, batch_size=1, concurrency=c) for c in spec.concurrency]
+        points = [Point(model=model, batch_size=1, concurrency=c) for c in spec.concurrency_steps]
     return ModelPlan(model=model, points=points, skipped=skipped)
 
 
 def planned_point_count(spec: SweepSpec) -> int:
     """Points the sweep runs before any model's max_batch_size is known (an upper bound for progress)."""
-    return len(spec.models) * len(spec.batch_sizes) * len(spec.concurrency)
+    return len(spec.models) * len(spec.batch_sizes) * len(spec.concurrency_steps)

@@ -204,7 +204,7 @@ class ModelAnalysisSpec(SweepSpec):
     @model_validator(mode="after")
     def _status_fits(self) -> ModelAnalysisSpec:
         # Every point is kept in status, which must stay well under the API server's 1.5 MB object limit.
-        points = len(self.models) * len(self.batch_sizes) * len(self.concurrency)
+        points = len(self.models) * len(self.batch_sizes) * len(self.concurrency_steps)
         if points > MAX_POINTS:
             raise ValueError(
                 f"models x batchSizes x concurrency is {points} points; split it into analyses of at most {MAX_POINTS}"

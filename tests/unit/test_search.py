@@ -1,0 +1,128 @@
+"""The concurrency search's decisions, on points as the engine records them (no server)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from modelanalysis.core.perf import PerfMeasurement
+from modelanalysis.core.results import AnalysisResult, PointResult, PointStatus
+from modelanalysis.core.search import next_concurrency, rises_over
+from modelanalysis.core.spec import ConcurrencySearch, SweepSpec, doubling_steps
+
+SEARCH = ConcurrencySearch()
+STEPS = doubling_steps(64)
+RECORDED = Path(__file__).resolve().parents[1] / "data" / "cli-cpu-add_sub-concurrency-climb.json"
+
+
+def point(concurrency: int, throughput: float, half_width_pct: float = 2.0, p99_ms: float = 1.0) -> PointResult:
+    half = throughput * half_width_pct / 100
+    perf = PerfMeasurement(
+        throughput_infer_per_sec=throughput, latency_p50_ms=p99_ms / 2, latency_p90_ms=p99_ms, latency_p95_ms=p99_ms,
+        latency_p99_ms=p99_ms, throughput_ci_low=throughput - half, throughput_ci_high=throughput + half,
+    )  # fmt: skip
+    return PointResult(model="m", batch_size=1, concurrency=concurrency, status=PointStatus.MEASURED, perf=perf)
+
+
+def failed(concurrency: int) -> PointResult:
+    return PointResult(model="m", batch_size=1, concurrency=concurrency, status=PointStatus.FAILED, error="timeout")
+
+
+def climb(measured: dict[int, PointResult], budget: float | None = None) -> list[int]:
+    """Run the search against a table of what each concurrency would measure; the concurrencies it measured."""
+    done: list[PointResult] = []
+    while (step := next_concurrency(STEPS, done, SEARCH, budget)).concurrency is not None:
+        done.append(measured[step.concurrency])
+    return [p.concurrency for p in done]
+
+
+def test_doubling_steps_end_at_the_maximum() -> None:
+    assert doubling_steps(1024) == [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
+    assert doubling_steps(12) == [1, 2, 4, 8, 12]
+    assert doubling_steps(1) == [1]
+
+
+def test_auto_concurrency_without_a_list_climbs_powers_of_two() -> None:
+    spec = SweepSpec.model_validate({"models": [{"name": "m"}], "concurrencySearch": {"maxConcurrency": 16}})
+    assert spec.concurrency_steps == [1, 2, 4, 8, 16]
+    listed = SweepSpec.model_validate({"models": [{"name": "m"}], "concurrency": [3, 1], "concurrencySearch": {}})
+    assert listed.concurrency_steps == [1, 3]
+
+
+def test_without_a_search_every_step_is_measured_in_order() -> None:
+    assert next_concurrency([1, 2, 4], [point(1, 100)], None).concurrency == 2
+    assert next_concurrency([1, 2, 4], [point(1, 100), point(2, 100), point(4, 100)], None).concurrency is None
+
+
+def test_a_rise_inside_the_noise_is_no_rise() -> None:
+    assert rises_over(point(2, 200), point(1, 100), 5)
+    assert not rises_over(point(2, 103), point(1, 100), 5)  # under 5%
+    assert not rises_over(point(2, 110, half_width_pct=10), point(1, 100, half_width_pct=10), 5)  # intervals overlap
+
+
+def test_the_climb_stops_two_steps_after_throughput_saturates() -> None:
+    table = {1: point(1, 1000), 2: point(2, 1900), 4: point(4, 2600), 8: point(8, 2650), 16: point(16, 2580)}
+    assert climb(table) == [1, 2, 4, 8, 16]
+    last = next_concurrency(STEPS, table.values(), SEARCH)
+    assert last.concurrency is None
+    assert "saturated" in last.reason and "concurrency 4's 2,600.0 infer/sec" in last.reason
+
+
+def test_one_step_without_a_rise_is_not_yet_saturation() -> None:
+    table = {c: point(c, t) for c, t in [(1, 1000), (2, 1010), (4, 2500), (8, 2510), (16, 2490)]}
+    assert climb(table) == [1, 2, 4, 8, 16]  # 2 did not rise, 4 did: the count starts again
+
+
+def test_a_latency_budget_bisects_for_the_highest_concurrency_under_it() -> None:
+    p99 = {1: 1.0, 2: 1.5, 4: 2.5, 8: 6.0, 5: 3.0, 6: 4.5, 7: 5.5}
+    table = {c: point(c, 1000 * c, p99_ms=ms) for c, ms in p99.items()}
+    assert climb(table, budget=5.0) == [1, 2, 4, 8, 6, 7]
+    final = next_concurrency(STEPS, [table[c] for c in (1, 2, 4, 8, 6, 7)], SEARCH, 5.0)
+    assert final.concurrency is None
+    assert "concurrency 6 is the highest under it (7 breaks it at 5.5 ms)" in final.reason
+
+
+def test_a_budget_broken_at_concurrency_1_has_no_feasible_point() -> None:
+    table = {1: point(1, 100, p99_ms=9.0)}
+    assert climb(table, budget=5.0) == [1]
+    assert "already at concurrency 1" in next_concurrency(STEPS, table.values(), SEARCH, 5.0).reason
+
+
+def test_a_failed_point_ends_the_climb() -> None:
+    table = {1: point(1, 100), 2: point(2, 200), 4: failed(4)}
+    assert climb(table) == [1, 2, 4]
+    assert "concurrency 4 failed" in next_concurrency(STEPS, table.values(), SEARCH).reason
+
+
+def test_a_failed_bisection_point_counts_as_over_the_budget() -> None:
+    table = {1: point(1, 100, p99_ms=1.0), 2: point(2, 200, p99_ms=2.0), 4: point(4, 300, p99_ms=9.0), 3: failed(3)}
+    assert climb(table, budget=5.0) == [1, 2, 4, 3]
+    assert "concurrency 2 is the highest" in next_concurrency(STEPS, table.values(), SEARCH, 5.0).reason
+
+
+def test_the_search_gives_the_same_answer_from_the_same_points_after_a_restart() -> None:
+    table = {1: point(1, 1000), 2: point(2, 1900), 4: point(4, 2600)}
+    first = next_concurrency(STEPS, [table[1], table[2], table[4]], SEARCH)
+    again = next_concurrency(STEPS, [table[4], table[1], table[2]], SEARCH)  # status may hold them in any order
+    assert first == again and first.concurrency == 8
+
+
+@pytest.mark.skipif(not RECORDED.exists(), reason="recorded climb not captured")
+def test_on_a_real_recorded_climb_the_search_stops_near_the_knee() -> None:
+    """add_sub on this 2-core machine's CPU, batch 1 and 8 at concurrency 1 to 32 (tests/data/README.md)."""
+    recorded = AnalysisResult.model_validate(json.loads(RECORDED.read_text()))
+    for batch in (1, 8):
+        table = {p.concurrency: p for p in recorded.points if p.batch_size == batch}
+        steps = sorted(table)
+        done: list[PointResult] = []
+        while (step := next_concurrency(steps, done, SEARCH)).concurrency is not None:
+            done.append(table[step.concurrency])
+        best_measured = max(table.values(), key=lambda p: p.perf.throughput_infer_per_sec if p.perf else 0)
+        best_found = max(done, key=lambda p: p.perf.throughput_infer_per_sec if p.perf else 0)
+        assert len(done) < len(steps), "the search measured every step: no saving"
+        # What the search found is the best of the full sweep, or statistically tied with it.
+        assert best_found.perf is not None and best_measured.perf is not None
+        assert best_found.perf.throughput_ci_high is not None and best_measured.perf.throughput_ci_low is not None
+        assert best_found.perf.throughput_ci_high >= best_measured.perf.throughput_ci_low
