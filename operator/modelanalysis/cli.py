@@ -37,6 +37,7 @@ from modelanalysis.cli_common import (
     with_measurement_options,
     with_objective_options,
 )
+from modelanalysis.core.objectives import BestPoint
 from modelanalysis.core.perf import PerfMeasurement
 from modelanalysis.core.results import AnalysisResult, ModelStatus, PointResult, PointStatus, local_placement
 from modelanalysis.core.spec import (
@@ -87,7 +88,7 @@ def model_table(result: AnalysisResult) -> Table:
         util = max((g.max_utilization_pct for g in gpus if g.max_utilization_pct is not None), default=None)
         mem = max((g.max_memory_used_mb for g in gpus if g.max_memory_used_mb is not None), default=None)
         table.add_row(
-            p.model,
+            p.variant_name,
             str(p.batch_size),
             str(p.concurrency),
             num(p.perf.throughput_infer_per_sec if p.perf else None),
@@ -315,15 +316,21 @@ def print_best(result: AnalysisResult) -> None:
     if best is None or best.overall is None:
         return
     out = Console(soft_wrap=True)
+
+    def config(b: BestPoint) -> str:
+        """The model, and the config variant it won in (what it changes) when there was a config search."""
+        outcome = result.outcome(b.variant) if b.variant else None
+        return f"{b.model} as {b.variant} ({outcome.changes})" if outcome else b.model
+
     if len(best.per_model) > 1:
         for b in best.per_model:
             mark = "" if b.satisfies_constraints else " [yellow](none satisfies the constraints)[/]"
-            out.print(f"Best for {b.model}: batch {b.batch_size}, concurrency {b.concurrency}{mark}: {b.why}",
-                      highlight=False)  # fmt: skip
+            out.print(f"Best for {b.model}: {config(b)}, batch {b.batch_size}, concurrency {b.concurrency}{mark}: "
+                      f"{b.why}", highlight=False)  # fmt: skip
     overall = best.overall
     label = "Best" if overall.satisfies_constraints else "[yellow]No point satisfies the constraints[/]; closest"
     out.print(
-        f"{label}: {overall.model} batch {overall.batch_size} concurrency {overall.concurrency} "
+        f"{label}: {config(overall)} batch {overall.batch_size} concurrency {overall.concurrency} "
         f"({best.objective.value}): {overall.why}",
         highlight=False,
     )

@@ -24,10 +24,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from modelanalysis.adapters.dcgm_prometheus import DcgmMemoryUtilization, PrometheusQueryError
 from modelanalysis.adapters.metrics_sampler import MetricsSampler
-from modelanalysis.adapters.triton_control import ModelLoadError, TritonControl
+from modelanalysis.adapters.triton_control import ModelConfigSummary, ModelLoadError, TritonControl
 from modelanalysis.core.objectives import choose_best
 from modelanalysis.core.perf import PerfMeasurement, PointMeasurementError
 from modelanalysis.core.results import (
@@ -43,6 +44,7 @@ from modelanalysis.core.search import next_concurrency
 from modelanalysis.core.server_metrics import GpuMetrics, ResourceMetrics, aggregate_window
 from modelanalysis.core.spec import DEFAULT_STABILITY_PERCENTAGE, MeasurementSettings, SweepSpec
 from modelanalysis.core.sweep import Point, SkippedPoint, plan_model_points
+from modelanalysis.core.variants import ModelVariant, config_override, plan_variants
 
 NO_MEMORY_UTILIZATION_NOTE = (
     "Max Memory Utilization is empty: Triton does not export it. To fill it, give the URL of a Prometheus "
@@ -138,6 +140,7 @@ class SweepEngine:
         self.checkpoint = checkpoint
         self.wait = wait
         self.result = AnalysisResult(triton_version="")
+        self._own_configs: dict[str, dict[str, Any]] = {}  # each model's own config, as Triton read it
 
     # -- bookkeeping ---------------------------------------------------------------------------------
     def _record(self, kind: EventKind, model: str = "", point: Point | None = None, message: str = "",
@@ -166,12 +169,12 @@ class SweepEngine:
         result.server_version = self.control.server_version() or result.server_version
         if result.baseline is None:
             self.measure_baseline()
-        for model in self.spec.model_names:
-            outcome = result.outcome(model)
+        for variant in plan_variants(self.spec):
+            outcome = result.outcome(variant.name)
             if outcome is not None and outcome.status in (ModelStatus.PROFILED, ModelStatus.LOAD_FAILED):
                 continue
             self.checkpoint()
-            self.profile_model(model)
+            self.profile_model(variant)
         result.best = choose_best(result.points, self.spec.objective, self.spec.constraints)
         result.finished_at = time.time()
         return result
@@ -191,68 +194,97 @@ class SweepEngine:
         self.result.baseline = baseline
         self._record(EventKind.BASELINE_MEASURED)
 
-    def profile_model(self, model: str) -> None:
-        self._record(EventKind.LOADING, model=model)
+    def _load(self, variant: ModelVariant, already_loaded: bool) -> ModelConfigSummary:
+        """Load the variant's config into Triton (its override, or the model's own) and read back what Triton
+        made of it."""
+        model = variant.model
+        if variant.changes_config:
+            base = self._own_configs.get(model)
+            if base is None:  # the override is built from the model's own config, as Triton reads it
+                if not self.control.is_model_ready(model):
+                    self.control.load(model)
+                base = self._own_configs[model] = self.control.raw_model_config(model)
+            self.control.load(model, config=config_override(base, variant))
+        elif variant.point_variant or not already_loaded:
+            self.control.load(model)  # a search's default: reload, in case a variant's override is loaded
+        return self.control.model_config(model)
+
+    def profile_model(self, variant: ModelVariant) -> None:
+        name, model = variant.name, variant.model
+        self._record(EventKind.LOADING, model=name)
         already_loaded = self.control.is_model_ready(model)
+        # A server this run started is returned empty; on a server the user gave, a model they had loaded stays
+        # loaded, with its own config.
         unload = self.owns_server or not already_loaded
         try:
-            if not already_loaded:
-                self.control.load(model)
-            config = self.control.model_config(model)
+            config = self._load(variant, already_loaded)
         except ModelLoadError as exc:
-            self.result.models.append(ModelOutcome(name=model, status=ModelStatus.LOAD_FAILED, error=str(exc)))
-            self._record(EventKind.LOAD_FAILED, model=model, message=str(exc))
+            self.result.models.append(
+                ModelOutcome(name=name, model=variant.model if variant.point_variant else "",
+                             changes=variant.describe() if variant.point_variant else "",
+                             status=ModelStatus.LOAD_FAILED, error=str(exc))
+            )  # fmt: skip
+            self._record(EventKind.LOAD_FAILED, model=name, message=str(exc))
             return
-        plan = plan_model_points(self.spec, model, config.max_batch_size)
-        outcome = self.result.outcome(model)
+        plan = plan_model_points(self.spec, model, config.max_batch_size, variant.point_variant)
+        outcome = self.result.outcome(name)
         if outcome is None:  # a resumed run already has it, with the points measured before
             outcome = ModelOutcome(
-                name=model,
+                name=name,
+                model=model if variant.point_variant else "",
+                changes=variant.describe() if variant.point_variant else "",
                 status=ModelStatus.INTERRUPTED,  # until every point is done
                 max_batch_size=config.max_batch_size,
                 instance_group=config.instance_group,
-                config_path=self.model_config_path(model),
+                config_path=variant.point_variant or self.model_config_path(model),
                 skipped=plan.skipped,
             )
             self.result.models.append(outcome)
-        self._record(EventKind.LOADED, model=model)
+        self._record(EventKind.LOADED, model=name)
         try:
             for batch in sorted({p.batch_size for p in plan.points}):
-                self.profile_batch(model, batch, [p.concurrency for p in plan.points if p.batch_size == batch], outcome)
+                steps = [p.concurrency for p in plan.points if p.batch_size == batch]
+                self.profile_batch(variant, batch, steps, outcome)
             outcome.status = ModelStatus.PROFILED
-            measured = sum(1 for p in self.result.points if p.model == model)
-            self._record(EventKind.PROFILED, model=model, message=f"{measured} points")
+            measured = sum(1 for p in self.result.points if p.variant_name == name)
+            self._record(EventKind.PROFILED, model=name, message=f"{measured} points")
         except BaseException:
             # Stopped (Ctrl-C, the analysis deleted) or the server went away: leave the server as it was if it
             # still answers, and let the reason through unchanged.
-            if unload:
-                with contextlib.suppress(Exception):
-                    self.control.unload(model)
+            with contextlib.suppress(Exception):
+                self._leave(variant, unload)
             raise
+        self._leave(variant, unload)
         if unload:
-            self.control.unload(model)
-            self._record(EventKind.UNLOADED, model=model)
+            self._record(EventKind.UNLOADED, model=name)
 
-    def profile_batch(self, model: str, batch: int, steps: list[int], outcome: ModelOutcome) -> None:
+    def _leave(self, variant: ModelVariant, unload: bool) -> None:
+        if unload:
+            self.control.unload(variant.model)
+        elif variant.changes_config:
+            self.control.load(variant.model)  # the user's server gets its model's own config back
+
+    def profile_batch(self, variant: ModelVariant, batch: int, steps: list[int], outcome: ModelOutcome) -> None:
         """Measure one batch size at the concurrency values the search picks, one at a time; record the steps it
         left out, with why."""
         budget = self.spec.constraints.p99_latency_ms
+        model, name, tag = variant.model, variant.name, variant.point_variant
         while True:
-            measured = [p for p in self.result.points if p.model == model and p.batch_size == batch]
+            measured = [p for p in self.result.points if p.variant_name == name and p.batch_size == batch]
             step = next_concurrency(steps, measured, self.spec.concurrency_search, budget.max if budget else None)
             if step.concurrency is None:
                 break
-            point = Point(model=model, batch_size=batch, concurrency=step.concurrency)
+            point = Point(model=model, batch_size=batch, concurrency=step.concurrency, variant=tag)
             self.checkpoint()
-            self._record(EventKind.POINT, model=model, point=point)
+            self._record(EventKind.POINT, model=name, point=point)
             result = self.measure_point(point, self.spec.measurement)
             self.result.points.append(result)
             kind = EventKind.POINT_MEASURED if result.status == PointStatus.MEASURED else EventKind.POINT_FAILED
-            self._record(kind, model, point, result.error or "", result)
+            self._record(kind, name, point, result.error or "", result)
         measured_steps = {p.concurrency for p in measured}
         known = {s.point.key for s in outcome.skipped}
         left_out = [
-            SkippedPoint(point=Point(model=model, batch_size=batch, concurrency=c), reason=step.reason)
+            SkippedPoint(point=Point(model=model, batch_size=batch, concurrency=c, variant=tag), reason=step.reason)
             for c in steps
             if c not in measured_steps
         ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -81,9 +82,11 @@ class TritonControl:
         except OSError as exc:
             raise self._gone(exc) from None
 
-    def load(self, model: str) -> None:
+    def load(self, model: str, config: dict[str, Any] | None = None) -> None:
+        """Load (or reload) `model`; with `config`, in place of its config.pbtxt (Triton's config override: the
+        repository is not written)."""
         try:
-            self.client.load_model(model)
+            self.client.load_model(model, config=None if config is None else json.dumps(config))
         except InferenceServerException as exc:
             raise ModelLoadError(exc.message() or str(exc)) from None
         except OSError as exc:
@@ -110,8 +113,14 @@ class TritonControl:
         return any(entry.get("name") == model and entry.get("state") in ("READY", "UNLOADING") for entry in index)
 
     def model_config(self, model: str) -> ModelConfigSummary:
+        return summarize_model_config(self.raw_model_config(model))
+
+    def raw_model_config(self, model: str) -> dict[str, Any]:
+        """The loaded model's config as Triton holds it (its JSON form, defaults filled in)."""
         try:
-            return summarize_model_config(self.client.get_model_config(model))
+            return dict(self.client.get_model_config(model))
+        except InferenceServerException as exc:
+            raise ModelLoadError(exc.message() or str(exc)) from None
         except OSError as exc:
             raise self._gone(exc) from None
 

@@ -114,7 +114,7 @@ def report_data(result: AnalysisResult) -> dict[str, Any]:
     def intern(value: str) -> int:
         return strings.setdefault(value, len(strings))
 
-    table = [inference_row(p, result.outcome(p.model), result.constraints) for p in result.points]
+    table = [inference_row(p, result.outcome(p.variant_name), result.constraints) for p in result.points]
     # Text columns hold indexes into `strings`: model names, config paths and sentences repeat down a column.
     text_columns = {i for i, c in enumerate(INFERENCE_COLUMNS) if any(isinstance(row[c], str) for row in table)}
     rows = [
@@ -229,6 +229,9 @@ def _best_table(result: AnalysisResult) -> str:
     rows = []
     for model, index in best.items():
         p = result.points[index]
+        outcome = result.outcome(p.variant_name) if p.variant else None
+        if outcome is not None:
+            model = f"{model} ({p.variant}: {outcome.changes})"
         perf = p.perf
         assert perf is not None
         gpus = p.resources.gpus if p.resources else []
@@ -282,7 +285,7 @@ def _problems(result: AnalysisResult) -> str:
     by_model: dict[str, list[PointResult]] = {}
     for p in result.points:
         if p.perf is not None and p.perf.converged is False:
-            by_model.setdefault(p.model, []).append(p)
+            by_model.setdefault(p.variant_name, []).append(p)
     for model, points in by_model.items():
         first = points[0].perf.convergence if points[0].perf else None
         where = ", ".join(f"b{p.batch_size}/c{p.concurrency}" for p in points)

@@ -75,6 +75,7 @@ class BestPoint(BaseModel):
     """The point chosen for one model (or overall), with its numbers and why it won."""
 
     model: str
+    variant: str = ""  # the config variant it was measured in (core/variants.py); empty: the model's own config
     batch_size: int
     concurrency: int
     throughput_infer_per_sec: float
@@ -87,7 +88,7 @@ class BestPoint(BaseModel):
 
     @property
     def key(self) -> str:
-        return f"{self.model}/b{self.batch_size}/c{self.concurrency}"
+        return f"{self.variant or self.model}/b{self.batch_size}/c{self.concurrency}"
 
     def summary(self) -> str:
         """One short line: where it is and what it gives (the operator's Best column)."""
@@ -154,6 +155,7 @@ def _best_of(points: Sequence[PointResult], objective: Objective, constraints: C
     why += _interval(perf.throughput_ci_low, perf.throughput_ci_high) + f"; p99 {perf.latency_p99_ms:.3f} ms)"
     return BestPoint(
         model=winner.model,
+        variant=winner.variant,
         batch_size=winner.batch_size,
         concurrency=winner.concurrency,
         throughput_infer_per_sec=perf.throughput_infer_per_sec,

@@ -139,12 +139,12 @@ def _gpu_rows(p: PointResult, outcome: ModelOutcome | None, constraints: Constra
 
 
 def inference_frame(result: AnalysisResult) -> pd.DataFrame:
-    rows = [inference_row(p, result.outcome(p.model), result.constraints) for p in result.points]
+    rows = [inference_row(p, result.outcome(p.variant_name), result.constraints) for p in result.points]
     return pd.DataFrame(rows, columns=INFERENCE_COLUMNS)
 
 
 def gpu_frame(result: AnalysisResult) -> pd.DataFrame:
-    rows = [row for p in result.points for row in _gpu_rows(p, result.outcome(p.model), result.constraints)]
+    rows = [row for p in result.points for row in _gpu_rows(p, result.outcome(p.variant_name), result.constraints)]
     return pd.DataFrame(rows, columns=GPU_COLUMNS)
 
 

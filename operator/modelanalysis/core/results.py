@@ -17,6 +17,7 @@ from modelanalysis.core.server_metrics import (
 )
 from modelanalysis.core.spec import Constraints, Objective, SweepSpec
 from modelanalysis.core.sweep import Point, SkippedPoint, plan_model_points
+from modelanalysis.core.variants import plan_variants
 
 
 class PointStatus(StrEnum):
@@ -56,6 +57,7 @@ class PointResult(BaseModel):
     batch_size: int
     concurrency: int
     status: PointStatus
+    variant: str = ""  # the config variant measured (core/variants.py); empty: the model's own config
     error: str | None = None
     perf: PerfMeasurement | None = None
     resources: ResourceMetrics | None = None
@@ -67,7 +69,11 @@ class PointResult(BaseModel):
 
     @property
     def point(self) -> Point:
-        return Point(model=self.model, batch_size=self.batch_size, concurrency=self.concurrency)
+        return Point(model=self.model, batch_size=self.batch_size, concurrency=self.concurrency, variant=self.variant)
+
+    @property
+    def variant_name(self) -> str:
+        return self.variant or self.model
 
     @classmethod
     def from_window(
@@ -86,6 +92,7 @@ class PointResult(BaseModel):
             model=point.model,
             batch_size=point.batch_size,
             concurrency=point.concurrency,
+            variant=point.variant,
             status=PointStatus.MEASURED if perf else PointStatus.FAILED,
             error=error,
             perf=perf,
@@ -109,8 +116,12 @@ class ModelStatus(StrEnum):
 
 
 class ModelOutcome(BaseModel):
-    name: str
+    """How profiling one model, or one config variant of it, went."""
+
+    name: str  # the model, or its variant (add_sub_config_1)
     status: ModelStatus
+    model: str = ""  # the model a variant is of; empty when `name` is the model itself
+    changes: str = ""  # what the variant changes in the model's config, in words
     error: str | None = None
     max_batch_size: int | None = None
     instance_group: str = ""
@@ -142,19 +153,19 @@ class AnalysisResult(BaseModel):
 
 
 def expected_point_count(spec: SweepSpec, result: AnalysisResult) -> int:
-    """Points the sweep will have run when done, as far as is known: a model that failed to load has none; a
-    loaded model has the points measured plus those planned and not yet measured or skipped (a concurrency
-    search skips the rest of a batch's steps when it stops, and may add bisection points); a model not reached
-    yet counts every batch x concurrency pair."""
+    """Points the sweep will have run when done, as far as is known: a variant that failed to load has none; a
+    loaded one has the points measured plus those planned and not yet measured or skipped (a concurrency
+    search skips the rest of a batch's steps when it stops, and may add bisection points); one not reached yet
+    counts every batch x concurrency pair."""
     total = 0
-    for model in spec.model_names:
-        outcome = result.outcome(model)
+    for variant in plan_variants(spec):
+        outcome = result.outcome(variant.name)
         if outcome is not None and outcome.status == ModelStatus.LOAD_FAILED:
             continue
         if outcome is not None and outcome.max_batch_size is not None:
-            measured = {p.point.key for p in result.points if p.model == model}
+            measured = {p.point.key for p in result.points if p.variant_name == variant.name}
             skipped = {s.point.key for s in outcome.skipped}
-            planned = plan_model_points(spec, model, outcome.max_batch_size).points
+            planned = plan_model_points(spec, variant.model, outcome.max_batch_size, variant.point_variant).points
             total += len(measured) + sum(1 for p in planned if p.key not in measured and p.key not in skipped)
         else:
             total += len(spec.batch_sizes) * len(spec.concurrency_steps)

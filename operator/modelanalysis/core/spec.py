@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 DEFAULT_TRITON_VERSION = "24.08-py3"
@@ -102,10 +102,43 @@ class MeasurementSettings(WireModel):
     )
 
 
+# Bounds of a config search: Model Analyzer's own search tries at most 5 instances and max batch 128.
+MAX_INSTANCE_COUNT = 64
+MAX_VARIANTS = 64
+
+
+class ConfigSearch(WireModel):
+    """Variants of a model's config to compare. Every combination of the listed values is one variant, loaded in
+    turn through Triton's config override (the model repository is never written); a value not listed stays as
+    the model's own config has it. The unchanged config is measured too, first (<model>_config_default)."""
+
+    instance_counts: list[Annotated[int, Field(ge=1, le=MAX_INSTANCE_COUNT)]] | None = Field(
+        None, min_length=1, max_length=16, description="Instances of the model (instance_group count) to try."
+    )
+    max_batch_sizes: list[BatchSize] | None = Field(
+        None, min_length=1, max_length=16, description="max_batch_size values to try (the model must batch)."
+    )
+    dynamic_batching: list[bool] | None = Field(
+        None, min_length=1, max_length=2, description="Try the model without (false) and with (true) dynamic batching."
+    )
+
+    @model_validator(mode="after")
+    def _bounded(self) -> ConfigSearch:
+        count = 1
+        for values in (self.instance_counts, self.max_batch_sizes, self.dynamic_batching):
+            count *= len(set(values or [None]))
+        if count > MAX_VARIANTS:
+            raise ValueError(f"{count} config variants; list fewer values (at most {MAX_VARIANTS} combinations)")
+        return self
+
+
 class ModelTarget(WireModel):
     """One model of the repository to profile."""
 
     name: str = Field(min_length=1, max_length=253, pattern=r"^[^/\s]+$", description="Model name in the repository.")
+    config_search: ConfigSearch | None = Field(
+        None, description="Config variants to compare (instance counts, max batch sizes, dynamic batching)."
+    )
 
 
 class Objective(StrEnum):

@@ -8,18 +8,23 @@ from modelanalysis.core.spec import SweepSpec
 
 
 class Point(BaseModel):
-    """One measurement: a model at a batch size and a client concurrency."""
+    """One measurement: a model (in one of its config variants) at a batch size and a client concurrency."""
 
     model_config = ConfigDict(frozen=True)
 
-    model: str
+    model: str  # the name Triton serves it under: what perf_analyzer is pointed at
     batch_size: int
     concurrency: int
+    variant: str = ""  # the config variant loaded (e.g. add_sub_config_1); empty: the model's own config
+
+    @property
+    def variant_name(self) -> str:
+        return self.variant or self.model
 
     @property
     def key(self) -> str:
         """A stable identifier, used to tell which points are already measured."""
-        return f"{self.model}/b{self.batch_size}/c{self.concurrency}"
+        return f"{self.variant_name}/b{self.batch_size}/c{self.concurrency}"
 
 
 class SkippedPoint(BaseModel):
@@ -33,7 +38,7 @@ class ModelPlan(BaseModel):
     skipped: list[SkippedPoint]
 
 
-def plan_model_points(spec: SweepSpec, model: str, max_batch_size: int) -> ModelPlan:
+def plan_model_points(spec: SweepSpec, model: str, max_batch_size: int, variant: str = "") -> ModelPlan:
     """The points to run for one model, batch-major, given the max_batch_size Triton reports for it.
 
     A model with max_batch_size 0 takes no batch dimension: it runs at batch 1 only. Batch sizes above a
@@ -43,7 +48,7 @@ def plan_model_points(spec: SweepSpec, model: str, max_batch_size: int) -> Model
     skipped: list[SkippedPoint] = []
     for batch in spec.batch_sizes:
         for concurrency in spec.concurrency_steps:
-            point = Point(model=model, batch_size=batch, concurrency=concurrency)
+            point = Point(model=model, batch_size=batch, concurrency=concurrency, variant=variant)
             if max_batch_size == 0 and batch != 1:
                 skipped.append(
                     SkippedPoint(point=point, reason=f"{model} has max_batch_size 0 (no batching): batch 1 only")
@@ -56,7 +61,7 @@ def plan_model_points(spec: SweepSpec, model: str, max_batch_size: int) -> Model
                 points.append(point)
     if max_batch_size == 0 and 1 not in spec.batch_sizes:
         # The user asked only for batch sizes the model cannot take; batch 1 is still what it can do.
-        points = [Point(model=model, batch_size=1, concurrency=c) for c in spec.concurrency_steps]
+        points = [Point(model=model, batch_size=1, concurrency=c, variant=variant) for c in spec.concurrency_steps]
     return ModelPlan(model=model, points=points, skipped=skipped)
 
 

@@ -117,6 +117,7 @@ def compact_point(p: PointResult) -> CompactPoint:
     perf, res = p.perf, p.resources
     return CompactPoint(
         model=p.model,
+        variant=p.variant or None,
         batch=p.batch_size,
         concurrency=p.concurrency,
         status=p.status.value,
@@ -171,6 +172,7 @@ def expand_point(c: CompactPoint, placement: str | None = None) -> PointResult:
         )
     return PointResult(
         model=c.model,
+        variant=c.variant or "",
         batch_size=c.batch,
         concurrency=c.concurrency,
         status=PointStatus(c.status),
@@ -199,6 +201,8 @@ def compact_baseline(resources: ResourceMetrics) -> CompactBaseline:
 def model_entry(outcome: ModelOutcome) -> ModelStatusEntry:
     return ModelStatusEntry(
         name=outcome.name,
+        model=outcome.model or None,
+        changes=outcome.changes or None,
         status=outcome.status.value,
         error=short(outcome.error),
         max_batch_size=outcome.max_batch_size,
@@ -211,9 +215,12 @@ def model_entry(outcome: ModelOutcome) -> ModelStatusEntry:
     )
 
 
-def best_status(best: BestPoint) -> BestStatus:
+def best_status(best: BestPoint, result: AnalysisResult) -> BestStatus:
+    outcome = result.outcome(best.variant) if best.variant else None
     return BestStatus(
         model=best.model,
+        variant=best.variant or None,
+        variant_changes=outcome.changes if outcome else None,
         batch=best.batch_size,
         concurrency=best.concurrency,
         throughput=round(best.throughput_infer_per_sec, 3),
@@ -244,13 +251,22 @@ def analysis_result(status: ModelAnalysisStatus, triton_version: str) -> Analysi
         models=[
             ModelOutcome(
                 name=m.name,
+                model=m.model or "",
+                changes=m.changes or "",
+                config_path=m.name if m.model else "",
                 status=ModelStatus(m.status),
                 error=m.error,
                 max_batch_size=m.max_batch_size,
                 instance_group=m.instance_group or "",
                 skipped=[
                     SkippedPoint(
-                        point=Point(model=m.name, batch_size=s.batch, concurrency=s.concurrency), reason=s.reason
+                        point=Point(
+                            model=m.model or m.name,
+                            batch_size=s.batch,
+                            concurrency=s.concurrency,
+                            variant=m.name if m.model else "",
+                        ),
+                        reason=s.reason,
                     )
                     for s in m.skipped or []
                 ],

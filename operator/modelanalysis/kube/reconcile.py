@@ -453,8 +453,8 @@ class AnalysisRun:
         self.status.models = [model_entry(m) for m in result.models] or None
         self.status.points = [compact_point(p) for p in result.points] or None
         if result.best is not None:
-            self.status.best = best_status(result.best.overall) if result.best.overall else None
-            self.status.best_per_model = [best_status(b) for b in result.best.per_model] or None
+            self.status.best = best_status(result.best.overall, result) if result.best.overall else None
+            self.status.best_per_model = [best_status(b, result) for b in result.best.per_model] or None
         self.update_progress(event.total)
         message = progress_message(event)
         if message:

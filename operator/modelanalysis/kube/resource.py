@@ -285,6 +285,7 @@ class CompactPoint(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
     model: str
+    variant: str | None = Field(None, description="The config variant measured (absent: the model's own config).")
     batch: int
     concurrency: int
     status: str
@@ -325,7 +326,9 @@ class CompactPoint(BaseModel):
 
     @property
     def key(self) -> str:
-        return Point(model=self.model, batch_size=self.batch, concurrency=self.concurrency).key
+        return Point(
+            model=self.model, batch_size=self.batch, concurrency=self.concurrency, variant=self.variant or ""
+        ).key
 
 
 class CompactBaseline(BaseModel):
@@ -345,7 +348,9 @@ class SkippedPointStatus(BaseModel):
 class ModelStatusEntry(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
-    name: str
+    name: str = Field(description="The model, or its config variant (<model>_config_<n>).")
+    model: str | None = Field(None, description="The model a config variant is of.")
+    changes: str | None = Field(None, description="What the variant changes in the model's config.")
     status: str
     error: str | None = None
     max_batch_size: int | None = Field(None, alias="maxBatchSize")
@@ -370,6 +375,10 @@ class BestStatus(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
     model: str
+    variant: str | None = Field(None, description="The config variant it was measured in (<model>_config_<n>).")
+    variant_changes: str | None = Field(
+        None, alias="variantChanges", description="What that variant changes in the model's config."
+    )
     batch: int
     concurrency: int
     throughput: float = Field(description="Throughput (infer/sec).")

@@ -18,7 +18,7 @@
   function col(name) { return D.columns.indexOf(name); }
   function val(row, i) { return text[i] ? D.strings[row[i]] : row[i]; }
   var C = {
-    model: col("Model"), batch: col("Batch"), conc: col("Concurrency"), status: col("Status"),
+    model: col("Model"), config: col("Model Config Path"), batch: col("Batch"), conc: col("Concurrency"), status: col("Status"),
     tp: col("Throughput (infer/sec)"), tpLo: col("Throughput 95% CI Low (infer/sec)"),
     tpHi: col("Throughput 95% CI High (infer/sec)"), p99: col("p99 Latency (ms)"),
     p99Lo: col("p99 Latency 95% CI Low (ms)"), p99Hi: col("p99 Latency 95% CI High (ms)"),
@@ -27,7 +27,10 @@
   var best = {};
   D.best.forEach(function (i) { best[i] = true; });
   var points = D.rows.map(function (r, i) {
-    return {i: i, r: r, model: val(r, C.model), batch: r[C.batch], conc: r[C.conc],
+    // A config variant (add_sub_config_1) is drawn as its own model: its own plots.
+    var config = C.config < 0 ? null : val(r, C.config);
+    var variant = config && /_config_(default|\d+)$/.test(config) ? config : null;
+    return {i: i, r: r, model: variant || val(r, C.model), batch: r[C.batch], conc: r[C.conc],
       measured: val(r, C.status) === "Measured" && r[C.tp] !== null, gpus: D.pointGpus[i]};
   });
 
