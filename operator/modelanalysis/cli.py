@@ -28,11 +28,13 @@ from modelanalysis.adapters.triton_control import TritonControl, TritonUnreachab
 from modelanalysis.adapters.triton_server import TritonEndpoints, TritonServerProcess, TritonStartError
 from modelanalysis.cli_common import (
     CONCURRENCY_HELP,
+    CONFIG_SEARCH_HELP,
     MAX_CONCURRENCY_HELP,
     console,
     explain,
     fail,
     parse_concurrency,
+    parse_config_search,
     parse_int_list,
     with_measurement_options,
     with_objective_options,
@@ -129,6 +131,9 @@ def profile(
     batch: Annotated[str, typer.Option("--batch", "-b", help="Comma-separated batch sizes, e.g. 1,4,8.")] = "1",
     concurrency: Annotated[str, typer.Option("--concurrency", "-c", help=CONCURRENCY_HELP)] = "1",
     max_concurrency: Annotated[int | None, typer.Option(help=MAX_CONCURRENCY_HELP)] = None,
+    instance_counts: Annotated[str | None, typer.Option(help=CONFIG_SEARCH_HELP["instance_counts"])] = None,
+    max_batch_sizes: Annotated[str | None, typer.Option(help=CONFIG_SEARCH_HELP["max_batch_sizes"])] = None,
+    dynamic_batching: Annotated[str | None, typer.Option(help=CONFIG_SEARCH_HELP["dynamic_batching"])] = None,
     triton_version: Annotated[
         str,
         typer.Option(help="Triton version to record (the operator runs nvcr.io/nvidia/tritonserver:<version>)."),
@@ -171,9 +176,12 @@ def profile(
 ) -> None:
     """Measure each model at every batch x concurrency point, and the server alone (baseline)."""
     concurrency_values, concurrency_search = parse_concurrency(concurrency, max_concurrency)
+    config_search = parse_config_search(instance_counts, max_batch_sizes, dynamic_batching)
     try:
         spec = SweepSpec(
-            models=[ModelTarget(name=n.strip()) for n in model_names.split(",") if n.strip()],
+            models=[
+                ModelTarget(name=n.strip(), config_search=config_search) for n in model_names.split(",") if n.strip()
+            ],
             batch_sizes=parse_int_list("--batch", batch),
             concurrency=concurrency_values,
             concurrency_search=concurrency_search,

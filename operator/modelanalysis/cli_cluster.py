@@ -15,16 +15,18 @@ from rich.table import Table
 
 from modelanalysis.cli_common import (
     CONCURRENCY_HELP,
+    CONFIG_SEARCH_HELP,
     MAX_CONCURRENCY_HELP,
     explain,
     fail,
     parse_concurrency,
+    parse_config_search,
     parse_int_list,
     with_measurement_options,
     with_objective_options,
 )
 from modelanalysis.core.results import AnalysisResult
-from modelanalysis.core.spec import ConcurrencySearch, Constraints, MeasurementSettings, Objective
+from modelanalysis.core.spec import ConcurrencySearch, ConfigSearch, Constraints, MeasurementSettings, Objective
 from modelanalysis.kube.conditions import analysis_result
 from modelanalysis.kube.names import results_configmap_name
 from modelanalysis.kube.resource import (
@@ -65,6 +67,7 @@ def build_manifest(
     objective: Objective = Objective.MAXIMIZE_THROUGHPUT,
     constraints: Constraints | None = None,
     concurrency_search: ConcurrencySearch | None = None,
+    config_search: ConfigSearch | None = None,
 ) -> dict[str, Any]:
     repo: dict[str, Any]
     if model_repository.startswith("pvc://"):
@@ -75,8 +78,9 @@ def build_manifest(
         raise fail(f"--model-repository {model_repository!r}: give pvc://CLAIM[/SUBPATH], s3://... or gs://...")
     if credentials_secret:
         repo["credentialsSecret"] = credentials_secret
+    variants = {"configSearch": config_search.model_dump(by_alias=True, exclude_none=True)} if config_search else {}
     spec: dict[str, Any] = {
-        "models": [{"name": m} for m in models],
+        "models": [{"name": m, **variants} for m in models],
         "batchSizes": batch_sizes,
         **({"concurrency": concurrency} if concurrency is not None else {}),
         **(
@@ -168,6 +172,9 @@ def register(app: typer.Typer) -> None:
         batch: Annotated[str, typer.Option("--batch", "-b", help="Comma-separated batch sizes.")] = "1",
         concurrency: Annotated[str, typer.Option("--concurrency", "-c", help=CONCURRENCY_HELP)] = "1",
         max_concurrency: Annotated[int | None, typer.Option(help=MAX_CONCURRENCY_HELP)] = None,
+        instance_counts: Annotated[str | None, typer.Option(help=CONFIG_SEARCH_HELP["instance_counts"])] = None,
+        max_batch_sizes: Annotated[str | None, typer.Option(help=CONFIG_SEARCH_HELP["max_batch_sizes"])] = None,
+        dynamic_batching: Annotated[str | None, typer.Option(help=CONFIG_SEARCH_HELP["dynamic_batching"])] = None,
         triton_version: Annotated[
             str | None, typer.Option(help="Triton release (image nvcr.io/nvidia/tritonserver:<version>).")
         ] = None,
@@ -179,6 +186,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Print a ModelAnalysis manifest, for `kubectl apply -f -` or a GitOps repository."""
         concurrency_values, concurrency_search = parse_concurrency(concurrency, max_concurrency)
+        config_search = parse_config_search(instance_counts, max_batch_sizes, dynamic_batching)
         body = build_manifest(
             name,
             namespace,
@@ -194,6 +202,7 @@ def register(app: typer.Typer) -> None:
             objective,
             constraints,
             concurrency_search,
+            config_search,
         )
         sys.stdout.write(yaml.safe_dump(body, sort_keys=False))
 

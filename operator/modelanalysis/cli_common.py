@@ -12,7 +12,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from modelanalysis.core.spec import ConcurrencySearch, Constraints, MeasurementSettings, Objective
+from modelanalysis.core.spec import ConcurrencySearch, ConfigSearch, Constraints, MeasurementSettings, Objective
 
 # soft_wrap: an error stays on one line when stderr is not a terminal (logs, CI).
 console = Console(stderr=True, soft_wrap=True)
@@ -59,11 +59,41 @@ def parse_concurrency(text: str, max_concurrency: int | None) -> tuple[list[int]
     return parse_int_list("--concurrency", text), None
 
 
+CONFIG_SEARCH_HELP = {
+    "instance_counts": "Config search: instance counts to try, e.g. 1,2 (each combination is one variant).",
+    "max_batch_sizes": "Config search: max_batch_size values to try, e.g. 8,32.",
+    "dynamic_batching": "Config search: dynamic batching off, on, or off,on.",
+}
+
+
+def parse_config_search(
+    instance_counts: str | None, max_batch_sizes: str | None, dynamic_batching: str | None
+) -> ConfigSearch | None:
+    """The config-search flags as one ConfigSearch (None when none is given): the same for every model."""
+    if instance_counts is None and max_batch_sizes is None and dynamic_batching is None:
+        return None
+    switches = None
+    if dynamic_batching is not None:
+        words = [w.strip().lower() for w in dynamic_batching.split(",") if w.strip()]
+        if not words or any(w not in ("off", "on") for w in words):
+            raise fail(f"--dynamic-batching {dynamic_batching!r}: give off, on, or off,on.")
+        switches = [w == "on" for w in words]
+    try:
+        return ConfigSearch(
+            instance_counts=parse_int_list("--instance-counts", instance_counts) if instance_counts else None,
+            max_batch_sizes=parse_int_list("--max-batch-sizes", max_batch_sizes) if max_batch_sizes else None,
+            dynamic_batching=switches,
+        )
+    except ValidationError as exc:
+        raise fail(f"invalid config search: {explain(exc)}.") from None
+
+
 def explain(error: ValidationError) -> str:
     """The first validation error as `where: what`."""
     first = error.errors()[0]
     where = ".".join(str(part) for part in first["loc"])
-    return f"{where}: {first['msg']}"
+    what = first["msg"].removeprefix("Value error, ")  # our own validators' sentences stand alone
+    return f"{where}: {what}" if where else what
 
 
 # Each measurement setting's flag (the original tool's name where it had one). Defaults, types and help come

@@ -28,7 +28,12 @@ from typing import Any
 
 from modelanalysis.adapters.dcgm_prometheus import DcgmMemoryUtilization, PrometheusQueryError
 from modelanalysis.adapters.metrics_sampler import MetricsSampler
-from modelanalysis.adapters.triton_control import ModelConfigSummary, ModelLoadError, TritonControl
+from modelanalysis.adapters.triton_control import (
+    ModelConfigSummary,
+    ModelLoadError,
+    TritonControl,
+    summarize_model_config,
+)
 from modelanalysis.core.objectives import choose_best
 from modelanalysis.core.perf import PerfMeasurement, PointMeasurementError
 from modelanalysis.core.results import (
@@ -195,18 +200,26 @@ class SweepEngine:
         self._record(EventKind.BASELINE_MEASURED)
 
     def _load(self, variant: ModelVariant, already_loaded: bool) -> ModelConfigSummary:
-        """Load the variant's config into Triton (its override, or the model's own) and read back what Triton
-        made of it."""
+        """Load the variant's config into Triton and read back what Triton made of it.
+
+        Triton keeps an override until it is given another one (a plain load of a loaded model changes
+        nothing), so in a config search every variant, the default too, is loaded with its whole config, built
+        from the model's own config as Triton first read it.
+        """
         model = variant.model
-        if variant.changes_config:
-            base = self._own_configs.get(model)
-            if base is None:  # the override is built from the model's own config, as Triton reads it
-                if not self.control.is_model_ready(model):
-                    self.control.load(model)
-                base = self._own_configs[model] = self.control.raw_model_config(model)
-            self.control.load(model, config=config_override(base, variant))
-        elif variant.point_variant or not already_loaded:
-            self.control.load(model)  # a search's default: reload, in case a variant's override is loaded
+        if not variant.point_variant:  # no config search: the model as the repository has it
+            if not already_loaded:
+                self.control.load(model)
+            return self.control.model_config(model)
+        own = self._own_configs.get(model)
+        if own is None:
+            if already_loaded:
+                self.control.unload(model)  # it may hold another config
+            self.control.load(model)
+            own = self._own_configs[model] = self.control.raw_model_config(model)
+            if not variant.changes_config:
+                return summarize_model_config(own)
+        self.control.load(model, config=config_override(own, variant))
         return self.control.model_config(model)
 
     def profile_model(self, variant: ModelVariant) -> None:
@@ -259,10 +272,11 @@ class SweepEngine:
             self._record(EventKind.UNLOADED, model=name)
 
     def _leave(self, variant: ModelVariant, unload: bool) -> None:
+        own = self._own_configs.get(variant.model)
         if unload:
             self.control.unload(variant.model)
-        elif variant.changes_config:
-            self.control.load(variant.model)  # the user's server gets its model's own config back
+        elif variant.point_variant and own is not None:
+            self.control.load(variant.model, config=own)  # the user's server gets its model's own config back
 
     def profile_batch(self, variant: ModelVariant, batch: int, steps: list[int], outcome: ModelOutcome) -> None:
         """Measure one batch size at the concurrency values the search picks, one at a time; record the steps it

@@ -6,10 +6,11 @@ the loop's decisions (order, resume, failures, stops). The real server and clust
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
-from modelanalysis.adapters.triton_control import ModelConfigSummary, ModelLoadError
+from modelanalysis.adapters.triton_control import ModelConfigSummary, ModelLoadError, summarize_model_config
 from modelanalysis.core.perf import PerfMeasurement, PointMeasurementError
 from modelanalysis.core.results import AnalysisResult, ModelOutcome, ModelStatus, PointResult, PointStatus
 from modelanalysis.core.server_metrics import ResourceMetrics
@@ -38,11 +39,21 @@ class StandInTriton:
     def is_model_ready(self, model: str) -> bool:
         return model in self.preloaded or model in self.loaded
 
-    def load(self, model: str) -> None:
-        self.calls.append(f"load {model}")
-        if model in self.fails_to_load:
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def load(self, model: str, config: dict[str, Any] | None = None) -> None:
+        counts = [g["count"] for g in (config or {}).get("instance_group", [])]
+        self.calls.append(f"load {model}" + (f" with {counts[0]} instances" if counts else ""))
+        if model in self.fails_to_load or (config or {}).get("max_batch_size", 0) > 64:
             raise ModelLoadError(f"failed to load '{model}': ModuleNotFoundError")
         self.loaded.add(model)
+        if config is not None:
+            self.overrides[model] = config
+
+    def raw_model_config(self, model: str) -> dict[str, Any]:
+        own = {"name": model, "max_batch_size": self.max_batch_size[model],
+               "instance_group": [{"name": model, "count": 1, "kind": "KIND_CPU"}]}  # fmt: skip
+        return self.overrides.get(model, own)
 
     def unload(self, model: str, timeout_s: float = 60.0) -> None:
         self.calls.append(f"unload {model}")
@@ -50,7 +61,7 @@ class StandInTriton:
         self.preloaded.discard(model)
 
     def model_config(self, model: str) -> ModelConfigSummary:
-        return ModelConfigSummary(max_batch_size=self.max_batch_size[model], instance_group="1:CPU")
+        return summarize_model_config(self.raw_model_config(model))
 
 
 def numbers(point: Point) -> PerfMeasurement:
@@ -304,3 +315,28 @@ def test_a_latency_budget_search_bisects_and_the_best_stays_under_the_budget() -
     assert [p.concurrency for p in result.points] == [1, 2, 4, 3]
     assert result.best is not None and result.best.overall is not None
     assert result.best.overall.concurrency == 3
+
+
+def test_each_config_variant_is_loaded_through_its_override_and_measured_as_its_own_model() -> None:
+    s = SweepSpec.model_validate(
+        {"models": [{"name": "a", "configSearch": {"instanceCounts": [1, 2], "maxBatchSizes": [4, 128]}}],
+         "batchSizes": [1, 8], "measurement": {"baselineDurationMs": 0, "metricsIntervalMs": 100}}
+    )  # fmt: skip
+    triton = StandInTriton({"a": 8})
+    result = engine(s, triton, Recorder()).run(AnalysisResult(triton_version=""))
+    names = [m.name for m in result.models]
+    assert names == ["a_config_default", "a_config_0", "a_config_1", "a_config_2", "a_config_3"]
+    assert triton.calls[:4] == ["load a", "unload a", "load a with 1 instances", "unload a"]
+    assert [m.status for m in result.models] == [ModelStatus.PROFILED] * 2 + [ModelStatus.LOAD_FAILED] + [
+        ModelStatus.PROFILED, ModelStatus.LOAD_FAILED]  # fmt: skip
+    assert result.models[1].changes == "1 instance, max batch 4" and result.models[3].instance_group == "2:CPU"
+    # max batch 4: batch 8 cannot be sent to that variant, so it is skipped there.
+    assert [k.point.key for k in result.models[1].skipped] == ["a_config_0/b8/c1"]
+    assert [p.point.key for p in result.points] == [
+        "a_config_default/b1/c1", "a_config_default/b8/c1", "a_config_0/b1/c1", "a_config_2/b1/c1"]  # fmt: skip
+    assert all(p.model == "a" for p in result.points)  # perf_analyzer is pointed at the model Triton serves
+    assert result.best is not None and [b.model for b in result.best.per_model] == ["a"]  # one answer per model
+    # Resumed, nothing is measured or loaded again.
+    again = StandInTriton({"a": 8})
+    engine(s, again, Recorder()).run(result)
+    assert again.calls == []
