@@ -358,8 +358,13 @@ def finish(result: AnalysisResult, export_path: Path | None) -> None:
     for outcome in result.models:
         if outcome.status == ModelStatus.LOAD_FAILED:
             console.print(f"[red]{outcome.name} failed to load:[/] {outcome.error}", highlight=False)
+        # One line per batch size and reason: a search that stops early leaves many steps out for one reason.
+        grouped: dict[tuple[int, str], list[int]] = {}
         for skipped in outcome.skipped:
-            console.print(f"skipped {skipped.point.key}: {skipped.reason}", highlight=False)
+            grouped.setdefault((skipped.point.batch_size, skipped.reason), []).append(skipped.point.concurrency)
+        for (batch, reason), steps in grouped.items():
+            where = ", ".join(f"c{c}" for c in steps)
+            console.print(f"skipped {outcome.name} b{batch} {where}: {reason}", highlight=False)
     for note in result.notes:
         console.print(f"note: {note}", highlight=False)
     print_best(result)

@@ -151,10 +151,10 @@ def test_model_columns_come_from_the_served_config(sweep_run: SweepRun) -> None:
 
 def test_matmul_runs_at_batch_1_only_and_the_skipped_points_are_reported(sweep_run: SweepRun) -> None:
     stderr = sweep_run.proc.stderr
-    for key in ("matmul/b8/c1", "matmul/b8/c2", "matmul/b16/c1", "matmul/b16/c2"):
-        assert re.search(rf"^skipped {key}: matmul has max_batch_size 0", stderr, re.M), stderr
-    for key in ("add_sub/b16/c1", "add_sub/b16/c2"):
-        assert re.search(rf"^skipped {key}: batch 16 exceeds add_sub's max_batch_size 8", stderr, re.M), stderr
+    # One line per batch size and reason.
+    for batch in (8, 16):
+        assert re.search(rf"^skipped matmul b{batch} c1, c2: matmul has max_batch_size 0", stderr, re.M), stderr
+    assert re.search(r"^skipped add_sub b16 c1, c2: batch 16 exceeds add_sub's max_batch_size 8", stderr, re.M), stderr
     result = AnalysisResult.model_validate_json((sweep_run.export / "analysis.json").read_text())
     skipped = {m.name: sorted(s.point.key for s in m.skipped) for m in result.models}
     assert skipped == {
@@ -486,4 +486,33 @@ def test_constraints_judge_every_point_and_the_best_is_printed_and_saved(
     assert [r["Satisfies Constraints"] for r in read_csv(export / INFERENCE)] == ["No"]
     assert "No point satisfies the constraints; closest: add_sub batch 1 concurrency 1" in proc.stdout
     assert "closest: throughput" in proc.stdout
+    assert wait_until_gone(no_leftover_triton) == {}
+
+
+def test_a_config_and_concurrency_search_returns_its_best_variant(
+    run_cli: RunCli, no_leftover_triton: Path, tmp_path: Path, fast_flags: list[str]
+) -> None:
+    export = tmp_path / "search"
+    proc = run_cli("profile", "--model-folder", no_leftover_triton, "--model-names", "add_sub",
+                   "--instance-counts", "2", "--dynamic-batching", "on", "--concurrency", "auto",
+                   "--max-concurrency", "4", *fast_flags, "--export", "--export-path", export)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    result = AnalysisResult.model_validate_json((export / "analysis.json").read_text())
+    assert [(m.name, m.instance_group, m.status) for m in result.models] == [
+        ("add_sub_config_default", "1:CPU", ModelStatus.PROFILED),
+        ("add_sub_config_0", "2:CPU", ModelStatus.PROFILED),
+    ]
+    assert result.models[1].changes == "2 instances, dynamic batching"
+    for variant in ("add_sub_config_default", "add_sub_config_0"):
+        measured = [p.concurrency for p in result.points if p.variant == variant]
+        skipped = [s.point.concurrency for s in result.outcome(variant).skipped]  # type: ignore[union-attr]
+        assert measured[0] == 1 and sorted(measured + skipped) == [1, 2, 4], (variant, measured, skipped)
+    rows = read_csv(export / INFERENCE)
+    assert [r["Model Config Path"] for r in rows] == [p.variant for p in result.points]
+    assert result.best is not None and result.best.overall is not None
+    best = result.best.overall
+    assert best.variant in ("add_sub_config_default", "add_sub_config_0")
+    assert f"Best: add_sub as {best.variant} (" in proc.stdout
+    # The user's repository is as it was; the server this run started is gone.
+    assert "dynamic_batching" not in (no_leftover_triton / "add_sub" / "config.pbtxt").read_text()
     assert wait_until_gone(no_leftover_triton) == {}
