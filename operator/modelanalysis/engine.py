@@ -115,6 +115,15 @@ def add_memory_utilization(resources: ResourceMetrics, by_gpu: dict[str, float])
         gpu.max_memory_utilization_pct = value
 
 
+def outcome_of(variant: ModelVariant, **fields: Any) -> ModelOutcome:
+    """A model's outcome, or a config variant's (which also names its model and what it changes)."""
+    searched = bool(variant.point_variant)
+    return ModelOutcome(
+        name=variant.name, model=variant.model if searched else "", changes=variant.describe() if searched else "",
+        **fields,
+    )  # fmt: skip
+
+
 class SweepEngine:
     def __init__(
         self,
@@ -232,20 +241,14 @@ class SweepEngine:
         try:
             config = self._load(variant, already_loaded)
         except ModelLoadError as exc:
-            self.result.models.append(
-                ModelOutcome(name=name, model=variant.model if variant.point_variant else "",
-                             changes=variant.describe() if variant.point_variant else "",
-                             status=ModelStatus.LOAD_FAILED, error=str(exc))
-            )  # fmt: skip
+            self.result.models.append(outcome_of(variant, status=ModelStatus.LOAD_FAILED, error=str(exc)))
             self._record(EventKind.LOAD_FAILED, model=name, message=str(exc))
             return
         plan = plan_model_points(self.spec, model, config.max_batch_size, variant.point_variant)
         outcome = self.result.outcome(name)
         if outcome is None:  # a resumed run already has it, with the points measured before
-            outcome = ModelOutcome(
-                name=name,
-                model=model if variant.point_variant else "",
-                changes=variant.describe() if variant.point_variant else "",
+            outcome = outcome_of(
+                variant,
                 status=ModelStatus.INTERRUPTED,  # until every point is done
                 max_batch_size=config.max_batch_size,
                 instance_group=config.instance_group,
