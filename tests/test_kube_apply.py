@@ -366,13 +366,13 @@ def test_load_generator_job_is_created_and_its_failure_is_read_back(
 
 def test_results_configmap_and_writer_job_are_created(api: Apis, owner: dict[str, Any], namespace: str) -> None:
     files = {"metrics-model-inference.csv": "Model,Batch,Concurrency\nadd_sub,1,1\n", "metrics-server-only.csv": ""}
-    manifest = owned(objects.results_configmap("example", namespace, 1, files), owner)
-    cm = api.plain(api.core.create_namespaced_config_map(namespace, manifest, field_validation=STRICT))
+    [manifest] = objects.results_configmaps("example", namespace, 1, files)
+    cm = api.plain(api.core.create_namespaced_config_map(namespace, owned(manifest, owner), field_validation=STRICT))
     assert cm["data"] == files
     writer = owned(objects.results_writer_job("example", namespace, 1, spec_of(owner), SETTINGS), owner)
     created = api.plain(api.batch.create_namespaced_job(namespace, writer, field_validation=STRICT))
     volumes = {v["name"]: v for v in created["spec"]["template"]["spec"]["volumes"]}
-    assert volumes["results-in"]["configMap"]["name"] == cm["metadata"]["name"]
+    assert volumes["results-in"]["projected"]["sources"] == [{"configMap": {"name": cm["metadata"]["name"]}}]
     assert volumes["results-out"]["persistentVolumeClaim"] == {"claimName": "results"}
     assert (
         created["spec"]["template"]["spec"]["containers"][0]["args"]
@@ -382,7 +382,7 @@ def test_results_configmap_and_writer_job_are_created(api: Apis, owner: dict[str
 
 def test_children_go_with_their_analysis(api: Apis, owner: dict[str, Any], namespace: str) -> None:
     core, custom = api.core, api.custom
-    cm = owned(objects.results_configmap("example", namespace, 1, {"a.csv": "x\n"}), owner)
+    cm = owned(objects.results_configmaps("example", namespace, 1, {"a.csv": "x\n"})[0], owner)
     core.create_namespaced_config_map(namespace, cm, field_validation=STRICT)
     custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "example")
 

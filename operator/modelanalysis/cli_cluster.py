@@ -25,6 +25,7 @@ from modelanalysis.cli_common import (
     with_measurement_options,
     with_objective_options,
 )
+from modelanalysis.core.parts import join_parts
 from modelanalysis.core.results import AnalysisResult
 from modelanalysis.core.spec import ConcurrencySearch, ConfigSearch, Constraints, MeasurementSettings, Objective
 from modelanalysis.kube.conditions import analysis_result
@@ -50,6 +51,24 @@ def parse_pvc_url(flag: str, url: str) -> dict[str, str]:
     if sub_path.strip("/"):
         location["subPath"] = sub_path.strip("/")
     return location
+
+
+def read_results(core: Any, name: str, namespace: str) -> dict[str, str]:
+    """An analysis's result files from its results ConfigMaps (`core`: a kubernetes CoreV1Api), each file whole
+    (parts joined)."""
+    from kubernetes.client.exceptions import ApiException
+
+    data: dict[str, str] = dict(core.read_namespaced_config_map(results_configmap_name(name), namespace).data or {})
+    index = 1
+    while True:
+        try:
+            more = core.read_namespaced_config_map(results_configmap_name(name, index), namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return join_parts(data)
+            raise
+        data.update(more.data or {})
+        index += 1
 
 
 def build_manifest(
@@ -230,9 +249,9 @@ def register(app: typer.Typer) -> None:
                 f"{name} is still {phase} ({status.get('progress', '0/?')} points); try again when it has finished."
             )
         try:
-            # The operator always writes the CSV files to this ConfigMap, with or without a results claim.
-            config_map = client.CoreV1Api(api).read_namespaced_config_map(results_configmap_name(name), namespace)
-            data = config_map.data or {}
+            # The operator always writes the files to these ConfigMaps (<name>-results, then -2, -3, ... when
+            # they do not fit in one), with or without a results claim.
+            data = read_results(client.CoreV1Api(api), name, namespace)
         except (ApiException, HTTPError):
             if output_format == "html":  # the report can still be drawn from status
                 data = {}
@@ -241,7 +260,7 @@ def register(app: typer.Typer) -> None:
                     f"{name} finished ({phase}: {status.get('message', '')}) but has no results ConfigMap."
                 ) from None
         if output_format == "html":
-            # Left out of the ConfigMap when it would not fit beside the CSV files: rendered from status then.
+            # Analyses from before the report was always written have none: rendered from status then.
             sys.stdout.write(data.get(REPORT_HTML) or render_html(result_from_body(analysis), title=name))
             return
         text = data.get(INFERENCE_CSV, "")

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from modelanalysis.adapters.files import write_atomic
 from modelanalysis.adapters.perf_analyzer import PerfAnalyzerError, measure_point
+from modelanalysis.core.parts import join_parts
 from modelanalysis.core.spec import MeasurementSettings
 from modelanalysis.core.sweep import Point
 
@@ -69,18 +70,18 @@ def perf_point(argv: Sequence[str]) -> int:
 def copy_results(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="model-analyzer copy-results",
-        description="Copy result files into a folder, each written whole (the operator's results Job runs this).",
+        description="Copy result files into a folder, each written whole, parts joined (the operator's results "
+        "Job runs this).",
     )
     parser.add_argument("source", type=Path)
     parser.add_argument("destination", type=Path)
     args = parser.parse_args(argv)
-    copied = []
-    for path in sorted(args.source.iterdir()):
-        if path.name.startswith(".") or not path.is_file():
-            continue  # a mounted ConfigMap also holds ..data links
-        write_atomic(args.destination / path.name, path.read_text())
-        copied.append(path.name)
-    print(json.dumps({"copied": copied, "to": str(args.destination)}))
+    # A mounted ConfigMap also holds ..data links; a file too big for one ConfigMap arrives in parts.
+    data = {p.name: p.read_text() for p in sorted(args.source.iterdir()) if not p.name.startswith(".") and p.is_file()}
+    files = join_parts(data)
+    for name, text in files.items():
+        write_atomic(args.destination / name, text)
+    print(json.dumps({"copied": sorted(files), "to": str(args.destination)}))
     return 0
 
 

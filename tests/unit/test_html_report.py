@@ -24,7 +24,7 @@ from modelanalysis.core.html_report import (
 )
 from modelanalysis.core.report import INFERENCE_COLUMNS, INFERENCE_CSV, csv_files
 from modelanalysis.core.results import AnalysisResult, ModelOutcome, ModelStatus, PointResult, PointStatus
-from modelanalysis.kube.objects import fits_in_configmap
+from modelanalysis.kube.objects import results_configmaps
 from tests.report_samples import CPU_ANALYSIS, H100_ANALYSIS, H100_FOLDER, load, synthetic_analysis
 
 # README, "The HTML report": the page of the largest analysis the CRD accepts (1000 points) stays under this.
@@ -199,7 +199,7 @@ def test_1000_points_stay_under_the_stated_size_and_fit_the_configmap_with_the_c
     assert size < MAX_REPORT_BYTES_1000_POINTS, size
     data = page_data(page)
     assert len(data["rows"]) == 1000 and len(data["best"]) == 10
-    assert fits_in_configmap({**csv_files(result), REPORT_HTML: page})
+    assert len(results_configmaps("x", "ns", 1, {**csv_files(result), REPORT_HTML: page})) == 1
 
 
 def test_data_holds_each_point_once() -> None:

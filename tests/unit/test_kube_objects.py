@@ -15,7 +15,6 @@ from modelanalysis.core.perf import PerfMeasurement
 from modelanalysis.core.spec import MeasurementSettings, Protocol
 from modelanalysis.core.sweep import Point
 from modelanalysis.kube import names, objects
-from modelanalysis.kube.reconcile import report_left_out
 from modelanalysis.kube.resource import ModelAnalysisSpec
 from modelanalysis.kube.settings import OperatorSettings
 
@@ -281,31 +280,32 @@ def test_results_writer_copies_the_configmap_into_the_claim_folder() -> None:
     assert job["metadata"]["labels"][names.LABEL_COMPONENT] == names.COMPONENT_RESULTS_WRITER
     mounts = {m["name"]: m for m in c["volumeMounts"]}
     volumes = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}
-    assert volumes["results-in"]["configMap"] == {"name": "example-results"}
+    assert volumes["results-in"]["projected"]["sources"] == [{"configMap": {"name": "example-results"}}]
     assert volumes["results-out"]["persistentVolumeClaim"] == {"claimName": "results"}
     assert mounts["results-in"]["readOnly"] is True
     assert c["command"] == ["model-analyzer", "copy-results"]
     assert c["args"] == [mounts["results-in"]["mountPath"], f"{mounts['results-out']['mountPath']}/runs/example"]
 
 
-def test_a_configmap_holds_at_most_a_mebibyte_of_files() -> None:
-    assert objects.fits_in_configmap({"report.html": "x" * (1024 * 1024 - 32 * 1024)})
-    assert not objects.fits_in_configmap({"a.csv": "x" * (600 * 1024), "report.html": "é" * (220 * 1024)})  # bytes
-
-
-def test_a_report_left_out_of_the_configmap_says_how_to_get_it() -> None:
-    note = report_left_out("example", 700 * 1024)
-    assert "report.html (700 KiB) is not in ConfigMap example-results" in note
-    assert "model-analyzer results example --format html" in note
-
-
 def test_results_configmap_holds_the_files() -> None:
     files = {"metrics-model-inference.csv": "Model,Batch\nadd_sub,1\n"}
-    cm = objects.results_configmap("example", NS, 2, files)
+    [cm] = objects.results_configmaps("example", NS, 2, files)
     assert cm["kind"] == "ConfigMap"
     assert cm["metadata"]["name"] == names.results_configmap_name("example") == "example-results"
     assert cm["metadata"]["labels"][names.LABEL_GENERATION] == "2"
     assert cm["data"] == files
+
+
+def test_results_past_a_mebibyte_continue_in_more_configmaps_and_the_writer_mounts_them_all() -> None:
+    files = {"metrics-model-gpu.csv": "é,1\n" * 400_000, "report.html": "<p>" * 1000}  # ~2 MB of UTF-8
+    maps = objects.results_configmaps("example", NS, 2, files)
+    assert [m["metadata"]["name"] for m in maps] == ["example-results", "example-results-2"]
+    for m in maps:
+        assert sum(len(k.encode()) + len(v.encode()) for k, v in m["data"].items()) <= objects.CONFIGMAP_DATA_LIMIT
+    job = objects.results_writer_job("example", NS, 2, spec(S3_SPEC), SETTINGS, configmaps=len(maps))
+    volumes = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}
+    assert [s["configMap"]["name"] for s in volumes["results-in"]["projected"]["sources"]] == [
+        "example-results", "example-results-2"]  # fmt: skip
 
 
 # ---- names ---------------------------------------------------------------------------------------------

@@ -51,8 +51,9 @@ def results_job_name(analysis: str, generation: int) -> str:
     return fit(f"{analysis}-g{generation}-results")
 
 
-def results_configmap_name(analysis: str) -> str:
-    return fit(f"{analysis}-results", 253)
+def results_configmap_name(analysis: str, index: int = 0) -> str:
+    """The results ConfigMap; results too big for one continue in <analysis>-results-2, -3, ..."""
+    return fit(f"{analysis}-results" + (f"-{index + 1}" if index else ""), 253)
 
 
 def labels(analysis: str, generation: int, component: str) -> dict[str, str]:

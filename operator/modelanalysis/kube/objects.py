@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from modelanalysis.core.parts import pack_files
 from modelanalysis.core.sweep import Point
 from modelanalysis.kube import names
 from modelanalysis.kube.resource import LoadGeneratorPlacement, LoadGeneratorSettings, ModelAnalysisSpec
@@ -336,22 +337,25 @@ def load_generator_job(
 CONFIGMAP_DATA_LIMIT = 1024 * 1024 - 16 * 1024
 
 
-def fits_in_configmap(files: dict[str, str]) -> bool:
-    return sum(len(k.encode()) + len(v.encode()) for k, v in files.items()) <= CONFIGMAP_DATA_LIMIT
+def results_configmaps(name: str, namespace: str, generation: int, files: dict[str, str]) -> list[dict[str, Any]]:
+    """The CSV files and report.html of an analysis; where no results claim is given, this is where they stay.
 
-
-def results_configmap(name: str, namespace: str, generation: int, files: dict[str, str]) -> dict[str, Any]:
-    """The CSV files and report.html of an analysis; where no results claim is given, this is where they stay."""
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": names.results_configmap_name(name),
-            "namespace": namespace,
-            "labels": names.labels(name, generation, names.COMPONENT_RESULTS_WRITER),
-        },
-        "data": files,
-    }
+    One ConfigMap, <name>-results, with every file whole, unless they pass what one can hold: then they continue
+    in <name>-results-2, -3, ..., a file too big for one ConfigMap cut into <file>.part-000, -001, ... (the
+    results Job and `model-analyzer results` put them back together: core/parts.py)."""
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": names.results_configmap_name(name, index),
+                "namespace": namespace,
+                "labels": names.labels(name, generation, names.COMPONENT_RESULTS_WRITER),
+            },
+            "data": data,
+        }
+        for index, data in enumerate(pack_files(files, CONFIGMAP_DATA_LIMIT))
+    ]
 
 
 def results_folder(name: str, spec: ModelAnalysisSpec) -> str:
@@ -361,9 +365,15 @@ def results_folder(name: str, spec: ModelAnalysisSpec) -> str:
 
 
 def results_writer_job(
-    name: str, namespace: str, generation: int, spec: ModelAnalysisSpec, settings: OperatorSettings
+    name: str,
+    namespace: str,
+    generation: int,
+    spec: ModelAnalysisSpec,
+    settings: OperatorSettings,
+    configmaps: int = 1,
 ) -> dict[str, Any]:
-    """A short Job that copies the results ConfigMap's files into the results claim, each written whole."""
+    """A short Job that copies the results ConfigMaps' files into the results claim, each written whole (parts
+    joined)."""
     assert spec.results.pvc is not None
     container = {
         "name": "write-results",
@@ -377,7 +387,13 @@ def results_writer_job(
         ],
     }
     volumes = [
-        {"name": "results-in", "configMap": {"name": names.results_configmap_name(name)}},
+        {
+            "name": "results-in",
+            # Every results ConfigMap in one folder: the parts of a file cut across them sit side by side.
+            "projected": {
+                "sources": [{"configMap": {"name": names.results_configmap_name(name, i)}} for i in range(configmaps)]
+            },
+        },
         {"name": "results-out", "persistentVolumeClaim": {"claimName": spec.results.pvc.claim_name}},
     ]
     return _restricted_job(

@@ -50,14 +50,6 @@ from modelanalysis.kube.settings import OperatorSettings
 from modelanalysis.kube.transitions import event_for, progress_message
 
 
-def report_left_out(name: str, size: int) -> str:
-    return (
-        f"report.html ({size // 1024} KiB) is not in ConfigMap {names.results_configmap_name(name)} (nor the results "
-        f"claim): with the CSV files it would pass the 1 MiB a ConfigMap holds. `model-analyzer results {name} "
-        "--format html` renders it from this status."
-    )
-
-
 class Stopped(Protocol):
     def wait(self, timeout: float | None = None) -> object: ...
     def is_set(self) -> bool: ...
@@ -530,17 +522,18 @@ class AnalysisRun:
         result = analysis_result(self.status, spec.triton.version or self.settings.default_triton_version)
         result.finished_at = result.finished_at or time.time()  # the report says how long it took
         result.objective, result.constraints = spec.objective, spec.constraints  # for Satisfies Constraints
-        files = csv_files(result)
-        report = render_html(result, title=self.name)
-        if objects.fits_in_configmap({**files, REPORT_HTML: report}):
-            files[REPORT_HTML] = report
-        else:
-            self.status.notes = [*(self.status.notes or []), report_left_out(self.name, len(report))]
-        self.create_child(objects.results_configmap(self.name, self.namespace, self.generation, files))
+        files = {**csv_files(result), REPORT_HTML: render_html(result, title=self.name)}
+        configmaps = objects.results_configmaps(self.name, self.namespace, self.generation, files)
+        for configmap in configmaps:
+            self.create_child(configmap)
         self.status.results = f"configmap/{names.results_configmap_name(self.name)}"
+        if len(configmaps) > 1:
+            self.status.results += f" (and {len(configmaps) - 1} more: -2, -3, ...)"
         if spec.results.pvc is None:
             return
-        manifest = objects.results_writer_job(self.name, self.namespace, self.generation, spec, self.settings)
+        manifest = objects.results_writer_job(
+            self.name, self.namespace, self.generation, spec, self.settings, configmaps=len(configmaps)
+        )
         job = self.create_child(manifest)
         deadline = time.monotonic() + 300
         while job_outcome(job) is None and time.monotonic() < deadline:
