@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,9 +20,12 @@ import pytest
 import yaml
 from kubernetes import client
 
+from modelanalysis.core.html_report import REPORT_HTML, render_html
+from modelanalysis.core.report import INFERENCE_CSV, csv_files
 from modelanalysis.core.spec import MAX_BATCH_SIZE, MAX_CONCURRENCY
 from modelanalysis.core.sweep import Point
 from modelanalysis.kube import crd, names, objects
+from modelanalysis.kube.conditions import analysis_result
 from modelanalysis.kube.reconcile import job_outcome, owner_reference, termination_message
 from modelanalysis.kube.resource import (
     API_VERSION,
@@ -30,6 +35,7 @@ from modelanalysis.kube.resource import (
     VERSION,
     ModelAnalysisSpec,
     ModelAnalysisStatus,
+    Phase,
 )
 from modelanalysis.kube.settings import OperatorSettings
 from tests.cluster.controlplane import Cluster
@@ -498,3 +504,95 @@ def test_triton_pod_run_as_non_root_passes_pod_security_restricted(api: Apis, na
     for wire, settings in ((ModelAnalysisSpec.model_validate(MINIMAL_SPEC), by_settings), (by_spec, SETTINGS)):
         pod = objects.triton_pod("example", namespace, 1, wire, settings)
         assert admitted(core, namespace, pod) is None
+
+
+# ---- the largest analysis admission accepts ----------------------------------------------------------------
+# Measuring 1000 points would take most of an hour here, so its points are made from real captured data instead
+# (perf_analyzer's numbers and an H100's metrics page, replicated across 8 GPU UUIDs: tests/data); everything
+# after the measurement is real: status through the status subresource, the results ConfigMaps, the results Job
+# run by the node agent onto a claim, and `model-analyzer results`.
+
+# etcd's default request limit: an object (status included) larger than this cannot be written at all.
+OBJECT_LIMIT = 1_572_864
+LARGE_SPEC: dict[str, Any] = {
+    "models": [{"name": f"resnet50_onnx_variant_{m}"} for m in range(10)],
+    "batchSizes": [8 * b for b in range(1, 11)],
+    "concurrency": [16 * c for c in range(1, 11)],
+    "modelRepository": {"pvc": {"claimName": "triton-models"}},
+    "results": {"pvc": {"claimName": "large-results"}},
+}
+
+
+def results_claim(api: Apis, namespace: str, folder: Path) -> None:
+    """A hostPath PersistentVolume and its claim, writable by the results Job's user (10001)."""
+    folder.mkdir()
+    os.chown(folder, 10001, 10001)
+    api.core.create_persistent_volume(
+        {
+            "metadata": {"name": f"{namespace}-large-results"},
+            "spec": {
+                "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "storageClassName": "manual",
+                "hostPath": {"path": str(folder)}, "claimRef": {"name": "large-results", "namespace": namespace},
+            },
+        }
+    )  # fmt: skip
+    api.core.create_namespaced_persistent_volume_claim(
+        namespace,
+        {
+            "metadata": {"name": "large-results"},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"], "storageClassName": "manual",
+                "volumeName": f"{namespace}-large-results", "resources": {"requests": {"storage": "1Gi"}},
+            },
+        },
+    )  # fmt: skip
+
+
+def test_1000_points_on_8_gpus_keep_their_status_and_reach_the_volume_whole(
+    cluster: Cluster, api: Apis, modelanalysis_crd: str, namespace: str, tmp_path: Path
+) -> None:
+    spec = ModelAnalysisSpec.model_validate(LARGE_SPEC)  # the most admission accepts: 10 x 10 x 10
+    created = api.custom.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, analysis("large", LARGE_SPEC), field_validation=STRICT
+    )
+    status = big_status(models=10, batches=10, concurrencies=10, gpus=8)
+    status.phase = Phase.SUCCEEDED.value
+    wire = status.wire()
+    api.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, "large", {"status": wire})
+    stored = api.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "large")
+    assert stored["status"] == wire, "the API server pruned or changed status fields"
+    size = len(json.dumps(stored, separators=(",", ":")))
+    assert size < OBJECT_LIMIT * 0.8, f"1000 points x 8 GPUs take {size:,} bytes of the {OBJECT_LIMIT:,} limit"
+
+    # The files: more than one ConfigMap holds, so they continue in more; each is accepted by the API server.
+    result = analysis_result(status, "24.08-py3")
+    files = {**csv_files(result), REPORT_HTML: render_html(result, title="large")}
+    assert sum(len(v.encode()) for v in files.values()) > objects.CONFIGMAP_DATA_LIMIT
+    maps = objects.results_configmaps("large", namespace, 1, files)
+    assert len(maps) >= 2
+    for manifest in maps:
+        api.core.create_namespaced_config_map(namespace, owned(manifest, created), field_validation=STRICT)
+
+    # The results Job, run for real, writes every file whole into the claim.
+    folder = tmp_path / "results"
+    results_claim(api, namespace, folder)
+    writer = owned(objects.results_writer_job("large", namespace, 1, spec, SETTINGS, configmaps=len(maps)), created)
+    api.batch.create_namespaced_job(namespace, writer, field_validation=STRICT)
+
+    def finished() -> bool:
+        job = api.plain(api.batch.read_namespaced_job(writer["metadata"]["name"], namespace))
+        return job_outcome(job) is not None
+
+    wait_for("the results Job to finish", finished, timeout=180)
+    job = api.plain(api.batch.read_namespaced_job(writer["metadata"]["name"], namespace))
+    assert job_outcome(job) == "Complete", job.get("status")
+    written = {p.name: p.read_text() for p in sorted((folder / "large").iterdir())}
+    assert written == files
+
+    # `model-analyzer results` reads the CSV back from the ConfigMaps, whole.
+    cli = subprocess.run(
+        [str(Path(sys.executable).parent / "model-analyzer"), "results", "large", "-n", namespace, "--format", "csv"],
+        env=cluster.env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert cli.returncode == 0, cli.stderr
+    assert cli.stdout == files[INFERENCE_CSV]
