@@ -596,3 +596,56 @@ def test_1000_points_on_8_gpus_keep_their_status_and_reach_the_volume_whole(
     )  # fmt: skip
     assert cli.returncode == 0, cli.stderr
     assert cli.stdout == files[INFERENCE_CSV]
+
+
+# ---- searches at admission: the points they may measure stay within the bound --------------------------------
+
+SEARCH_REFUSED = [
+    pytest.param(
+        with_spec(models=[{"name": "m", "configSearch": {"instanceCounts": list(range(1, 9)),
+                                                         "maxBatchSizes": list(range(1, 10))}}]),
+        ["spec.models[0].configSearch", "at most 64 variants"],
+        id="72-variants",
+    ),
+    pytest.param(
+        # 17 variants x 10 batch sizes x 11 steps (1, 2, ..., 1024) = 1870 points.
+        with_spec(models=[{"name": "m", "configSearch": {"instanceCounts": list(range(1, 17))}}],
+                  batchSizes=list(range(1, 11)), concurrencySearch={}),
+        ["spec", "config variants) x batchSizes x concurrency steps must be at most 1000"],
+        id="variants-x-search-steps",
+    ),
+    pytest.param(
+        with_spec(concurrencySearch={"maxConcurrency": 5000}),
+        ["spec.concurrencySearch.maxConcurrency", f"less than or equal to {MAX_CONCURRENCY}"],
+        id="search-past-max-concurrency",
+    ),
+    pytest.param(
+        with_spec(models=[{"name": "m", "configSearch": {"dynamicBatching": ["yes"]}}]),
+        ["spec.models[0].configSearch.dynamicBatching[0]", "boolean"],
+        id="dynamic-batching-not-a-boolean",
+    ),
+]
+
+
+@pytest.mark.parametrize(("spec", "words"), SEARCH_REFUSED)
+def test_a_search_too_large_is_refused_by_kubectl_naming_the_bound(
+    cluster: Cluster, modelanalysis_crd: str, namespace: str, spec: dict[str, Any], words: list[str]
+) -> None:
+    test_a_bad_spec_is_refused_by_kubectl_naming_the_field(cluster, modelanalysis_crd, namespace, spec, words)
+    test_the_operator_refuses_what_admission_refuses(spec, words)
+
+
+def test_a_search_within_the_bound_is_accepted_as_the_operator_reads_it(
+    api: Apis, modelanalysis_crd: str, namespace: str
+) -> None:
+    # 5 variants x 2 batch sizes x 7 steps (1 to 64) = 70 points.
+    spec = with_spec(
+        models=[{"name": "add_sub", "configSearch": {"instanceCounts": [1, 2], "dynamicBatching": [False, True]}}],
+        batchSizes=[1, 8], concurrencySearch={"maxConcurrency": 64}, constraints={"p99LatencyMs": {"max": 20}},
+    )  # fmt: skip
+    created = api.custom.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, analysis("search", spec), field_validation=STRICT
+    )
+    assert created["spec"] == spec
+    parsed = ModelAnalysisSpec.model_validate(created["spec"])
+    assert parsed.concurrency_steps == [1, 2, 4, 8, 16, 32, 64]

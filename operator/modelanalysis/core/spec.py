@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 DEFAULT_TRITON_VERSION = "24.08-py3"
@@ -118,7 +118,7 @@ class ConfigSearch(WireModel):
     max_batch_sizes: list[BatchSize] | None = Field(
         None, min_length=1, max_length=16, description="max_batch_size values to try (the model must batch)."
     )
-    dynamic_batching: list[bool] | None = Field(
+    dynamic_batching: list[StrictBool] | None = Field(
         None, min_length=1, max_length=2, description="Try the model without (false) and with (true) dynamic batching."
     )
 
@@ -126,7 +126,7 @@ class ConfigSearch(WireModel):
     def _bounded(self) -> ConfigSearch:
         count = 1
         for values in (self.instance_counts, self.max_batch_sizes, self.dynamic_batching):
-            count *= len(set(values or [None]))
+            count *= len(values or [None])  # as admission counts them (CEL)
         if count > MAX_VARIANTS:
             raise ValueError(f"{count} config variants; list fewer values (at most {MAX_VARIANTS} combinations)")
         return self

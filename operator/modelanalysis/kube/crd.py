@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from modelanalysis.core.spec import DEFAULT_MAX_SEARCH_CONCURRENCY, MAX_CONCURRENCY, MAX_VARIANTS
 from modelanalysis.kube.resource import (
     GROUP,
     KIND,
@@ -34,16 +35,42 @@ CRD_FILE = f"{PLURAL}.{GROUP}.yaml"
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CRD_PATHS = [REPO_ROOT / "crds" / CRD_FILE, REPO_ROOT / "charts" / "model-analyzer" / "crds" / CRD_FILE]
 
+def _size_or_1(field: str) -> str:
+    return f"(has({field}) ? size({field}) : 1)"
+
+
+def _doubling_steps_cel(max_concurrency: str) -> str:
+    """len(doubling_steps(m)) in CEL: 1, 2, 4, ... up to m is k+1 steps for 2**(k-1) < m <= 2**k."""
+    text, k = "", 0
+    while 2**k < MAX_CONCURRENCY:
+        text += f"{max_concurrency} <= {2**k} ? {k + 1} : "
+        k += 1
+    return f"({text}{k + 1})"
+
+
+# The points an analysis may measure (an upper bound: a search measures fewer): every model's config variants
+# (core/variants.py) x batch sizes x concurrency steps (core/spec.py: concurrency_steps).
+_SEARCH = "self.concurrencySearch"
+_VARIANTS = (
+    "self.models.map(m, has(m.configSearch) ? 1 + "
+    + " * ".join(_size_or_1(f"m.configSearch.{f}") for f in ("instanceCounts", "maxBatchSizes", "dynamicBatching"))
+    + " : 1).sum()"
+)
+_STEPS = (
+    f"(has(self.concurrency) ? size(self.concurrency) : has({_SEARCH}) ? "
+    + _doubling_steps_cel(
+        f"(has({_SEARCH}.maxConcurrency) ? {_SEARCH}.maxConcurrency : {DEFAULT_MAX_SEARCH_CONCURRENCY})"
+    )
+    + " : 1)"
+)
+
 # Rules the OpenAPI schema cannot express, each with the sentence a user sees when kubectl refuses.
 CEL_RULES: dict[str, list[dict[str, str]]] = {
     "": [
         {
-            "rule": "size(self.models)"
-            " * (has(self.batchSizes) ? size(self.batchSizes) : 1)"
-            " * (has(self.concurrency) ? size(self.concurrency) : 1)"
-            f" <= {MAX_POINTS}",
-            "message": f"models x batchSizes x concurrency must be at most {MAX_POINTS} points (status keeps each"
-            " one); split the sweep into several analyses",
+            "rule": f"{_VARIANTS} * {_size_or_1('self.batchSizes')} * {_STEPS} <= {MAX_POINTS}",
+            "message": f"models (with their config variants) x batchSizes x concurrency steps must be at most "
+            f"{MAX_POINTS} points (status keeps each one); split the sweep into several analyses",
         },
         {
             "rule": "self.models.all(m, self.models.filter(x, x.name == m.name).size() == 1)",
@@ -54,6 +81,14 @@ CEL_RULES: dict[str, list[dict[str, str]]] = {
         {
             "rule": "has(self.pvc) != has(self.uri)",
             "message": "modelRepository needs exactly one of pvc (a claim in this namespace) or uri (s3://, gs://, as://)",
+        }
+    ],
+    "models.configSearch": [
+        {
+            "rule": " * ".join(_size_or_1(f"self.{f}") for f in ("instanceCounts", "maxBatchSizes", "dynamicBatching"))
+            + f" <= {MAX_VARIANTS}",
+            "message": f"configSearch may combine at most {MAX_VARIANTS} variants (instanceCounts x maxBatchSizes x "
+            "dynamicBatching); list fewer values",
         }
     ],
     "modelRepository.pvc.subPath": [{"rule": SUB_PATH_CEL, "message": SUB_PATH_MESSAGE}],
@@ -107,6 +142,8 @@ def spec_schema() -> dict[str, Any]:
         target = schema
         for part in filter(None, path.split(".")):
             target = target["properties"][part]
+            if target.get("type") == "array":  # a rule on a list's items ("models.configSearch")
+                target = target["items"]
         target["x-kubernetes-validations"] = rules
     return schema
 

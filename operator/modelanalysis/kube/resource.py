@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from modelanalysis.core.spec import SweepSpec, WireModel
 from modelanalysis.core.sweep import Point
+from modelanalysis.core.variants import plan_variants
 
 GROUP = "modelanalyzer.dev"
 VERSION = "v1alpha1"
@@ -204,10 +205,11 @@ class ModelAnalysisSpec(SweepSpec):
     @model_validator(mode="after")
     def _status_fits(self) -> ModelAnalysisSpec:
         # Every point is kept in status, which must stay well under the API server's 1.5 MB object limit.
-        points = len(self.models) * len(self.batch_sizes) * len(self.concurrency_steps)
+        points = len(plan_variants(self)) * len(self.batch_sizes) * len(self.concurrency_steps)
         if points > MAX_POINTS:
             raise ValueError(
-                f"models x batchSizes x concurrency is {points} points; split it into analyses of at most {MAX_POINTS}"
+                f"models (with their config variants) x batchSizes x concurrency steps is {points} points; split it "
+                f"into analyses of at most {MAX_POINTS}"
             )
         return self
 
