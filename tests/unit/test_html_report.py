@@ -24,6 +24,7 @@ from modelanalysis.core.html_report import (
 )
 from modelanalysis.core.report import INFERENCE_COLUMNS, INFERENCE_CSV, csv_files
 from modelanalysis.core.results import AnalysisResult, ModelOutcome, ModelStatus, PointResult, PointStatus
+from modelanalysis.core.spec import Constraints
 from modelanalysis.kube.objects import results_configmaps
 from tests.report_samples import CPU_ANALYSIS, H100_ANALYSIS, H100_FOLDER, load, synthetic_analysis
 
@@ -119,7 +120,8 @@ def test_a_cpu_run_says_why_there_are_no_gpu_plots_and_lists_what_did_not_conver
     assert "cpu" not in data["empty"] and "ci" not in data["empty"]
     assert data["empty"]["memutil"].startswith("Max Memory Utilization is empty: Triton does not export it.")
     assert "GPUs<dd>none seen (CPU only)" in page
-    assert page.count("<li class=skipped>") == 3 and "<b>matmul/b4/c1</b> skipped: " in page
+    # One line per model, batch size and reason.
+    assert page.count("<li class=skipped>") == 1 and "<b>matmul b4 c1, c2, c4</b> skipped: " in page
     # The busy machine: every point hit its 10 s cap. One line per model, each point's reason in the table.
     assert page.count("<li class=unconverged>") == 2
     assert "<b>matmul</b>: 3 points did not converge (b1/c1, b1/c2, b1/c4)" in page
@@ -256,3 +258,16 @@ def test_the_p99_budget_travels_to_the_page_only_when_set() -> None:
     assert report_data(result)["p99Budget"] is None
     result.constraints = Constraints.model_validate({"p99LatencyMs": {"max": 5.0}})
     assert report_data(result)["p99Budget"] == 5.0
+
+
+def test_a_searched_analysis_names_each_model_once_and_the_rule_it_was_judged_by() -> None:
+    """A config search's variants are listed under their model; the legend names the objective and budget."""
+    result = load(CPU_ANALYSIS)
+    named = {"name": "add_sub_config_0", "model": "add_sub", "changes": "2 instances"}
+    variant = result.models[0].model_copy(update=named)
+    default = result.models[0].model_copy(update={"name": "add_sub_config_default", "model": "add_sub"})
+    result.models = [default, variant, *result.models[1:]]
+    result.constraints = Constraints.model_validate({"p99LatencyMs": {"max": 5}})
+    page = render_html(result)
+    assert "Model analysis: add_sub (2 config variants), matmul</title>" in page
+    assert "among the points within the constraints (p99 latency at most 5 ms)" in page

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
-from modelanalysis.core.objectives import choose_best
+from modelanalysis.core.objectives import choose_best, describe_rule
 from modelanalysis.core.report import INFERENCE_COLUMNS, inference_row
 from modelanalysis.core.results import AnalysisResult, ModelStatus, PointResult, PointStatus
 from modelanalysis.core.server_metrics import ResourceMetrics
@@ -43,10 +43,6 @@ NO_CI_REASON = (
     "error bars."
 )
 NO_MEASURED_REASON = "No point was measured, so there is nothing to plot."
-BEST_RULE = (
-    "Best = the highest throughput among measured points (objectives and constraints, such as a latency "
-    "budget, are not available yet)."
-)
 
 # Nothing may be fetched: the page works the same with no network, and a test can tell if it ever tried.
 CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:"
@@ -195,6 +191,14 @@ def _ci(p: PointResult) -> str:
     return f"±{100 * half / perf.throughput_infer_per_sec:.1f}%" if perf.throughput_infer_per_sec else ""
 
 
+def model_names(result: AnalysisResult) -> str:
+    """The models profiled, each once, with how many config variants it was profiled as."""
+    variants: dict[str, int] = {}
+    for m in result.models:
+        variants[m.model or m.name] = variants.get(m.model or m.name, 0) + (1 if m.model else 0)
+    return ", ".join(f"{name} ({n} config variants)" if n else name for name, n in variants.items())
+
+
 def _facts(result: AnalysisResult) -> str:
     measured = [p for p in result.points if p.status == PointStatus.MEASURED]
     failed = [p for p in result.points if p.status == PointStatus.FAILED]
@@ -208,7 +212,7 @@ def _facts(result: AnalysisResult) -> str:
         if count:
             points += f", {count} {word}"
     facts = [
-        ("Models", ", ".join(m.name for m in result.models) or "none"),
+        ("Models", model_names(result) or "none"),
         ("Points", points),
         ("Triton", versions),
         ("GPUs", ", ".join(uuids) if uuids else "none seen (CPU only)"),
@@ -250,7 +254,7 @@ def _best_table(result: AnalysisResult) -> str:
     )  # fmt: skip
     return (
         f"<table class=summary id=best><thead><tr>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
-        f"<p class=hint>{_e(BEST_RULE)}</p>"
+        f"<p class=hint>{_e(describe_rule(result.objective, result.constraints))}</p>"
     )
 
 
@@ -277,8 +281,15 @@ def _problems(result: AnalysisResult) -> str:
         if p.status == PointStatus.FAILED
     ]
     items += _capped(failed, "failed points")
-    skipped = [f"<li class=skipped><b>{_e(s.point.key)}</b> skipped: {_e(s.reason)}" for m in result.models
-               for s in m.skipped]  # fmt: skip
+    # One line per model (or variant), batch size and reason: a search that stops early skips many steps.
+    grouped: dict[tuple[str, int, str], list[int]] = {}
+    for m in result.models:
+        for s in m.skipped:
+            grouped.setdefault((m.name, s.point.batch_size, s.reason), []).append(s.point.concurrency)
+    skipped = [
+        f"<li class=skipped><b>{_e(name)} b{batch} {_e(', '.join(f'c{c}' for c in steps))}</b> skipped: {_e(reason)}"
+        for (name, batch, reason), steps in grouped.items()
+    ]
     items += _capped(skipped, "skipped points")
     # Not converged: one line per model (a large sweep on a busy machine may have hundreds); each point's
     # reason is in the table's Convergence column.
@@ -333,7 +344,7 @@ def _baseline(result: AnalysisResult) -> str:
 
 def render_html(result: AnalysisResult, title: str | None = None) -> str:
     """The whole report page for `result`; `title` names the analysis (the operator's resource name)."""
-    models = ", ".join(m.name for m in result.models) or "no models"
+    models = model_names(result) or "no models"
     heading = f"{title}: {models}" if title else models
     data = _json_for_script(report_data(result))
     return f"""<!doctype html>

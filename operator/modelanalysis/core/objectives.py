@@ -66,6 +66,20 @@ def violations(point: PointResult, constraints: Constraints) -> list[Violation]:
     return found
 
 
+def describe_rule(objective: Objective, constraints: Constraints) -> str:
+    """How the best point is chosen, in one sentence (the report's legend)."""
+    metric = "highest throughput" if objective == Objective.MAXIMIZE_THROUGHPUT else "lowest p99 latency"
+    bounds = []
+    if constraints.p99_latency_ms is not None:
+        bounds.append(f"p99 latency at most {_num(constraints.p99_latency_ms.max)} ms")
+    if constraints.throughput_infer_per_sec is not None:
+        bounds.append(f"throughput at least {_num(constraints.throughput_infer_per_sec.min)} infer/sec")
+    if constraints.gpu_memory_mb is not None:
+        bounds.append(f"GPU memory at most {_num(constraints.gpu_memory_mb.max)} MB (where measured)")
+    within = f"within the constraints ({'; '.join(bounds)})" if bounds else "measured (no constraints given)"
+    return f"Best = the {metric} ({objective.value}) among the points {within}; with none inside, the closest."
+
+
 def satisfies(point: PointResult, constraints: Constraints) -> bool:
     """Model Analyzer's "Satisfies Constraints": a failed point never does."""
     return point.perf is not None and not violations(point, constraints)
