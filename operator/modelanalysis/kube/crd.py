@@ -16,10 +16,15 @@ from typing import Any
 
 import yaml
 
+from modelanalysis.core.spec import MODEL_NAME_CEL, MODEL_NAME_MESSAGE
 from modelanalysis.kube.resource import (
+    ARGS_CEL,
+    ARGS_MESSAGE,
     GROUP,
     KIND,
     MAX_POINTS,
+    PLACEMENT_CEL,
+    PLACEMENT_MESSAGE,
     PLURAL,
     SHORT_NAMES,
     SINGULAR,
@@ -34,7 +39,8 @@ CRD_FILE = f"{PLURAL}.{GROUP}.yaml"
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CRD_PATHS = [REPO_ROOT / "crds" / CRD_FILE, REPO_ROOT / "charts" / "model-analyzer" / "crds" / CRD_FILE]
 
-# Rules the OpenAPI schema cannot express, each with the sentence a user sees when kubectl refuses.
+# Rules the OpenAPI schema cannot express, each with the sentence a user sees when kubectl refuses. A path
+# names fields by their wire names; `[]` steps into a list's items.
 CEL_RULES: dict[str, list[dict[str, str]]] = {
     "": [
         {
@@ -56,8 +62,11 @@ CEL_RULES: dict[str, list[dict[str, str]]] = {
             "message": "modelRepository needs exactly one of pvc (a claim in this namespace) or uri (s3://, gs://, as://)",
         }
     ],
+    "models[].name": [{"rule": MODEL_NAME_CEL, "message": MODEL_NAME_MESSAGE}],
     "modelRepository.pvc.subPath": [{"rule": SUB_PATH_CEL, "message": SUB_PATH_MESSAGE}],
     "results.pvc.subPath": [{"rule": SUB_PATH_CEL, "message": SUB_PATH_MESSAGE}],
+    "triton.args": [{"rule": ARGS_CEL, "message": ARGS_MESSAGE}],
+    "loadGenerator": [{"rule": PLACEMENT_CEL, "message": PLACEMENT_MESSAGE}],
 }
 
 _DROP = {"title", "default", "$defs", "additionalProperties", "discriminator"}
@@ -106,7 +115,10 @@ def spec_schema() -> dict[str, Any]:
     for path, rules in CEL_RULES.items():
         target = schema
         for part in filter(None, path.split(".")):
-            target = target["properties"][part]
+            name, into_items = part.removesuffix("[]"), part.endswith("[]")
+            target = target["properties"][name]
+            if into_items:
+                target = target["items"]
         target["x-kubernetes-validations"] = rules
     return schema
 
