@@ -22,16 +22,19 @@ from kubernetes import client
 
 from modelanalysis.core.html_report import REPORT_HTML, render_html
 from modelanalysis.core.report import INFERENCE_CSV, csv_files
-from modelanalysis.core.spec import MAX_BATCH_SIZE, MAX_CONCURRENCY
+from modelanalysis.core.spec import MAX_BATCH_SIZE, MAX_CONCURRENCY, MODEL_NAME_MESSAGE
 from modelanalysis.core.sweep import Point
 from modelanalysis.kube import crd, names, objects
 from modelanalysis.kube.conditions import analysis_result
 from modelanalysis.kube.reconcile import job_outcome, owner_reference, termination_message
 from modelanalysis.kube.resource import (
     API_VERSION,
+    ARGS_MESSAGE,
     GROUP,
     KIND,
+    PLACEMENT_MESSAGE,
     PLURAL,
+    SUB_PATH_MESSAGE,
     VERSION,
     ModelAnalysisSpec,
     ModelAnalysisStatus,
@@ -250,10 +253,237 @@ REFUSED = [
         ["spec.results.pvc.subPath", "relative (no leading /)"],
         id="results-subpath-absolute",
     ),
+    # ---- hostile input (issue 12): every case below is refused by kubectl, and by the operator's models too.
+    # Model names are folder names: nothing a terminal, a C string or a path would read differently.
+    *[
+        pytest.param(with_spec(models=[{"name": name}]), ["spec.models[0].name", MODEL_NAME_MESSAGE], id=case)
+        for case, name in [
+            ("model-nul", "add\x00sub"),
+            ("model-escape", "add\x1b[31msub"),
+            ("model-delete", "add\x7f"),
+            ("model-newline", "add\nsub"),
+            ("model-tab", "add\tsub"),
+            ("model-no-break-space", "add\u00a0sub"),
+            ("model-zero-width-space", "add\u200bsub"),
+            ("model-right-to-left-override", "add\u202esub"),
+            ("model-byte-order-mark", "\ufeffadd_sub"),
+            ("model-line-separator", "add\u2028sub"),
+            ("model-ideographic-space", "add\u3000sub"),
+            ("model-dot", "."),
+            ("model-dot-dot", ".."),
+            ("model-traversal", "../../etc/passwd"),
+        ]
+    ],
+    pytest.param(
+        with_spec(models=[{"name": "ok"}, {"name": "add\x00sub"}]),
+        ["spec.models[1].name", "no control or invisible characters"],
+        id="second-model-nul",
+    ),
+    pytest.param(with_spec(models=[{"name": ""}]), ["spec.models[0].name", "at least 1 chars"], id="model-empty"),
+    pytest.param(with_spec(models=[{"name": "m" * 254}]), ["spec.models[0].name", "253 bytes"], id="model-254"),
+    pytest.param(
+        with_spec(models=[{"name": f"m{i}"} for i in range(101)]), ["spec.models", "at most 100 items"], id="models-101"
+    ),
+    pytest.param(
+        with_spec(models=[{"name": "add_sub", "version": 2}]),
+        ['unknown field "spec.models[0].version"'],
+        id="model-field",
+    ),
+    pytest.param(with_spec(models="add_sub"), ["spec.models", "must be of type array"], id="models-a-string"),
+    pytest.param(with_spec(models=["add_sub"]), ["spec.models[0]", "must be of type object"], id="model-a-string"),
+    pytest.param(with_spec(models=[{"name": 5}]), ["spec.models[0].name", "must be of type string"], id="model-number"),
+    pytest.param({"models": [{"name": "a"}]}, ["spec.modelRepository", "Required"], id="no-repository-field"),
+    pytest.param(None, ["spec", "Required value"], id="spec-null"),
+    pytest.param([1], ["spec", "must be of type object"], id="spec-a-list"),
+    # Wrong types and bounds.
+    pytest.param(with_spec(batchSizes=[1.5]), ["spec.batchSizes[0]", "must be of type integer"], id="batch-fraction"),
+    pytest.param(with_spec(batchSizes={"a": 1}), ['unknown field "spec.batchSizes.a"'], id="batch-a-map"),
+    pytest.param(with_spec(batchSizes=[]), ["spec.batchSizes", "at least 1 items"], id="batch-empty"),
+    pytest.param(
+        with_spec(batchSizes=list(range(1, 66))), ["spec.batchSizes", "at most 64 items"], id="batch-65-values"
+    ),
+    pytest.param(
+        with_spec(
+            models=[{"name": f"m{i}"} for i in range(16)], batchSizes=list(range(1, 9)), concurrency=list(range(1, 9))
+        ),
+        ["spec", "at most 1000 points", "split the sweep"],
+        id="points-1024",
+    ),
+    pytest.param(
+        with_spec(measurement={"convergencePct": 0}), ["spec.measurement.convergencePct", "greater than 0"], id="conv-0"
+    ),
+    pytest.param(
+        with_spec(measurement={"convergencePct": "NaN"}),
+        ["spec.measurement.convergencePct", "of type number"],
+        id="conv-nan",
+    ),
+    pytest.param(
+        with_spec(measurement={"measurementIntervalMs": 1}),
+        ["spec.measurement.measurementIntervalMs", "greater than or equal to 100"],
+        id="window-1ms",
+    ),
+    pytest.param(
+        with_spec(measurement={"maxPointSeconds": 10**12}),
+        ["spec.measurement.maxPointSeconds", "less than or equal to 86400"],
+        id="point-seconds-huge",
+    ),
+    pytest.param(
+        with_spec(measurement={"pointTimeoutSeconds": 5}),
+        ["spec.measurement.pointTimeoutSeconds", "greater than or equal to 10"],
+        id="point-timeout-5",
+    ),
+    pytest.param(
+        with_spec(objective="maximize-fun"),
+        ["spec.objective", 'supported values: "maximize-throughput"'],
+        id="objective-unknown",
+    ),
+    pytest.param(
+        with_spec(constraints={"p99LatencyMs": {"max": -1}}),
+        ["spec.constraints.p99LatencyMs.max", "greater than 0"],
+        id="latency-budget-negative",
+    ),
+    pytest.param(
+        with_spec(constraints={"p99LatencyMs": 5}),
+        ["spec.constraints.p99LatencyMs", "must be of type object"],
+        id="latency-budget-bare",
+    ),
+    pytest.param(
+        with_spec(constraints={"throughputInferPerSec": {"max": 5}}),
+        ['unknown field "spec.constraints.throughputInferPerSec.max"'],
+        id="throughput-floor-as-max",
+    ),
+    # Triton: what no image reference, command line or pod can hold.
+    pytest.param(
+        with_spec(triton={"args": ["--log-verbose=1", "--x=\x00"]}), ["spec.triton.args", ARGS_MESSAGE], id="arg-nul"
+    ),
+    pytest.param(
+        with_spec(triton={"args": ["--model-control-mode=none\n--strict-model-config=false"]}),
+        ["spec.triton.args", "control characters"],
+        id="arg-newline",
+    ),
+    pytest.param(with_spec(triton={"args": ["x" * 4097]}), ["spec.triton.args[0]", "4096 bytes"], id="arg-4097"),
+    pytest.param(
+        with_spec(triton={"image": "nvcr.io/nvidia/tritonserver:24.08\u00a0x"}),
+        ["spec.triton.image", "should match"],
+        id="image-no-break-space",
+    ),
+    pytest.param(
+        with_spec(triton={"version": "24.08;rm -rf /"}), ["spec.triton.version", "should match"], id="version-shell"
+    ),
+    pytest.param(with_spec(triton={"version": "../../x"}), ["spec.triton.version", "should match"], id="version-path"),
+    pytest.param(
+        with_spec(triton={"runAsUser": 0}), ["spec.triton.runAsUser", "greater than or equal to 1"], id="root"
+    ),
+    pytest.param(
+        with_spec(triton={"env": [{"name": f"A{i}", "value": "x"} for i in range(257)]}),
+        ["spec.triton.env", "at most 256 items"],
+        id="env-257",
+    ),
+    pytest.param(
+        with_spec(triton={"tolerations": [{"operator": "Exists"}] * 65}),
+        ["spec.triton.tolerations", "at most 64"],
+        id="tolerations-65",
+    ),
+    pytest.param(
+        with_spec(triton={"resources": {f"k{i}": {} for i in range(9)}}),
+        ["spec.triton.resources", "at most 8"],
+        id="resources-9-keys",
+    ),
+    pytest.param(
+        with_spec(triton={"resources": ["cpu"]}),
+        ["spec.triton.resources", "must be of type object"],
+        id="resources-a-list",
+    ),
+    pytest.param(
+        with_spec(triton={"nodeSelector": {"zone": "z" * 64}}),
+        ["spec.triton.nodeSelector.zone", "63 bytes"],
+        id="node-selector-value-64",
+    ),
+    # Where things are: claims and URIs.
+    pytest.param(
+        with_spec(modelRepository={"pvc": {"claimName": "../x"}}),
+        ["spec.modelRepository.pvc.claimName", "should match"],
+        id="claim-traversal",
+    ),
+    pytest.param(
+        with_spec(modelRepository={"pvc": {"claimName": "Models"}}),
+        ["spec.modelRepository.pvc.claimName", "should match"],
+        id="claim-upper-case",
+    ),
+    pytest.param(
+        with_spec(modelRepository={"uri": "s3://b/m", "credentialsSecret": "a/b"}),
+        ["spec.modelRepository.credentialsSecret", "should match"],
+        id="secret-with-slash",
+    ),
+    pytest.param(
+        with_spec(modelRepository={"uri": "file:///etc"}), ["spec.modelRepository.uri", "should match"], id="uri-file"
+    ),
+    pytest.param(
+        with_spec(modelRepository={"uri": "s3://bucket\n/models"}),
+        ["spec.modelRepository.uri", "should match"],
+        id="uri-newline",
+    ),
+    pytest.param(
+        with_spec(modelRepository={"pvc": {"claimName": "triton-models", "subPath": "models\x00"}}),
+        ["spec.modelRepository.pvc.subPath", SUB_PATH_MESSAGE],
+        id="subpath-nul",
+    ),
+    pytest.param(
+        with_spec(results={"pvc": {"claimName": "results", "subPath": "a/./.."}}),
+        ["spec.results.pvc.subPath", "without .. segments"],
+        id="results-subpath-trailing-dotdot",
+    ),
+    # Fields that conflict.
+    pytest.param(
+        with_spec(loadGenerator={"nodeSelector": {"pool": "cpu"}}),
+        ["spec.loadGenerator", PLACEMENT_MESSAGE],
+        id="job-placement-conflict-selector",
+    ),
+    pytest.param(
+        with_spec(loadGenerator={"placement": "SameNodeAsServer", "affinity": {"nodeAffinity": {}}}),
+        ["spec.loadGenerator", "set placement: Anywhere"],
+        id="job-placement-conflict-affinity",
+    ),
+    pytest.param(
+        with_spec(loadGenerator={"placement": "Elsewhere"}),
+        ["spec.loadGenerator.placement", "Anywhere"],
+        id="job-placement-unknown",
+    ),
+    # Searches: the points they may measure stay within the bound.
+    pytest.param(
+        with_spec(models=[{"name": "m", "configSearch": {"instanceCounts": list(range(1, 9)),
+                                                         "maxBatchSizes": list(range(1, 10))}}]),
+        ["spec.models[0].configSearch", "at most 64 variants"],
+        id="72-variants",
+    ),
+    pytest.param(
+        # 17 variants x 10 batch sizes x 11 steps (1, 2, ..., 1024) = 1870 points.
+        with_spec(models=[{"name": "m", "configSearch": {"instanceCounts": list(range(1, 17))}}],
+                  batchSizes=list(range(1, 11)), concurrencySearch={}),
+        ["spec", "config variants) x batchSizes x concurrency steps must be at most 1000"],
+        id="variants-x-search-steps",
+    ),
+    pytest.param(
+        with_spec(concurrencySearch={"maxConcurrency": 5000}),
+        ["spec.concurrencySearch.maxConcurrency", f"less than or equal to {MAX_CONCURRENCY}"],
+        id="search-past-max-concurrency",
+    ),
+    pytest.param(
+        with_spec(models=[{"name": "m", "configSearch": {"dynamicBatching": ["yes"]}}]),
+        ["spec.models[0].configSearch.dynamicBatching[0]", "boolean"],
+        id="dynamic-batching-not-a-boolean",
+    ),
+]
+
+# Wrong JSON types that the API server refuses and pydantic's lax mode would coerce (the operator never sees
+# them: admission is the only door): kubectl only.
+REFUSED_BY_TYPE = [
+    pytest.param(with_spec(batchSizes=["1"]), ["spec.batchSizes[0]", "must be of type integer"], id="batch-a-string"),
+    pytest.param(with_spec(concurrency=[True]), ["spec.concurrency[0]", "must be of type integer"], id="conc-a-bool"),
 ]
 
 
-@pytest.mark.parametrize(("spec", "words"), REFUSED)
+@pytest.mark.parametrize(("spec", "words"), [*REFUSED, *REFUSED_BY_TYPE])
 def test_a_bad_spec_is_refused_by_kubectl_naming_the_field(
     cluster: Cluster, modelanalysis_crd: str, namespace: str, spec: dict[str, Any], words: list[str]
 ) -> None:
@@ -271,6 +501,59 @@ def test_the_operator_refuses_what_admission_refuses(spec: dict[str, Any], words
     """The operator validates again with the same models (an object stored before the CRD changed)."""
     with pytest.raises(ValueError):
         ModelAnalysisSpec.model_validate(spec)
+
+
+# metadata.name is the API server's own: a DNS subdomain of at most 253 characters, refused with its sentence.
+REFUSED_NAMES = [
+    pytest.param("Example", "a lowercase RFC 1123 subdomain", id="name-upper-case"),
+    pytest.param("a" * 254, "must be no more than 253 characters", id="name-254"),
+    pytest.param("ex_ample", "a lowercase RFC 1123 subdomain", id="name-underscore"),
+    pytest.param("-example", "a lowercase RFC 1123 subdomain", id="name-leading-dash"),
+    pytest.param("exa\u200bmple", "a lowercase RFC 1123 subdomain", id="name-zero-width-space"),
+    pytest.param("exa\x00mple", "a lowercase RFC 1123 subdomain", id="name-nul"),
+    pytest.param("..", "a lowercase RFC 1123 subdomain", id="name-dot-dot"),
+    pytest.param("模型", "a lowercase RFC 1123 subdomain", id="name-not-latin"),
+]
+
+
+@pytest.mark.parametrize(("name", "words"), REFUSED_NAMES)
+def test_an_analysis_name_that_is_no_dns_subdomain_is_refused_saying_what_a_name_may_hold(
+    cluster: Cluster, modelanalysis_crd: str, namespace: str, name: str, words: str
+) -> None:
+    manifest = json.dumps(analysis(name, MINIMAL_SPEC))  # JSON: YAML would fold some of these characters
+    refused = kubectl(cluster, "create", "-n", namespace, "-f", "-", stdin=manifest)
+    assert refused.returncode != 0, f"the API server accepted the name {name!r}"
+    assert "metadata.name" in refused.stderr and words in refused.stderr, refused.stderr
+
+
+LONGEST_NAMES = ["a" * 253, "a" * 59 + "." + "b" * 193, "0" * 253, "x.y" * 84 + "z"]
+
+
+@pytest.mark.parametrize("name", LONGEST_NAMES, ids=lambda n: f"{n[:4]}-{len(n)}")
+def test_an_analysis_with_the_longest_name_is_accepted_and_every_child_it_derives_is_valid(
+    api: Apis, modelanalysis_crd: str, namespace: str, name: str
+) -> None:
+    """253 characters, dots where a cut may fall: each child name and label the operator derives must be one the
+    API server takes (a dry run of each, as built)."""
+    owner = api.custom.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, analysis(name, FULL_SPEC), field_validation=STRICT
+    )
+    spec = spec_of(owner)
+    point = Point(model="Text_Encoder", batch_size=4, concurrency=2)
+    children = [
+        objects.triton_pod(name, namespace, 12345, spec, SETTINGS),
+        objects.load_generator_job(name, namespace, 12345, spec, point, "10.0.0.1", SETTINGS, server_node="n"),
+        objects.results_writer_job(name, namespace, 12345, spec, SETTINGS),
+        objects.results_configmaps(name, namespace, 12345, {"a.csv": "x\n"})[0],
+    ]
+    for child in children:
+        owned(child, owner)
+        create = {
+            "Pod": api.core.create_namespaced_pod,
+            "Job": api.batch.create_namespaced_job,
+            "ConfigMap": api.core.create_namespaced_config_map,
+        }[child["kind"]]
+        create(namespace, child, dry_run="All", field_validation=STRICT)  # raises on an invalid name or label
 
 
 def test_strict_field_validation_through_the_api(api: Apis, modelanalysis_crd: str, namespace: str) -> None:
@@ -598,41 +881,7 @@ def test_1000_points_on_8_gpus_keep_their_status_and_reach_the_volume_whole(
     assert cli.stdout == files[INFERENCE_CSV]
 
 
-# ---- searches at admission: the points they may measure stay within the bound --------------------------------
-
-SEARCH_REFUSED = [
-    pytest.param(
-        with_spec(models=[{"name": "m", "configSearch": {"instanceCounts": list(range(1, 9)),
-                                                         "maxBatchSizes": list(range(1, 10))}}]),
-        ["spec.models[0].configSearch", "at most 64 variants"],
-        id="72-variants",
-    ),
-    pytest.param(
-        # 17 variants x 10 batch sizes x 11 steps (1, 2, ..., 1024) = 1870 points.
-        with_spec(models=[{"name": "m", "configSearch": {"instanceCounts": list(range(1, 17))}}],
-                  batchSizes=list(range(1, 11)), concurrencySearch={}),
-        ["spec", "config variants) x batchSizes x concurrency steps must be at most 1000"],
-        id="variants-x-search-steps",
-    ),
-    pytest.param(
-        with_spec(concurrencySearch={"maxConcurrency": 5000}),
-        ["spec.concurrencySearch.maxConcurrency", f"less than or equal to {MAX_CONCURRENCY}"],
-        id="search-past-max-concurrency",
-    ),
-    pytest.param(
-        with_spec(models=[{"name": "m", "configSearch": {"dynamicBatching": ["yes"]}}]),
-        ["spec.models[0].configSearch.dynamicBatching[0]", "boolean"],
-        id="dynamic-batching-not-a-boolean",
-    ),
-]
-
-
-@pytest.mark.parametrize(("spec", "words"), SEARCH_REFUSED)
-def test_a_search_too_large_is_refused_by_kubectl_naming_the_bound(
-    cluster: Cluster, modelanalysis_crd: str, namespace: str, spec: dict[str, Any], words: list[str]
-) -> None:
-    test_a_bad_spec_is_refused_by_kubectl_naming_the_field(cluster, modelanalysis_crd, namespace, spec, words)
-    test_the_operator_refuses_what_admission_refuses(spec, words)
+# ---- a search at admission ------------------------------------------------------------------------------------
 
 
 def test_a_search_within_the_bound_is_accepted_as_the_operator_reads_it(

@@ -159,6 +159,7 @@ class RecordingApi:
         self.body = body
         self.created: list[dict[str, Any]] = []
         self.statuses: list[dict[str, Any]] = []
+        self.refusals: dict[str, str] = {}  # kind -> what the API server says to a dry run of it
 
     def get_analysis(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.body
@@ -169,6 +170,9 @@ class RecordingApi:
     def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
         self.created.append(manifest)
         return manifest
+
+    def dry_run(self, manifest: dict[str, Any]) -> str | None:
+        return self.refusals.get(manifest["kind"])
 
     def read(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         return None

@@ -7,6 +7,7 @@ constraint here is also enforced by the API server at admission.
 
 from __future__ import annotations
 
+import unicodedata
 from enum import StrEnum
 from typing import Annotated
 
@@ -32,6 +33,39 @@ DEFAULT_STABILITY_PERCENTAGE = 10.0
 #   configs rarely allow more than a few thousand; 65536 (2**16) leaves room for tiny inputs and no more.
 MAX_CONCURRENCY = 4096
 MAX_BATCH_SIZE = 65_536
+
+# Characters that no name, path or argument of a spec may hold: control characters (NUL, escape, newline),
+# invisible format characters (zero-width space, bidi overrides, a byte-order mark) and every kind of space.
+# Patterns and CEL rules name them as Unicode classes, which Go's regexp (the API server) and pydantic's Rust
+# regex read alike: `\s` does not (ASCII-only in Go, Unicode-wide in Rust), so a no-break space used to pass
+# admission and then fail in the operator.
+CONTROL = r"\p{Cc}"
+UNPRINTABLE = rf"{CONTROL}\p{{Cf}}\p{{Z}}"
+UNPRINTABLE_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
+NO_UNPRINTABLE = rf"^[^{UNPRINTABLE}]+$"
+
+
+def cel_string(regex: str) -> str:
+    """`regex` as a CEL string literal: CEL reads backslash escapes in strings, so each backslash is doubled."""
+    return "'" + regex.replace("\\", "\\\\") + "'"
+
+
+# A model name is a folder of the model repository and goes into perf_analyzer's arguments and Triton's
+# repository API: no separator, nothing unprintable, and not a name that means "this folder" or "its parent".
+MODEL_NAME_CEL = f"!self.matches({cel_string('[/' + UNPRINTABLE + ']')}) && self != '.' && self != '..'"
+MODEL_NAME_MESSAGE = (
+    "a model name must be the name of a folder in the model repository: no /, no spaces, no control or "
+    "invisible characters, and not . or ..; rename the model or fix the name"
+)
+
+
+def has_unprintable(text: str) -> bool:
+    return any(unicodedata.category(ch) in UNPRINTABLE_CATEGORIES for ch in text)
+
+
+def has_control(text: str) -> bool:
+    return any(unicodedata.category(ch) == "Cc" for ch in text)
+
 
 BatchSize = Annotated[int, Field(ge=1, le=MAX_BATCH_SIZE)]
 Concurrency = Annotated[int, Field(ge=1, le=MAX_CONCURRENCY)]
@@ -135,10 +169,17 @@ class ConfigSearch(WireModel):
 class ModelTarget(WireModel):
     """One model of the repository to profile."""
 
-    name: str = Field(min_length=1, max_length=253, pattern=r"^[^/\s]+$", description="Model name in the repository.")
+    name: str = Field(min_length=1, max_length=253, description="Model name in the repository (a folder name).")
     config_search: ConfigSearch | None = Field(
         None, description="Config variants to compare (instance counts, max batch sizes, dynamic batching)."
     )
+
+    @field_validator("name")
+    @classmethod
+    def _a_folder_name(cls, name: str) -> str:
+        if "/" in name or has_unprintable(name) or name in (".", ".."):
+            raise ValueError(MODEL_NAME_MESSAGE)
+        return name
 
 
 class Objective(StrEnum):

@@ -6,7 +6,9 @@ from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from pydantic import ValidationError
 
+from modelanalysis.kube.refusals import api_message, client_message
 from modelanalysis.kube.resource import GROUP, PLURAL, VERSION
 
 
@@ -53,6 +55,26 @@ class KubeApi:
                 return existing
             raise
         raise ValueError(f"unsupported kind {kind}")
+
+    def dry_run(self, manifest: dict[str, Any]) -> str | None:
+        """None when the API server would create the object as written (unknown fields refused), else why not."""
+        namespace = manifest["metadata"]["namespace"]
+        options = {"dry_run": "All", "field_validation": "Strict"}
+        try:
+            if manifest["kind"] == "Pod":
+                self.core.create_namespaced_pod(namespace, manifest, **options)
+            elif manifest["kind"] == "Job":
+                self.batch.create_namespaced_job(namespace, manifest, **options)
+            else:
+                raise ValueError(f"unsupported kind {manifest['kind']}")
+        except ValidationError as exc:  # the client checks required fields and types itself, before sending
+            return client_message(exc)
+        except ApiException as exc:
+            if exc.status in (400, 422):  # BadRequest (a wrong type, an unknown field), Invalid
+                return api_message(exc.body)
+            if exc.status != 409:  # 409: it exists already (a resumed run), so it was valid
+                raise
+        return None
 
     def read(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         obj: Any

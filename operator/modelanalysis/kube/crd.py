@@ -16,11 +16,21 @@ from typing import Any
 
 import yaml
 
-from modelanalysis.core.spec import DEFAULT_MAX_SEARCH_CONCURRENCY, MAX_CONCURRENCY, MAX_VARIANTS
+from modelanalysis.core.spec import (
+    DEFAULT_MAX_SEARCH_CONCURRENCY,
+    MAX_CONCURRENCY,
+    MAX_VARIANTS,
+    MODEL_NAME_CEL,
+    MODEL_NAME_MESSAGE,
+)
 from modelanalysis.kube.resource import (
+    ARGS_CEL,
+    ARGS_MESSAGE,
     GROUP,
     KIND,
     MAX_POINTS,
+    PLACEMENT_CEL,
+    PLACEMENT_MESSAGE,
     PLURAL,
     SHORT_NAMES,
     SINGULAR,
@@ -64,7 +74,8 @@ _STEPS = (
     + " : 1)"
 )
 
-# Rules the OpenAPI schema cannot express, each with the sentence a user sees when kubectl refuses.
+# Rules the OpenAPI schema cannot express, each with the sentence a user sees when kubectl refuses. A path
+# names fields by their wire names; `[]` steps into a list's items.
 CEL_RULES: dict[str, list[dict[str, str]]] = {
     "": [
         {
@@ -83,7 +94,7 @@ CEL_RULES: dict[str, list[dict[str, str]]] = {
             "message": "modelRepository needs exactly one of pvc (a claim in this namespace) or uri (s3://, gs://, as://)",
         }
     ],
-    "models.configSearch": [
+    "models[].configSearch": [
         {
             "rule": " * ".join(_size_or_1(f"self.{f}") for f in ("instanceCounts", "maxBatchSizes", "dynamicBatching"))
             + f" <= {MAX_VARIANTS}",
@@ -91,8 +102,11 @@ CEL_RULES: dict[str, list[dict[str, str]]] = {
             "dynamicBatching); list fewer values",
         }
     ],
+    "models[].name": [{"rule": MODEL_NAME_CEL, "message": MODEL_NAME_MESSAGE}],
     "modelRepository.pvc.subPath": [{"rule": SUB_PATH_CEL, "message": SUB_PATH_MESSAGE}],
     "results.pvc.subPath": [{"rule": SUB_PATH_CEL, "message": SUB_PATH_MESSAGE}],
+    "triton.args": [{"rule": ARGS_CEL, "message": ARGS_MESSAGE}],
+    "loadGenerator": [{"rule": PLACEMENT_CEL, "message": PLACEMENT_MESSAGE}],
 }
 
 _DROP = {"title", "default", "$defs", "additionalProperties", "discriminator"}
@@ -141,8 +155,9 @@ def spec_schema() -> dict[str, Any]:
     for path, rules in CEL_RULES.items():
         target = schema
         for part in filter(None, path.split(".")):
-            target = target["properties"][part]
-            if target.get("type") == "array":  # a rule on a list's items ("models.configSearch")
+            name, into_items = part.removesuffix("[]"), part.endswith("[]")
+            target = target["properties"][name]
+            if into_items:
                 target = target["items"]
         target["x-kubernetes-validations"] = rules
     return schema

@@ -36,6 +36,7 @@ from modelanalysis.kube.conditions import (
     set_condition,
     short,
 )
+from modelanalysis.kube.refusals import refusal_message
 from modelanalysis.kube.resource import (
     API_VERSION,
     FINISHED_PHASES,
@@ -48,6 +49,18 @@ from modelanalysis.kube.resource import (
 )
 from modelanalysis.kube.settings import OperatorSettings
 from modelanalysis.kube.transitions import event_for, progress_message
+
+# Stand-ins for what is known only once the Triton pod runs, in the dry run of a load-generator Job.
+DRY_RUN_POD_IP = "10.0.0.1"
+DRY_RUN_NODE = "the-triton-node"
+
+
+def spec_error_message(error: ValidationError) -> str:
+    """The first error, with its field written as kubectl writes it (spec.models[0].name), as one sentence."""
+    first = error.errors()[0]
+    where = "spec" + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in first["loc"])
+    what = first["msg"].removeprefix("Value error, ").rstrip(".")
+    return f"{where}: {what}; fix it and apply the analysis again."
 
 
 class Stopped(Protocol):
@@ -259,6 +272,9 @@ class AnalysisRun:
                 self.start_generation()
             # 2b. The operator-wide policy: nothing is created for an image outside the allowlist.
             self.check_image(spec)
+            # 2c. The Kubernetes fields the spec passes through are checked by the API server only when a pod is
+            # made: ask it now (a dry run), before anything is created or waited for.
+            self.check_children(spec)
             # 3. Wait for a free Triton slot, then 4. start the server and wait until it is ready.
             self.wait_for_slot()
             pod_ip = self.ensure_triton_pod(spec)
@@ -284,9 +300,7 @@ class AnalysisRun:
         try:
             return ModelAnalysisSpec.model_validate(self.body.get("spec") or {})
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "spec"
-            message = f"spec.{where}: {first['msg']}. Fix the spec and apply it again."
+            message = spec_error_message(exc)
             self.status.observed_generation = self.generation
             self.set_phase(Phase.FAILED, message)
             self.condition(ConditionType.SPEC_VALID, False, Reason.INVALID_SPEC, message)
@@ -318,6 +332,24 @@ class AnalysisRun:
         refusal = policy.image_refusal(objects.triton_image(spec, self.settings), self.settings)
         if refusal is not None:
             raise AnalysisFailed(Reason.IMAGE_NOT_ALLOWED, refusal, ConditionType.SPEC_VALID)
+
+    def check_children(self, spec: ModelAnalysisSpec) -> None:
+        first = Point(model=spec.models[0].name, batch_size=spec.batch_sizes[0], concurrency=spec.concurrency_steps[0])
+        children = [
+            ("Triton pod", "spec.triton", objects.triton_pod(self.name, self.namespace, self.generation, spec,
+                                                             self.settings)),
+            ("load-generator Job", "spec.loadGenerator", objects.load_generator_job(
+                self.name, self.namespace, self.generation, spec, first, DRY_RUN_POD_IP, self.settings,
+                server_node=DRY_RUN_NODE)),
+        ]  # fmt: skip
+        if spec.results.pvc is not None:
+            job = objects.results_writer_job(self.name, self.namespace, self.generation, spec, self.settings)
+            children.append(("results-writer Job", "spec.results", job))
+        for what, field, manifest in children:
+            refusal = self.api.dry_run(manifest)
+            if refusal is not None:
+                message = refusal_message(what, manifest["kind"], refusal, field)
+                raise AnalysisFailed(Reason.INVALID_SPEC, message, ConditionType.SPEC_VALID)
 
     def wait_for_slot(self) -> None:
         pod_name = names.triton_pod_name(self.name, self.generation)

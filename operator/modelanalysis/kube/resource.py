@@ -5,12 +5,13 @@ The CRD's OpenAPI schema is generated from these models (see crd.py), so admissi
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from modelanalysis.core.spec import SweepSpec, WireModel
+from modelanalysis.core.spec import CONTROL, NO_UNPRINTABLE, UNPRINTABLE, SweepSpec, WireModel, cel_string, has_control
 from modelanalysis.core.sweep import Point
 from modelanalysis.core.variants import plan_variants
 
@@ -35,19 +36,46 @@ KubeItem = Annotated[
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 
 # A sub-path is joined to where the claim is mounted; a `..` segment or a leading `/` would reach outside the
-# claim (on a node that lets the write through, onto its root filesystem). The CRD carries the same rule as
-# CEL (crd.py), so kubectl refuses it with this sentence.
-SUB_PATH_CEL = "!self.startsWith('/') && !self.matches('(^|/)[.][.](/|$)')"
+# claim (on a node that lets the write through, onto its root filesystem). It also ends up in a container's
+# arguments, where a NUL cannot go (the API server lets it through; the container would fail to start). The
+# CRD carries the same rule as CEL (crd.py), so kubectl refuses it with this sentence.
+SUB_PATH_CEL = f"!self.startsWith('/') && !self.matches('(^|/)[.][.](/|$)') && !self.matches({cel_string(CONTROL)})"
 SUB_PATH_MESSAGE = (
-    "subPath must be a folder inside the claim: relative (no leading /) and without .. segments; "
-    "write e.g. runs/2024 or leave it empty for the claim's root"
+    "subPath must be a folder inside the claim: relative (no leading /) and without .. segments or control "
+    "characters; write e.g. runs/2024 or leave it empty for the claim's root"
 )
 
 
 def _inside_claim(sub_path: str) -> str:
-    if sub_path.startswith("/") or ".." in sub_path.split("/"):
+    if sub_path.startswith("/") or ".." in sub_path.split("/") or has_control(sub_path):
         raise ValueError(SUB_PATH_MESSAGE)
     return sub_path
+
+
+# Triton's arguments and environment reach a process as C strings: the API server accepts a NUL in them, and
+# the container then fails to start, or a newline or escape sequence turns up in the server's command line.
+# CEL cannot read inside an env entry (an open Kubernetes object), so env is checked by the operator only.
+ARGS_CEL = f"self.all(a, !a.matches({cel_string(CONTROL)}))"
+ARGS_MESSAGE = (
+    "triton.args must be plain text: remove the control characters (such as NUL, escape or a line break) "
+    "from each argument"
+)
+ENV_MESSAGE = "triton.env values cannot hold a NUL character, which no process environment can carry; remove it"
+
+
+# A Kubernetes resource quantity (1, 500m, 16Gi, 1e3), as the API server parses it. Checked here because the
+# API server's refusal of a bad one does not say which field held it.
+QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
+
+
+def _quantities(resources: dict[str, Any], field: str) -> dict[str, Any]:
+    for section, values in resources.items():
+        for name, value in (values.items() if isinstance(values, dict) else ()):
+            if not QUANTITY.match(str(value)):
+                raise ValueError(
+                    f"{field}.{section}.{name} is {value!r}, not a Kubernetes quantity; write e.g. 2, 500m or 16Gi"
+                )
+    return resources
 
 
 class PvcLocation(WireModel):
@@ -70,8 +98,8 @@ class ModelRepository(WireModel):
     uri: str | None = Field(
         None,
         max_length=2048,
-        pattern=r"^(s3|gs|as)://.+",
-        description="A repository URI Triton understands: s3://, gs:// or as:// (Azure).",
+        pattern=rf"^(s3|gs|as)://[^{UNPRINTABLE}]+$",
+        description="A repository URI Triton understands: s3://, gs:// or as:// (Azure), with no spaces.",
     )
     credentials_secret: str | None = Field(
         None,
@@ -101,7 +129,7 @@ class TritonSettings(WireModel):
     image: str | None = Field(
         None,
         max_length=512,
-        pattern=r"^[^\s]+$",
+        pattern=NO_UNPRINTABLE,
         description=(
             "A full image reference; overrides version. Its repository must be one the operator allows "
             "(chart value triton.allowedImageRepositories)."
@@ -136,6 +164,25 @@ class TritonSettings(WireModel):
         None, ge=10, le=86_400, description="How long to wait for the server to be ready (operator default: 600)."
     )
 
+    @field_validator("resources")
+    @classmethod
+    def _resources_are_quantities(cls, resources: dict[str, Any]) -> dict[str, Any]:
+        return _quantities(resources, "triton.resources")
+
+    @field_validator("args")
+    @classmethod
+    def _plain_args(cls, args: list[str]) -> list[str]:
+        if any(has_control(arg) for arg in args):
+            raise ValueError(ARGS_MESSAGE)
+        return args
+
+    @field_validator("env")
+    @classmethod
+    def _no_nul_in_env(cls, env: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if any("\x00" in str(item.get("value", "")) for item in env):
+            raise ValueError(ENV_MESSAGE)
+        return env
+
 
 class ResultsLocation(WireModel):
     pvc: PvcLocation | None = Field(
@@ -148,6 +195,17 @@ class LoadGeneratorPlacement(StrEnum):
 
     SAME_NODE_AS_SERVER = "SameNodeAsServer"  # beside Triton, as Model Analyzer runs it: no network hop
     ANYWHERE = "Anywhere"  # where the scheduler puts it, within the user's nodeSelector/affinity
+
+
+# CEL sees affinity (an open Kubernetes object) only as present or not, so `affinity: {}` counts as set here too.
+PLACEMENT_CEL = (
+    "(has(self.placement) && self.placement == 'Anywhere')"
+    " || ((!has(self.nodeSelector) || size(self.nodeSelector) == 0) && !has(self.affinity))"
+)
+PLACEMENT_MESSAGE = (
+    "loadGenerator.nodeSelector and affinity place the Jobs yourself: set placement: Anywhere with "
+    "them (SameNodeAsServer pins every Job to the Triton pod's node)"
+)
 
 
 class LoadGeneratorSettings(WireModel):
@@ -181,13 +239,16 @@ class LoadGeneratorSettings(WireModel):
         description="Tolerations added to the Jobs (to the Triton pod's, with SameNodeAsServer).",
     )
 
+    @field_validator("resources")
+    @classmethod
+    def _resources_are_quantities(cls, resources: dict[str, Any]) -> dict[str, Any]:
+        return _quantities(resources, "loadGenerator.resources")
+
     @model_validator(mode="after")
     def _placement_is_one_choice(self) -> LoadGeneratorSettings:
-        if self.placement == LoadGeneratorPlacement.SAME_NODE_AS_SERVER and (self.node_selector or self.affinity):
-            raise ValueError(
-                "loadGenerator.nodeSelector and affinity place the Jobs yourself: set placement: Anywhere with "
-                "them (SameNodeAsServer pins every Job to the Triton pod's node)"
-            )
+        places_jobs = bool(self.node_selector) or "affinity" in self.model_fields_set
+        if self.placement == LoadGeneratorPlacement.SAME_NODE_AS_SERVER and places_jobs:
+            raise ValueError(PLACEMENT_MESSAGE)
         return self
 
 
