@@ -23,6 +23,7 @@ from modelanalysis import __version__, cli_cluster
 from modelanalysis.adapters.dcgm_prometheus import DcgmMemoryUtilization
 from modelanalysis.adapters.files import write_atomic
 from modelanalysis.adapters.local_triton import TritonNotFound, find_local_triton
+from modelanalysis.adapters.model_repository import OUTPUT_MODEL_REPOSITORY, NoProtobuf, write_deployable_model
 from modelanalysis.adapters.perf_analyzer import PerfAnalyzerError, find_perf_analyzer, measure_point
 from modelanalysis.adapters.triton_control import TritonControl, TritonUnreachable
 from modelanalysis.adapters.triton_server import TritonEndpoints, TritonServerProcess, TritonStartError
@@ -115,6 +116,22 @@ def export(result: AnalysisResult, export_path: Path) -> None:
         write_atomic(export_path / name, content)
     write_atomic(export_path / RESULT_JSON, result.model_dump_json(indent=2))
     write_atomic(export_path / REPORT_HTML, render_html(result))
+
+
+def export_winners(result: AnalysisResult, export_path: Path, model_folder: Path | None) -> list[Path]:
+    """Each model's winning config variant, as a model to deploy: <export>/output_model_repository/<model>/."""
+    written = []
+    for best in result.best.per_model if result.best else []:
+        outcome = result.outcome(best.variant) if best.variant else None
+        if outcome is None or outcome.config is None:
+            continue
+        source = model_folder / best.model if model_folder else None
+        destination = export_path / OUTPUT_MODEL_REPOSITORY / best.model
+        try:
+            written.append(write_deployable_model(outcome.config, destination, source))
+        except (NoProtobuf, OSError) as exc:
+            console.print(f"note: the winning config of {best.model} was not written out: {exc}", highlight=False)
+    return written
 
 
 @app.command()
@@ -252,7 +269,7 @@ def profile(
             control.close()
         if server is not None:
             server.stop()
-    finish(result, export_path if export_results else None)
+    finish(result, export_path if export_results else None, model_folder)
 
 
 def run_profile(
@@ -344,7 +361,7 @@ def print_best(result: AnalysisResult) -> None:
     )
 
 
-def finish(result: AnalysisResult, export_path: Path | None) -> None:
+def finish(result: AnalysisResult, export_path: Path | None, model_folder: Path | None = None) -> None:
     """Print the table and notes, write the files, and exit non-zero if anything failed."""
     out = Console()
     if result.points:
@@ -379,6 +396,8 @@ def finish(result: AnalysisResult, export_path: Path | None) -> None:
         )
     if export_path is not None:
         export(result, export_path)
+        for folder in export_winners(result, export_path, model_folder):
+            console.print(f"The winning config, ready to deploy: {folder}/config.pbtxt", highlight=False)
         console.print(f"Results written to {export_path}/", highlight=False)
     failed = [m for m in result.models if m.status == ModelStatus.LOAD_FAILED]
     failed_points = [p for p in result.points if p.status == PointStatus.FAILED]

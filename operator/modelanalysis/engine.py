@@ -231,6 +231,11 @@ class SweepEngine:
         self.control.load(model, config=config_override(own, variant))
         return self.control.model_config(model)
 
+    def _loaded_config(self, variant: ModelVariant) -> dict[str, Any] | None:
+        """The whole config of a search's variant as loaded (None without a search)."""
+        own = self._own_configs.get(variant.model)
+        return config_override(own, variant) if variant.point_variant and own is not None else None
+
     def profile_model(self, variant: ModelVariant) -> None:
         name, model = variant.name, variant.model
         self._record(EventKind.LOADING, model=name)
@@ -253,6 +258,7 @@ class SweepEngine:
                 max_batch_size=config.max_batch_size,
                 instance_group=config.instance_group,
                 config_path=variant.point_variant or self.model_config_path(model),
+                config=self._loaded_config(variant),
                 skipped=plan.skipped,
             )
             self.result.models.append(outcome)

@@ -513,6 +513,12 @@ def test_a_config_and_concurrency_search_returns_its_best_variant(
     best = result.best.overall
     assert best.variant in ("add_sub_config_default", "add_sub_config_0")
     assert f"Best: add_sub as {best.variant} (" in proc.stdout
+    # The winner, ready to deploy: its whole config as Triton loaded it, beside links to the model's files.
+    deployable = export / "output_model_repository" / "add_sub"
+    config = (deployable / "config.pbtxt").read_text()
+    instances = 2 if best.variant == "add_sub_config_0" else 1
+    assert f"count: {instances}" in config and ("dynamic_batching" in config) == (instances == 2), config
+    assert (deployable / "1" / "model.py").exists()
     # The user's repository is as it was; the server this run started is gone.
     assert "dynamic_batching" not in (no_leftover_triton / "add_sub" / "config.pbtxt").read_text()
     assert wait_until_gone(no_leftover_triton) == {}

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
+from modelanalysis.adapters.model_repository import write_deployable_model
 from modelanalysis.core.spec import ConfigSearch, ModelTarget, SweepSpec
 from modelanalysis.core.variants import config_override, model_variants, plan_variants
 
@@ -58,3 +61,17 @@ def test_every_model_gets_its_own_variants_in_order() -> None:
 def test_too_many_combinations_are_refused_with_the_bound() -> None:
     with pytest.raises(ValidationError, match="72 config variants"):
         ConfigSearch(instance_counts=list(range(1, 10)), max_batch_sizes=[1, 2, 4, 8, 16, 32, 64, 128])
+
+
+def test_a_variants_config_is_written_as_a_config_pbtxt_beside_links_to_the_models_files(tmp_path: Path) -> None:
+    source = tmp_path / "models" / "add_sub"
+    (source / "1").mkdir(parents=True)
+    (source / "1" / "model.py").write_text("# the model\n")
+    (source / "config.pbtxt").write_text('name: "add_sub"\n')
+    variant = model_variants(ModelTarget(name="add_sub", config_search=ConfigSearch(instance_counts=[2])))[1]
+    folder = write_deployable_model(config_override(OWN, variant), tmp_path / "out" / "add_sub", source)
+    text = (folder / "config.pbtxt").read_text()
+    assert 'name: "add_sub"' in text and "count: 2" in text and "kind: KIND_CPU" in text
+    assert "data_type: TYPE_FP32" in text and "dims: 16" in text  # enums bare, int64 as numbers
+    assert (folder / "1").is_symlink() and (folder / "1" / "model.py").read_text() == "# the model\n"
+    assert (source / "config.pbtxt").read_text() == 'name: "add_sub"\n'  # the original is untouched

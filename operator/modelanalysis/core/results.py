@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -122,6 +123,9 @@ class ModelOutcome(BaseModel):
     status: ModelStatus
     model: str = ""  # the model a variant is of; empty when `name` is the model itself
     changes: str = ""  # what the variant changes in the model's config, in words
+    # The whole config Triton loaded for a variant (its JSON form), to write it out if it wins; not kept in the
+    # operator's status (too large), where a variant is rebuilt from its name.
+    config: dict[str, Any] | None = None
     error: str | None = None
     max_batch_size: int | None = None
     instance_group: str = ""
