@@ -273,7 +273,7 @@ def register(app: typer.Typer) -> None:
         table = Table(title=f"{namespace}/{name}: {phase}. {status.get('message', '')}")
         columns = ["Model", "Batch", "Concurrency", "Throughput (infer/sec)", "p50 Latency (ms)", "p99 Latency (ms)",
                    "Max GPU Utilization (%)", "Max GPU Memory (MB)", "Max CPU Utilization (%)", "Status"]  # fmt: skip
-        if "Model Config Path" in frame and frame["Model Config Path"].astype(str).str.contains("_config_").any():
+        if "Model Config Path" in frame and any("_config_" in str(v) for v in frame["Model Config Path"]):
             columns.insert(1, "Model Config Path")  # a config search: which variant each row measured
         for column in columns:
             table.add_column(column)
