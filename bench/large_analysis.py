@@ -39,7 +39,7 @@ from modelanalysis.kube.resource import GROUP, PLURAL, VERSION, ModelStatusEntry
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
-from operator_vs_perf_analyzer import install_operator, kubectl, log, model_volume  # noqa: E402
+from operator_vs_perf_analyzer import hostpath_claim, install_operator, kubectl, log, model_volume  # noqa: E402
 from tests.cluster.controlplane import running_cluster  # noqa: E402
 from tests.unit.test_kube_status import big_status  # noqa: E402
 
@@ -50,28 +50,8 @@ OBJECT_LIMIT = 1_572_864  # etcd's default request limit
 
 def results_volume(cluster: Any, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    os.chown(folder, 10001, 10001)
-    manifest = f"""
-apiVersion: v1
-kind: PersistentVolume
-metadata: {{name: results-{NAMESPACE}}}
-spec:
-  capacity: {{storage: 1Gi}}
-  accessModes: [ReadWriteOnce]
-  storageClassName: manual
-  hostPath: {{path: {folder}}}
-  claimRef: {{name: results, namespace: {NAMESPACE}}}
----
-apiVersion: v1
-kind: PersistentVolumeClaim
-metadata: {{name: results, namespace: {NAMESPACE}}}
-spec:
-  accessModes: [ReadWriteOnce]
-  storageClassName: manual
-  volumeName: results-{NAMESPACE}
-  resources: {{requests: {{storage: 1Gi}}}}
-"""
-    kubectl(cluster, "apply", "-f", "-", stdin=manifest)
+    os.chown(folder, 10001, 10001)  # the results Job runs as 10001
+    hostpath_claim(cluster, NAMESPACE, "results", folder, "ReadWriteOnce")
 
 
 def operator_pid() -> int | None:

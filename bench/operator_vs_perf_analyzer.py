@@ -78,29 +78,34 @@ def install_operator(cluster: Cluster) -> None:
     )  # fmt: skip
 
 
-def model_volume(cluster: Cluster, namespace: str) -> None:
-    kubectl(cluster, "create", "namespace", namespace)
+def hostpath_claim(cluster: Cluster, namespace: str, claim: str, path: Path, mode: str) -> None:
+    """A hostPath PersistentVolume for `path` and the claim `claim` bound to it."""
     manifest = f"""
 apiVersion: v1
 kind: PersistentVolume
-metadata: {{name: models-{namespace}}}
+metadata: {{name: {claim}-{namespace}}}
 spec:
   capacity: {{storage: 1Gi}}
-  accessModes: [ReadOnlyMany]
+  accessModes: [{mode}]
   storageClassName: manual
-  hostPath: {{path: {REPO / "examples" / "models"}}}
-  claimRef: {{name: models, namespace: {namespace}}}
+  hostPath: {{path: {path}}}
+  claimRef: {{name: {claim}, namespace: {namespace}}}
 ---
 apiVersion: v1
 kind: PersistentVolumeClaim
-metadata: {{name: models, namespace: {namespace}}}
+metadata: {{name: {claim}, namespace: {namespace}}}
 spec:
-  accessModes: [ReadOnlyMany]
+  accessModes: [{mode}]
   storageClassName: manual
-  volumeName: models-{namespace}
+  volumeName: {claim}-{namespace}
   resources: {{requests: {{storage: 1Gi}}}}
 """
     kubectl(cluster, "apply", "-f", "-", stdin=manifest)
+
+
+def model_volume(cluster: Cluster, namespace: str) -> None:
+    kubectl(cluster, "create", "namespace", namespace)
+    hostpath_claim(cluster, namespace, "models", REPO / "examples" / "models", "ReadOnlyMany")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if kubectl(cluster, "get", "sa", "default", "-n", namespace, "--ignore-not-found").strip():
