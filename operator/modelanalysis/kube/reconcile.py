@@ -48,7 +48,12 @@ from modelanalysis.kube.resource import (
     Reason,
 )
 from modelanalysis.kube.settings import OperatorSettings
-from modelanalysis.kube.transitions import event_for, progress_message
+from modelanalysis.kube.transitions import (
+    after_interruption,
+    event_for,
+    load_generator_interruption,
+    progress_message,
+)
 
 # Stand-ins for what is known only once the Triton pod runs, in the dry run of a load-generator Job.
 DRY_RUN_POD_IP = "10.0.0.1"
@@ -490,42 +495,89 @@ class AnalysisRun:
 
     def run_point_job(self, spec: ModelAnalysisSpec, point: Point, pod_ip: str) -> PerfMeasurement:
         """One point as a load-generator Job; its container measures the point and returns the result in its
-        termination message."""
-        self.check_server(point, pod_ip)  # no Job against a server that is gone
+        termination message. A Job whose pod is deleted, evicted or preempted mid-point is run once more
+        (transitions.after_interruption): nothing was wrong with the point."""
+        runs = 0
+        while True:
+            runs += 1
+            self.check_server(point, pod_ip)  # no Job against a server that is gone
+            exit_code, message, interruption = self.run_load_generator(spec, point, pod_ip)
+            if exit_code == 0:
+                try:
+                    return PerfMeasurement.model_validate_json(message)
+                except ValidationError:
+                    raise PointMeasurementError(
+                        f"the load generator's result could not be read: {message[:200]!r}"
+                    ) from None
+            # A point that failed because the server went away is not the point's failure: the run fails,
+            # with why, and the interrupted point is not recorded (every point measured before it is kept).
+            self.check_server(point, pod_ip)
+            if interruption is None:
+                raise PointMeasurementError(message)
+            decision = after_interruption(point.key, runs, interruption)
+            if not decision.rerun:
+                raise PointMeasurementError(decision.error or interruption)
+            if decision.event is not None:
+                self.event(decision.event.type, decision.event.reason, decision.event.message)
+            self.check_generation()  # the analysis itself may be what is going away
+
+    def run_load_generator(
+        self, spec: ModelAnalysisSpec, point: Point, pod_ip: str
+    ) -> tuple[int | None, str, str | None]:
+        """Run the point's Job to its end: (exit code, termination message or why it failed, why it was
+        interrupted from outside if it was). The Job and its pods are gone when this returns."""
         manifest = objects.load_generator_job(
             self.name, self.namespace, self.generation, spec, point, pod_ip, self.settings,
             server_node=self.server_node, server_tolerations=self.server_tolerations,
         )  # fmt: skip
         job_name = manifest["metadata"]["name"]
         self.load_generator_node = None
-        job = self.create_child(manifest)
+        job = self.create_child(manifest)  # after an operator restart: the Job it had started, adopted
+        # This Job's pods only, by its uid: a pod of an earlier Job of the same name may still be going.
+        pod_selector = f"batch.kubernetes.io/controller-uid={job['metadata']['uid']}"
         deadline = time.monotonic() + spec.measurement.point_timeout_seconds + 120
+        seen_pod = False
         while True:
             # The container's end is the point's end: its result is in the termination message as soon as
             # the kubelet records it, a moment before the Job controller marks the Job finished.
-            pods = self.api.list("Pod", self.namespace, f"job-name={job_name}")
+            pods = self.api.list("Pod", self.namespace, pod_selector)
+            seen_pod = seen_pod or bool(pods)
             self.load_generator_node = next(
                 (p["spec"]["nodeName"] for p in pods if p["spec"].get("nodeName")), self.load_generator_node
             )
             exit_code, message = termination_message(pods)
-            if exit_code is not None or job_outcome(job) is not None or time.monotonic() > deadline:
+            if exit_code == 0:
+                break
+            interrupted = load_generator_interruption(job, pods, seen_pod) is not None
+            if interrupted or exit_code is not None or job_outcome(job) is not None or time.monotonic() > deadline:
+                # The Job as it is now: a deadline that passed deletes its pods, which is not an interruption.
+                job = self.api.read("Job", self.namespace, job_name) or job
                 break
             self.sleep(self.settings.poll_interval_seconds)
             job = self.api.read("Job", self.namespace, job_name) or job
+        interruption = None if exit_code == 0 else load_generator_interruption(job, pods, seen_pod)
         self.api.delete("Job", self.namespace, job_name)
-        if exit_code != 0:
-            # A point that failed because the server went away is not the point's failure: the run fails,
-            # with why, and the interrupted point is not recorded (every point measured before it is kept).
-            self.check_server(point, pod_ip)
-            raise PointMeasurementError(
-                message or unscheduled(pods) or f"load-generator Job {job_name} did not complete"
-            )
-        try:
-            return PerfMeasurement.model_validate_json(message)
-        except ValidationError:
-            raise PointMeasurementError(
-                f"the load generator's result could not be read: {message[:200]!r}"
-            ) from None
+        if interruption is not None:
+            # A rerun must not overlap a load generator still stopping (it would load the server twice), nor
+            # find this Job again under the same name.
+            for pod in pods:
+                self.api.delete("Pod", self.namespace, pod["metadata"]["name"])
+            self.wait_gone(job_name, pod_selector)
+        return (
+            exit_code,
+            message or unscheduled(pods) or f"load-generator Job {job_name} did not complete",
+            interruption,
+        )
+
+    def wait_gone(self, job_name: str, pod_selector: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while self.api.read("Job", self.namespace, job_name) is not None or self.api.list(
+            "Pod", self.namespace, pod_selector
+        ):
+            if time.monotonic() > deadline:
+                self.logger.warning("Job %s or its pods still there after %.0f s; going on", job_name, timeout)
+                return
+            self.sleep(self.settings.poll_interval_seconds)
 
     def check_server(self, point: Point, pod_ip: str) -> None:
         """Fail the run if the Triton pod is gone, going, crashed or replaced: measuring on would only record

@@ -326,6 +326,7 @@ class Reason(StrEnum):
     MODEL_LOADED = "ModelLoaded"
     MODEL_LOAD_FAILED = "ModelLoadFailed"
     POINT_FAILED = "PointFailed"
+    POINT_INTERRUPTED = "PointInterrupted"  # its load-generator pod was deleted mid-point: measured again
     POINT_NOT_CONVERGED = "PointNotConverged"
     MODEL_PROFILED = "ModelProfiled"
 

@@ -1,9 +1,11 @@
-"""What the operator says about each step of the sweep: the status message and the Event, as pure functions
-of what the engine reported (tested without a cluster)."""
+"""What the operator says and decides about each step of the sweep, as pure functions tested without a
+cluster: the status message and the Event for what the engine reported, and what to do with a point whose
+load generator was stopped from outside."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from modelanalysis.engine import EngineEvent, EventKind
 from modelanalysis.kube.conditions import short
@@ -57,3 +59,60 @@ def event_for(event: EngineEvent) -> KubeEvent | None:
             return KubeEvent("Normal", Reason.MODEL_PROFILED, f"Profiled {where}: {event.message}")
         case _:
             return None
+
+
+# A point whose load-generator pod was deleted, evicted or preempted mid-point is run this many times at most:
+# once more after the first interruption (the user asked for that point and nothing was wrong with it), but
+# not for ever if something keeps removing its pods.
+MAX_POINT_RUNS = 2
+
+
+def load_generator_interruption(job: dict[str, Any], pods: list[dict[str, Any]], seen_pod: bool) -> str | None:
+    """Why the point's load generator was stopped from outside before it finished (its pod deleted by a person
+    or a drain, evicted, preempted), or None when it ended on its own: a result, a failed measurement, or the
+    point's deadline (the Job controller deletes the pods of a Job past activeDeadlineSeconds: that is the
+    point timing out, not an interruption).
+
+    `pods` are the Job's pods now; `seen_pod` says whether one was seen earlier (a pod that vanished
+    between two looks was deleted)."""
+    job_conditions = (job.get("status") or {}).get("conditions") or []
+    if any(c.get("reason") == "DeadlineExceeded" and c.get("status") == "True" for c in job_conditions):
+        return None
+    for pod in pods:
+        name = pod["metadata"]["name"]
+        for cond in (pod.get("status") or {}).get("conditions") or []:
+            if cond.get("type") == "DisruptionTarget" and cond.get("status") == "True":
+                why = cond.get("message") or cond.get("reason") or "disrupted"
+                return f"its pod {name} was stopped ({why})"
+        if pod["metadata"].get("deletionTimestamp"):
+            return f"its pod {name} was deleted"
+    if seen_pod and not pods:
+        return "its pod was deleted"
+    return None
+
+
+@dataclass(frozen=True)
+class InterruptedPoint:
+    """What to do with a point whose load generator was interrupted: run it again (with an Event saying so),
+    or record it as failed with `error` and go on to the next point."""
+
+    rerun: bool
+    event: KubeEvent | None = None
+    error: str | None = None
+
+
+def after_interruption(point_key: str, runs: int, why: str) -> InterruptedPoint:
+    """`runs`: how many times the point's load generator has been started, this interrupted one included."""
+    if runs < MAX_POINT_RUNS:
+        message = f"{point_key}: the load generator was interrupted ({why}); measuring the point again"
+        return InterruptedPoint(
+            True, KubeEvent("Warning", Reason.POINT_INTERRUPTED, short(message, EVENT_MESSAGE) or "")
+        )
+    return InterruptedPoint(
+        False,
+        error=(
+            f"the load generator was interrupted on each of its {runs} runs (last: {why}); "
+            "find what deletes or evicts the load-generator pods (kubectl get events), then change the spec "
+            "(or re-create the analysis) to measure the point again"
+        ),
+    )
