@@ -151,6 +151,7 @@ class Component:
     name: str
     process: subprocess.Popen[bytes]
     log_file: Path
+    args: list[str] = field(default_factory=list)  # to start it again the same way (restart)
 
 
 @dataclass
@@ -165,9 +166,17 @@ class Cluster:
     ca_file: Path
     agent: NodeAgent
     env: dict[str, str] = field(default_factory=dict)
+    plane: ControlPlane | None = field(default=None, repr=False)
 
     def api_client(self) -> client.ApiClient:
         return config.new_client_from_config(config_file=str(self.kubeconfig))
+
+    def restart_apiserver(self) -> None:
+        """Stop kube-apiserver abruptly (SIGKILL: as a crashed or rescheduled one goes) and start it again on the
+        same port, with the same etcd and flags; returns once it is ready. Every client sees connections
+        refused meanwhile, as during a control-plane upgrade."""
+        assert self.plane is not None, "a cluster started by running_cluster() can restart its API server"
+        self.plane.restart("kube-apiserver")
 
 
 class ControlPlane:
@@ -181,6 +190,8 @@ class ControlPlane:
         self.apiserver_port = free_port()
         self.server = f"https://127.0.0.1:{self.apiserver_port}"
         self.components: list[Component] = []
+        # Where each component answers when it is healthy, and the TLS context to ask it with.
+        self.health: dict[str, tuple[str, ssl.SSLContext | None]] = {}
 
     # -- processes ---------------------------------------------------------------------------------
 
@@ -197,9 +208,21 @@ class ControlPlane:
                 # order (etcd going first would leave kube-apiserver hanging).
                 start_new_session=True,
             )
-        component = Component(name, process, log_file)
+        component = Component(name, process, log_file, args)
         self.components.append(component)
         return component
+
+    def restart(self, name: str) -> None:
+        """Kill one component and start it again in its place (the stop order stays the start order)."""
+        (index,) = [i for i, c in enumerate(self.components) if c.name == name]
+        old = self.components.pop(index)
+        old.process.kill()
+        old.process.wait()
+        self.log(f"{name} killed; starting it again")
+        new = self._spawn(name, old.args)
+        self.components.insert(index, self.components.pop())
+        url, context = self.health[name]
+        self._wait_healthy(new, url, context)
 
     def _wait_healthy(self, component: Component, url: str, context: ssl.SSLContext | None) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -269,6 +292,7 @@ class ControlPlane:
         )
         context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
         context.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+        self.health["kube-apiserver"] = (f"{self.server}/readyz", context)
         self._wait_healthy(apiserver, f"{self.server}/readyz", context)
 
         kcm_port = free_port()
@@ -399,6 +423,7 @@ def running_cluster(
             ca_file=plane.pki / "ca.crt",
             agent=agent,
             env=env,
+            plane=plane,
         )
     finally:
         if agent is not None:
