@@ -80,7 +80,11 @@ def copy_results(argv: Sequence[str]) -> int:
     data = {p.name: p.read_text() for p in sorted(args.source.iterdir()) if not p.name.startswith(".") and p.is_file()}
     files = join_parts(data)
     for name, text in files.items():
-        write_atomic(args.destination / name, text)
+        try:
+            write_atomic(args.destination / name, text)
+        except OSError as exc:  # one line, which the operator reads back as the Job's termination message
+            print(f"error: cannot write {args.destination / name}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
     print(json.dumps({"copied": sorted(files), "to": str(args.destination)}))
     return 0
 

@@ -7,8 +7,13 @@ they cannot reach, so each one takes its six windows (a few seconds) and the fau
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
+import subprocess
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +21,7 @@ from tests.cluster.controlplane import Cluster
 from tests.e2e.conftest import (
     FINISHED,
     OPERATOR_NAMESPACE,
+    RESULTS_CLAIM,
     Analyses,
     Json,
     Kubectl,
@@ -123,3 +129,46 @@ def test_an_api_server_restarted_mid_run_does_not_lose_or_repeat_a_point(
     cluster.restart_apiserver()
 
     assert_complete(analyses, volumes, "unplugged", plan)
+
+
+@contextlib.contextmanager
+def read_only(folder: Path) -> Iterator[None]:
+    """`folder` as a read-only mount (EROFS for every writer, root included), as a volume that went read-only."""
+    if os.geteuid() != 0:
+        pytest.skip("making a folder a read-only mount needs root")
+    subprocess.run(["mount", "--bind", str(folder), str(folder)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], check=True)
+        yield
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_read_only_results_volume_fails_the_analysis_saying_what_to_fix_and_keeps_the_results(
+    kubectl: Kubectl, analyses: Analyses, volumes: Volumes, namespace: str
+) -> None:
+    """The results claim is written once, at the end: read-only then, the analysis fails with reason
+    ResultsWriteFailed and a condition that says what to fix, and nothing measured is lost (status and the
+    ConfigMap <name>-results keep it all)."""
+    manifest = analysis_manifest("readonly", models=["add_sub"], batch_sizes=[1], concurrency=[1])
+    with read_only(volumes.results):
+        analyses.apply(manifest)
+        obj = analyses.wait_finished("readonly")
+        assert list(volumes.results.iterdir()) == []
+
+    status = obj["status"]
+    assert status["phase"] == "Failed", status
+    ready = conditions(obj)["Ready"]
+    assert ready["status"] == "False" and ready["reason"] == "ResultsWriteFailed", ready
+    for words in (f"claim {RESULTS_CLAIM}", "Read-only file system", "mounted writable", "ConfigMap readonly-results"):
+        assert words in ready["message"], ready
+    assert status["message"] == ready["message"]
+    assert point_keys(status) == [("add_sub", 1, 1)]
+    assert_measured(status)
+    assert status["results"] == "configmap/readonly-results"
+    inference = csv_rows(kubectl.get("configmap", "readonly-results", "-n", namespace)["data"][INFERENCE_CSV])
+    assert [(r["Model"], r["Batch"], r["Concurrency"]) for r in inference] == [("add_sub", "1", "1")]
+    assert inference[0]["Status"] == "Measured"
+    events = analyses.wait_events("readonly", {"ResultsWriteFailed"})
+    assert all(e["type"] == "Warning" for e in events if e["reason"] == "ResultsWriteFailed")
+    analyses.wait_children_gone("readonly", kinds="pods,jobs")

@@ -6,15 +6,22 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from modelanalysis import job_commands
 from modelanalysis.core.perf import PointMeasurementError
 from modelanalysis.core.sweep import Point
 from modelanalysis.kube.reconcile import AnalysisFailed, AnalysisRun, TritonSlots
 from modelanalysis.kube.resource import ModelAnalysisSpec
-from modelanalysis.kube.transitions import MAX_POINT_RUNS, after_interruption, load_generator_interruption
+from modelanalysis.kube.transitions import (
+    MAX_POINT_RUNS,
+    after_interruption,
+    load_generator_interruption,
+    results_write_failure,
+)
 from tests.unit.test_kube_policy import DEFAULTS, NS, SPEC, RecordingApi
 from tests.unit.test_kube_status import perf_row
 
@@ -233,3 +240,41 @@ def test_a_measurement_that_fails_on_its_own_is_not_run_again() -> None:
     with pytest.raises(PointMeasurementError, match="perf_analyzer failed"):
         run.run_point_job(spec, POINT, "10.0.0.7")
     assert len(api.created) == 1 and events == []
+
+
+# ---- a results claim that cannot be written ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "fix"),
+    [
+        ("Read-only file system", "give results.pvc a claim that is mounted writable"),
+        ("Permission denied", "writable by user 10001"),
+        ("No space left on device", "Free space on the claim"),
+        ("Input/output error", "Fix the claim"),
+    ],
+)
+def test_a_results_claim_that_cannot_be_written_says_what_to_fix_and_where_the_results_are(
+    error: str, fix: str
+) -> None:
+    message = results_write_failure(
+        "results", "runs/example", f"error: cannot write /results/runs/example/report.html: {error}\n",
+        "example-results", "example",
+    )  # fmt: skip
+    assert message.startswith("could not write the result files to claim results (folder runs/example): cannot write ")
+    assert error in message and fix in message
+    assert "ConfigMap example-results" in message and "model-analyzer results example" in message
+    assert "every point is in status" in message
+
+
+def test_copy_results_says_in_one_line_which_file_it_could_not_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "in"
+    source.mkdir()
+    (source / "metrics-model-inference.csv").write_text("Model\n")
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")  # a file where the folder should be: the write fails whoever runs it
+    assert job_commands.run("copy-results", [str(source), str(blocked / "example")]) == 1
+    error = capsys.readouterr().err
+    assert error == f"error: cannot write {blocked / 'example' / 'metrics-model-inference.csv'}: Not a directory\n"

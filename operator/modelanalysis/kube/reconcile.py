@@ -53,6 +53,7 @@ from modelanalysis.kube.transitions import (
     event_for,
     load_generator_interruption,
     progress_message,
+    results_write_failure,
 )
 
 # Stand-ins for what is known only once the Triton pod runs, in the dry run of a load-generator Job.
@@ -623,15 +624,19 @@ class AnalysisRun:
         while job_outcome(job) is None and time.monotonic() < deadline:
             self.sleep(self.settings.poll_interval_seconds)
             job = self.api.read("Job", self.namespace, manifest["metadata"]["name"]) or job
+        job_name = manifest["metadata"]["name"]
         if job_outcome(job) != "Complete":
-            _, message = termination_message(
-                self.api.list("Pod", self.namespace, f"job-name={manifest['metadata']['name']}")
-            )
+            _, message = termination_message(self.api.list("Pod", self.namespace, f"job-name={job_name}"))
+            self.api.delete("Job", self.namespace, job_name)  # it has said why: nothing stays behind
             raise AnalysisFailed(
                 Reason.RESULTS_WRITE_FAILED,
-                f"could not write the result files to claim {spec.results.pvc.claim_name}: "
-                f"{message or 'the Job failed'}; "
-                f"they are kept in ConfigMap {names.results_configmap_name(self.name)}",
+                results_write_failure(
+                    spec.results.pvc.claim_name,
+                    objects.results_folder(self.name, spec),
+                    message,
+                    names.results_configmap_name(self.name),
+                    self.name,
+                ),
             )
         self.api.delete("Job", self.namespace, manifest["metadata"]["name"])
         self.status.results = f"pvc://{spec.results.pvc.claim_name}/{objects.results_folder(self.name, spec)}"

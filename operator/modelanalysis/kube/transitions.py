@@ -116,3 +116,25 @@ def after_interruption(point_key: str, runs: int, why: str) -> InterruptedPoint:
             "(or re-create the analysis) to measure the point again"
         ),
     )
+
+
+# What a user can do about a results claim the results Job could not write to, by the error it met.
+RESULTS_WRITE_FIXES = {
+    "Read-only file system": "the claim's volume is read-only: give results.pvc a claim that is mounted writable",
+    "Permission denied": "make the folder writable by user 10001, the results Job's user (e.g. chown 10001 on it)",
+    "No space left on device": "free space on the claim or give it more",
+    "Disk quota exceeded": "free space on the claim or raise its quota",
+}
+
+
+def results_write_failure(claim: str, folder: str, error: str, configmap: str, analysis: str) -> str:
+    """The message of a results claim that could not be written: what failed, what to fix, and where the
+    results are meanwhile (the ConfigMap and status keep them)."""
+    fix = next((fix for text, fix in RESULTS_WRITE_FIXES.items() if text in error), None)
+    error = error.strip().removeprefix("error: ") or "the results Job failed"
+    return (
+        f"could not write the result files to claim {claim} (folder {folder}): {error}. "
+        f"{(fix[0].upper() + fix[1:]) if fix else 'Fix the claim'}, then change the spec or re-create the analysis "
+        f"to run again. Meanwhile the results are in ConfigMap {configmap} (`model-analyzer results {analysis}`) "
+        "and every point is in status."
+    )
