@@ -35,7 +35,7 @@ from modelanalysis.adapters.triton_control import (
     summarize_model_config,
 )
 from modelanalysis.core.objectives import choose_best
-from modelanalysis.core.perf import PerfMeasurement, PointMeasurementError
+from modelanalysis.core.perf import MeasureAgain, PerfMeasurement, PointMeasurementError
 from modelanalysis.core.results import (
     AnalysisResult,
     ModelOutcome,
@@ -70,7 +70,8 @@ STABILITY_PERCENTAGE_NOTE = (
 )
 
 
-# Measures a point; raises PointMeasurementError (with the reason) when it cannot be measured.
+# Measures a point; raises PointMeasurementError (with the reason) when it cannot be measured, MeasureAgain when
+# its try was cut off from outside and it should start over.
 PointRunner = Callable[[Point, MeasurementSettings], PerfMeasurement]
 
 
@@ -314,17 +315,22 @@ class SweepEngine:
         outcome.skipped.extend(s for s in left_out if s.point.key not in known)
 
     def measure_point(self, point: Point, settings: MeasurementSettings) -> PointResult:
-        sampler = MetricsSampler(self.metrics_url, settings.metrics_interval_ms / 1000)
-        started = time.time()
-        sampler.start()
-        perf: PerfMeasurement | None = None
-        error: str | None = None
-        try:
-            perf = self.run_point(point, settings)
-        except PointMeasurementError as exc:
-            error = str(exc)
-        finally:
-            samples = sampler.stop()
+        while True:
+            sampler = MetricsSampler(self.metrics_url, settings.metrics_interval_ms / 1000)
+            started = time.time()
+            sampler.start()
+            perf: PerfMeasurement | None = None
+            error: str | None = None
+            try:
+                perf = self.run_point(point, settings)
+            except MeasureAgain:
+                # A fresh window: the cut-off try's requests must not count in this point's server throughput.
+                continue
+            except PointMeasurementError as exc:
+                error = str(exc)
+            finally:
+                samples = sampler.stop()
+            break
         finished = time.time()
         result = PointResult.from_window(
             point, perf, error, samples, started, finished, settings.measurement_interval_ms, self.where_ran()

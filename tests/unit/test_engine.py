@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from modelanalysis.adapters.triton_control import ModelConfigSummary, ModelLoadError, summarize_model_config
-from modelanalysis.core.perf import PerfMeasurement, PointMeasurementError
+from modelanalysis.core.perf import MeasureAgain, PerfMeasurement, PointMeasurementError
 from modelanalysis.core.results import AnalysisResult, ModelOutcome, ModelStatus, PointResult, PointStatus
 from modelanalysis.core.server_metrics import ResourceMetrics
 from modelanalysis.core.spec import Constraints, MeasurementSettings, SweepSpec
@@ -136,6 +136,26 @@ def test_a_point_that_cannot_be_measured_is_failed_with_its_reason_and_the_sweep
     assert result.points[1].perf is None
     assert len(journal.kinds(EventKind.POINT_FAILED)) == 2
     assert triton.calls == ["load a", "unload a"]
+
+
+def test_a_point_cut_off_from_outside_is_measured_again_in_a_fresh_window() -> None:
+    """The operator's runner raises MeasureAgain when a point's load-generator pod was deleted: the engine
+    starts the point over (new metrics window), and records it once."""
+    tries: list[str] = []
+
+    def run(point: Point, settings: MeasurementSettings) -> PerfMeasurement:
+        tries.append(point.key)
+        if tries.count(point.key) == 1 and point.concurrency == 2:
+            raise MeasureAgain("its pod lg-1 was deleted")
+        return numbers(point)
+
+    triton, journal = StandInTriton({"a": 8}), Recorder()
+    result = engine(spec(["a"], [1], [1, 2]), triton, journal, run).run(AnalysisResult(triton_version="x"))
+    assert tries == ["a/b1/c1", "a/b1/c2", "a/b1/c2"]
+    assert [(p.point.key, p.status) for p in result.points] == [
+        ("a/b1/c1", PointStatus.MEASURED), ("a/b1/c2", PointStatus.MEASURED)
+    ]  # fmt: skip
+    assert len(journal.kinds(EventKind.POINT_MEASURED)) == 2 and not journal.kinds(EventKind.POINT_FAILED)
 
 
 def test_a_resumed_run_measures_only_what_the_result_lacks() -> None:

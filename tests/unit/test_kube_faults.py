@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from modelanalysis import job_commands
-from modelanalysis.core.perf import PointMeasurementError
+from modelanalysis.core.perf import MeasureAgain, PointMeasurementError
 from modelanalysis.core.sweep import Point
 from modelanalysis.kube.reconcile import AnalysisFailed, AnalysisRun, TritonSlots
 from modelanalysis.kube.resource import ModelAnalysisSpec
@@ -213,6 +213,8 @@ def test_a_point_whose_load_generator_pod_is_deleted_is_run_again_and_measured()
         [[lg_pod("lg-2")], [finished_pod("lg-2", 0, measured)]],
     ])  # fmt: skip
     spec = ModelAnalysisSpec.model_validate(SPEC)
+    with pytest.raises(MeasureAgain, match="its pod lg-1 was deleted"):  # the engine opens a fresh window
+        run.run_point_job(spec, POINT, "10.0.0.7")
     perf = run.run_point_job(spec, POINT, "10.0.0.7")
     assert perf.model_dump_json() == measured
     assert len(api.created) == 2 and api.created[0]["metadata"]["name"] == api.created[1]["metadata"]["name"]
@@ -229,6 +231,8 @@ def test_a_point_interrupted_twice_is_recorded_failed_saying_why() -> None:
         [[lg_pod("lg-2")], []],  # gone between two looks
     ])  # fmt: skip
     spec = ModelAnalysisSpec.model_validate(SPEC)
+    with pytest.raises(MeasureAgain):
+        run.run_point_job(spec, POINT, "10.0.0.7")
     with pytest.raises(PointMeasurementError, match=r"interrupted on each of its 2 runs \(last: its pod was deleted\)"):
         run.run_point_job(spec, POINT, "10.0.0.7")
     assert len(api.created) == 2 and [r for _, r, _ in events] == ["PointInterrupted"]

@@ -51,6 +51,11 @@ class PointMeasurementError(RuntimeError):
     says which and why."""
 
 
+class MeasureAgain(RuntimeError):
+    """The point's measurement was cut off from outside (its load generator's pod deleted or evicted) and the
+    runner asks for it to be measured again from the start; nothing of the cut-off try is kept."""
+
+
 class PerfMeasurement(BaseModel):
     """One point's numbers (latencies in ms) and how sure they are.
 

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from modelanalysis.adapters.dcgm_prometheus import DcgmMemoryUtilization
 from modelanalysis.adapters.triton_control import TritonControl, TritonUnreachable
 from modelanalysis.core.html_report import REPORT_HTML, render_html
-from modelanalysis.core.perf import PerfMeasurement, PointMeasurementError
+from modelanalysis.core.perf import MeasureAgain, PerfMeasurement, PointMeasurementError
 from modelanalysis.core.report import csv_files
 from modelanalysis.core.results import AnalysisResult, ModelStatus, Placement, PointStatus
 from modelanalysis.core.sweep import Point, planned_point_count
@@ -222,6 +222,8 @@ class AnalysisRun:
         self.server_node: str | None = None
         self.server_tolerations: list[dict[str, Any]] = []
         self.load_generator_node: str | None = None
+        # How many times each point's load generator was started by this run (an interrupted one runs again once).
+        self.point_runs: dict[str, int] = {}
 
     # -- status ---------------------------------------------------------------------------------------
     def save(self, reset: bool = False) -> None:
@@ -496,31 +498,30 @@ class AnalysisRun:
 
     def run_point_job(self, spec: ModelAnalysisSpec, point: Point, pod_ip: str) -> PerfMeasurement:
         """One point as a load-generator Job; its container measures the point and returns the result in its
-        termination message. A Job whose pod is deleted, evicted or preempted mid-point is run once more
-        (transitions.after_interruption): nothing was wrong with the point."""
-        runs = 0
-        while True:
-            runs += 1
-            self.check_server(point, pod_ip)  # no Job against a server that is gone
-            exit_code, message, interruption = self.run_load_generator(spec, point, pod_ip)
-            if exit_code == 0:
-                try:
-                    return PerfMeasurement.model_validate_json(message)
-                except ValidationError:
-                    raise PointMeasurementError(
-                        f"the load generator's result could not be read: {message[:200]!r}"
-                    ) from None
-            # A point that failed because the server went away is not the point's failure: the run fails,
-            # with why, and the interrupted point is not recorded (every point measured before it is kept).
-            self.check_server(point, pod_ip)
-            if interruption is None:
-                raise PointMeasurementError(message)
-            decision = after_interruption(point.key, runs, interruption)
-            if not decision.rerun:
-                raise PointMeasurementError(decision.error or interruption)
-            if decision.event is not None:
-                self.event(decision.event.type, decision.event.reason, decision.event.message)
-            self.check_generation()  # the analysis itself may be what is going away
+        termination message. A Job whose pod is deleted, evicted or preempted mid-point asks the engine to
+        measure the point again, once (transitions.after_interruption): nothing was wrong with the point."""
+        self.point_runs[point.key] = runs = self.point_runs.get(point.key, 0) + 1
+        self.check_server(point, pod_ip)  # no Job against a server that is gone
+        exit_code, message, interruption = self.run_load_generator(spec, point, pod_ip)
+        if exit_code == 0:
+            try:
+                return PerfMeasurement.model_validate_json(message)
+            except ValidationError:
+                raise PointMeasurementError(
+                    f"the load generator's result could not be read: {message[:200]!r}"
+                ) from None
+        # A point that failed because the server went away is not the point's failure: the run fails, with
+        # why, and the interrupted point is not recorded (every point measured before it is kept).
+        self.check_server(point, pod_ip)
+        if interruption is None:
+            raise PointMeasurementError(message)
+        decision = after_interruption(point.key, runs, interruption)
+        if not decision.rerun:
+            raise PointMeasurementError(decision.error or interruption)
+        if decision.event is not None:
+            self.event(decision.event.type, decision.event.reason, decision.event.message)
+        self.check_generation()  # the analysis itself may be what is going away
+        raise MeasureAgain(interruption)
 
     def run_load_generator(
         self, spec: ModelAnalysisSpec, point: Point, pod_ip: str
