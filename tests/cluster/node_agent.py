@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import urllib3
 from kubernetes import client, watch
 
 Json = dict[str, Any]
@@ -97,6 +98,13 @@ def find_project_image() -> tuple[str | None, str]:
     if check.returncode != 0:
         return None, "the image of this checkout is not built (scripts/build-image.sh)"
     return check.stdout.strip().splitlines()[-1], "scripts/build-image.sh --check"
+
+
+def api_unavailable(error: Exception) -> bool:
+    """The API server could not be reached or was not ready (a restart): a kubelet tries again later."""
+    if isinstance(error, client.ApiException):
+        return error.status in (0, 429, 500, 502, 503, 504)
+    return isinstance(error, (urllib3.exceptions.HTTPError, ConnectionError))
 
 
 class NotRunnable(Exception):
@@ -474,6 +482,10 @@ class PodRunner:
                 self.waiting_reason = ("CreateContainerConfigError", str(error))
                 for run in [*self.init_containers, *self.containers]:
                     run.state = {"waiting": {"reason": "CreateContainerConfigError", "message": str(error)}}
+            except Exception as error:
+                if not api_unavailable(error):
+                    raise
+                log.info("pod %s waits for the API server: %s", self.key, error)
             self._send_status()
             self.wake.wait(1.0)
             self.wake.clear()
@@ -1149,6 +1161,10 @@ class PodRunner:
                 self.mark_removed()
             else:
                 log.warning("pod %s: status update failed: %s", self.key, error)
+        except Exception as error:  # not sent: the next loop sends it again
+            if not api_unavailable(error):
+                raise
+            log.warning("pod %s: status update failed, the API server is unreachable: %s", self.key, error)
 
 
 def _signal_group(process: subprocess.Popen[bytes] | None, sig: signal.Signals) -> None:
