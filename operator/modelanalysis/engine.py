@@ -136,6 +136,7 @@ class SweepEngine:
         *,
         memory_utilization: DcgmMemoryUtilization | None = None,
         owns_server: bool = True,
+        tidy_on_stop: bool = True,
         model_config_path: Callable[[str], str] = lambda model: "",
         where_ran: Callable[[], Placement] = Placement,
         checkpoint: Callable[[], None] = lambda: None,
@@ -150,6 +151,10 @@ class SweepEngine:
         # A server this run started (or the operator's own pod) is returned empty; a server the user gave
         # keeps the models it already had loaded.
         self.owns_server = owns_server
+        # On a stop, return the server as it was (CLI). The operator does not: its stopped run resumes on the same
+        # Triton pod, where the next run (another operator process, maybe already started) may be measuring the
+        # model; unloading it would pull it from under that run. The pod goes with the analysis anyway.
+        self.tidy_on_stop = tidy_on_stop
         self.model_config_path = model_config_path
         self.where_ran = where_ran
         self.checkpoint = checkpoint
@@ -274,8 +279,9 @@ class SweepEngine:
         except BaseException:
             # Stopped (Ctrl-C, the analysis deleted) or the server went away: leave the server as it was if it
             # still answers, and let the reason through unchanged.
-            with contextlib.suppress(Exception):
-                self._leave(variant, unload)
+            if self.tidy_on_stop:
+                with contextlib.suppress(Exception):
+                    self._leave(variant, unload)
             raise
         self._leave(variant, unload)
         if unload:

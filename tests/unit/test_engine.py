@@ -211,6 +211,21 @@ def test_a_stop_leaves_the_server_as_it_was_and_keeps_what_was_measured() -> Non
     assert result.models[0].status == ModelStatus.INTERRUPTED
 
 
+def test_a_stopped_operator_run_leaves_the_model_loaded_for_the_run_that_resumes_on_the_same_pod() -> None:
+    """An operator killed mid-sweep must not unload the model while the next operator measures on it."""
+    triton, journal = StandInTriton({"a": 8}), Recorder()
+
+    def checkpoint() -> None:
+        if triton.calls == ["load a"]:
+            raise Stop()
+
+    with pytest.raises(Stop):
+        engine(spec(["a"], [1], [1]), triton, journal, checkpoint=checkpoint, tidy_on_stop=False).run(
+            AnalysisResult(triton_version="x")
+        )
+    assert triton.calls == ["load a"] and triton.loaded == {"a"}
+
+
 def test_a_model_the_user_had_loaded_stays_loaded_on_their_server() -> None:
     triton, journal = StandInTriton({"a": 8}, preloaded={"a"}), Recorder()
     engine(spec(["a"], [1], [1]), triton, journal, owns_server=False).run(AnalysisResult(triton_version="x"))

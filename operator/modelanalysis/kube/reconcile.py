@@ -462,6 +462,7 @@ class AnalysisRun:
             if self.settings.prometheus_url
             else None,
             owns_server=True,
+            tidy_on_stop=False,  # a stopped run resumes on this pod: the model stays loaded for it
             where_ran=lambda: Placement(
                 server_node=self.server_node,
                 load_generator_node=self.load_generator_node,
