@@ -100,7 +100,11 @@ def test_an_operator_killed_at_five_random_moments_still_measures_every_point_on
     """Each kill lands a random 0 to 3 s after the previous operator became ready: while Triton starts, mid-point,
     between points or while results are written. The seed is fixed so that a failure can be replayed."""
     plan = [("add_sub", 1, 1), ("add_sub", 1, 2), ("add_sub", 1, 4)]
-    analyses.apply(slow_analysis("relentless", concurrency=[1, 2, 4]))
+    manifest = slow_analysis("relentless", concurrency=[1, 2, 4])
+    # A point's Job goes on while no operator runs, so the points are made long enough (six 3 s windows each)
+    # for five restarts to land inside the sweep.
+    manifest["spec"]["measurement"].update({"measurementIntervalMs": 3000, "maxPointSeconds": 60})
+    analyses.apply(manifest)
     moments = random.Random(20251).sample(range(0, 3000, 100), 5)
 
     killed: set[str] = set()
