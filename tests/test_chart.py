@@ -621,3 +621,21 @@ def test_installed_chart_profiles_a_model_with_namespace_rbac_only(
 if __name__ == "__main__":
     write_readme_table()
     print(f"wrote the values table of {README.relative_to(ROOT)}")
+
+
+def test_several_replicas_elect_a_leader_with_a_lease_role_in_the_release_namespace_only() -> None:
+    manifests = render("replicaCount=2")
+    (deployment,) = by_kind(manifests, "Deployment")
+    assert deployment["spec"]["replicas"] == 2 and deployment["spec"]["strategy"] == {"type": "RollingUpdate"}
+    env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["MODELANALYSIS_LEADER_ELECTION"]["value"] == "true"
+    assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    (role,) = by_kind(manifests, "Role")
+    assert role["metadata"]["namespace"] == "ops"
+    assert rules_of(role) == {("coordination.k8s.io", "leases"): {"create", "get", "update"}}
+    (binding,) = by_kind(manifests, "RoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    # One replica: no Lease, no Role for it.
+    single = render()
+    assert not by_kind(single, "Role")
+    assert "MODELANALYSIS_LEADER_ELECTION" not in str(by_kind(single, "Deployment"))

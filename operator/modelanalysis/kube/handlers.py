@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Mapping
@@ -36,6 +38,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from modelanalysis.kube.api import KubeApi
+from modelanalysis.kube.leader import LeaderElector
 from modelanalysis.kube.reconcile import AnalysisRun, EventSink, TritonSlots
 from modelanalysis.kube.resource import API_VERSION, FINISHED_PHASES, GROUP, KIND, PLURAL, VERSION
 from modelanalysis.kube.settings import OperatorSettings
@@ -113,6 +116,25 @@ class Runs:
         self.executor = ThreadPoolExecutor(settings.max_analyses, thread_name_prefix="analysis")
         self.lock = threading.Lock()
         self.runs: dict[str, Run] = {}
+        # With several replicas, only the leader runs analyses; the others keep the latest body of each one kopf
+        # reports, with kopf's context at that event (a run posts Events through it), to start them all when
+        # they take the lead.
+        self.acting = threading.Event()
+        self.acting.set()
+        self.followed: dict[str, tuple[Mapping[str, Any], contextvars.Context]] = {}
+
+    def follow(self) -> None:
+        """Run nothing until lead() is called (another replica holds the Lease)."""
+        self.acting.clear()
+
+    def lead(self, logger: Logger) -> None:
+        """Start running: every analysis seen while following is noticed again."""
+        with self.lock:
+            followed = list(self.followed.values())
+            self.followed.clear()
+            self.acting.set()
+        for body, context in followed:
+            context.run(self.notice, None, body, logger)
 
     def notice(self, event_type: str | None, body: Mapping[str, Any], logger: Logger) -> None:
         """A watch event (or, at operator start, a listed object): start, look again, or stop its run."""
@@ -121,6 +143,12 @@ class Runs:
         if not (uid and namespace and name):
             return
         with self.lock:
+            if not self.acting.is_set():
+                if event_type == "DELETED" or is_deleting(meta):
+                    self.followed.pop(uid, None)
+                else:
+                    self.followed[uid] = (body, contextvars.copy_context())
+                return
             run = self.runs.get(uid)
             if event_type == "DELETED" or is_deleting(meta):
                 if run is not None:
@@ -220,6 +248,16 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Log
     memo.slots = TritonSlots(operator_settings.max_triton_pods)
     memo.runs = Runs(memo.api, operator_settings, memo.slots)
     logger.info("model-analyzer operator: %s", operator_settings.model_dump())
+    if operator_settings.leader_election:
+        runs: Runs = memo.runs
+        runs.follow()
+        identity = operator_settings.pod_name or f"{socket.gethostname()}-{os.getpid()}"
+        memo.elector = LeaderElector(
+            memo.api.api_client, operator_settings.pod_namespace, operator_settings.lease_name, identity,
+            duration_s=operator_settings.lease_duration_seconds,
+            on_elected=lambda: runs.lead(logging.getLogger("modelanalysis.kube.handlers")),
+        )  # fmt: skip
+        memo.elector.start()
 
 
 # A watching handler: kopf calls it for every event of every analysis (and for each one it lists at start),

@@ -42,3 +42,9 @@ class OperatorSettings(BaseSettings):
     job_ttl_seconds: int = 3600
     log_level: str = Field("info", pattern="^(debug|info|warning|error)$", description="Operator log level.")
     poll_interval_seconds: float = Field(0.25, gt=0, description="How often a running step is re-observed.")
+    # Several replicas (the chart's replicaCount > 1): the one holding the Lease acts (kube/leader.py).
+    leader_election: bool = Field(False, description="Act only while holding the leader Lease.")
+    lease_name: str = "model-analyzer-leader"
+    lease_duration_seconds: float = Field(15.0, ge=3)
+    pod_namespace: str = Field("default", validation_alias="POD_NAMESPACE", description="Where the Lease lives.")
+    pod_name: str = Field("", validation_alias="POD_NAME", description="This replica's name in the Lease.")
