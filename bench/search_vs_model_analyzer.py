@@ -456,7 +456,7 @@ def markdown(result: dict[str, Any]) -> str:
             q = r["ma_quick"]
             lines.append(f"- repeat {r['repeat']}: {f(q['wall_s'], '.1f')} s, exit {q['exit']}, {q['points']} points "
                          f"in {q['variants']} variants, winner {_winner_text(q['winner'])}")  # fmt: skip
-    lines += ["", *result.get("notes", []), "", f"Full figures: `{c['json']}`.", ""]
+    lines += ["", *(f"- {note}" for note in result.get("notes", [])), "", f"Full figures: `{c['json']}`.", ""]
     return "\n".join(lines)
 
 
