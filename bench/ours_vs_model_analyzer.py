@@ -378,6 +378,24 @@ def run_model_analyzer(
 # ---------------------------------------------------------------- our side
 
 
+def run_ours_and_read(
+    cmd: list[str], cwd: Path, export: Path, keep: Path | None
+) -> tuple[int, float, float, list[tuple[float, str]], dict[str, Any]]:
+    """Run our CLI (timed) and read the analysis.json it exported ({} when there is none); with `keep`, copy its
+    log and export folder there."""
+    rc, wall, launched_at, lines = run_timed(cmd, dict(os.environ), cwd)
+    try:
+        analysis = json.loads((export / "analysis.json").read_text())
+    except (OSError, ValueError):
+        analysis = {}
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        (keep / "model-analyzer.log").write_text("".join(f"{t:9.3f} {line}\n" for t, line in lines))
+        if export.is_dir():
+            shutil.copytree(export, keep / "export", dirs_exist_ok=True)
+    return rc, wall, launched_at, lines, analysis
+
+
 def perf_confidence_fields(perf: dict[str, Any]) -> dict[str, Any]:
     """The fields of our `perf` that say how sure a point is (CI bounds, windows, convergence), where present."""
     return {k: v for k, v in perf.items()
@@ -406,16 +424,7 @@ def run_ours(
         export = Path(tmp) / "out"
         cmd = ours_command(server, model, batches, concurrency, export, extra)
         load_before = os.getloadavg()
-        rc, wall, launched_at, lines = run_timed(cmd, dict(os.environ), Path(tmp))
-        try:
-            analysis = json.loads((export / "analysis.json").read_text())
-        except (OSError, ValueError):
-            analysis = {}
-        if keep is not None:
-            keep.mkdir(parents=True, exist_ok=True)
-            (keep / "model-analyzer.log").write_text("".join(f"{t:9.3f} {line}\n" for t, line in lines))
-            if export.is_dir():
-                shutil.copytree(export, keep / "export", dirs_exist_ok=True)
+        rc, wall, launched_at, lines, analysis = run_ours_and_read(cmd, Path(tmp), export, keep)
     found = {(p["batch_size"], p["concurrency"]): p for p in analysis.get("points", []) if p.get("model") == model}
     points = []
     for key in [(b, c) for b in batches for c in concurrency]:

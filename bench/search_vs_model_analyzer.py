@@ -55,6 +55,7 @@ from ours_vs_model_analyzer import (
     median,
     ratio,
     rounded,
+    run_ours_and_read,
     run_timed,
 )
 
@@ -265,17 +266,8 @@ def run_ours(
         export = Path(tmp) / "out"
         cmd = ours_command(folder, model, counts, dynamic, budget_ms, export)
         load_before = load_now()
-        rc, wall, _, lines = run_timed(cmd, dict(os.environ), Path(tmp))
+        rc, wall, _, lines, analysis = run_ours_and_read(cmd, Path(tmp), export, keep)
         load_after = load_now()
-        try:
-            analysis = json.loads((export / "analysis.json").read_text())
-        except (OSError, ValueError):
-            analysis = {}
-        if keep is not None:
-            keep.mkdir(parents=True, exist_ok=True)
-            (keep / "model-analyzer.log").write_text("".join(f"{t:9.3f} {line}\n" for t, line in lines))
-            if export.is_dir():
-                shutil.copytree(export, keep / "export", dirs_exist_ok=True)
     points = []
     for p in analysis.get("points", []):
         perf = p.get("perf") or {}
