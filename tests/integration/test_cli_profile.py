@@ -213,7 +213,7 @@ def test_the_report_holds_every_planned_point(sweep_run: SweepRun) -> None:
     model, batch, concurrency = (data["columns"].index(c) for c in ("Model", "Batch", "Concurrency"))
     shown = [(data["strings"][row[model]], row[batch], row[concurrency]) for row in data["rows"]]
     assert shown == PLANNED
-    assert "<b>add_sub/b16/c1</b> skipped" in page and "No GPU metrics" in page
+    assert "<b>add_sub b16 c1, c2</b> skipped" in page and "No GPU metrics" in page
 
 
 def test_the_table_is_printed_on_stdout(sweep_run: SweepRun) -> None:
