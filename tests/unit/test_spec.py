@@ -25,7 +25,7 @@ def test_defaults_measure_batch_1_concurrency_1_over_grpc() -> None:
     assert s.batch_sizes == [1]
     assert s.concurrency_steps == [1]
     assert s.measurement.protocol == Protocol.GRPC
-    assert s.measurement.measurement_interval_ms == 500
+    assert s.measurement.measurement_interval_ms == 250
     assert s.measurement.max_trials == 30
     assert s.measurement.convergence_pct == 10.0
 

@@ -15,10 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, 
 from pydantic.alias_generators import to_camel
 
 DEFAULT_TRITON_VERSION = "24.08-py3"
-# Defaults for a point: 500 ms windows, 3 to a perf_analyzer run, until throughput's 95% interval is within
+# Defaults for a point: 250 ms windows, 3 to a perf_analyzer run, until throughput's 95% interval is within
 # +-10% (tighter than what perf_analyzer's default stability rule, 3 windows within a 10% spread, amounts to),
-# or 20 s. On a quiet machine most points end after one run (about 2 s).
-DEFAULT_MEASUREMENT_INTERVAL_MS = 500
+# or 20 s. Most points need two runs (6 windows: with 3, the t-quantile of 4.3 asks for a spread under 4%). Each
+# window overruns what was asked by ~130 ms and a run starts in ~50 ms, so shorter windows end a point sooner at
+# the same precision: add_sub's 9 points took 26-31 s at 250 ms against 39-47 s at 500 ms on a quiet machine
+# (bench/README.md). Windows too short to hold a request are doubled (core/convergence.py).
+DEFAULT_MEASUREMENT_INTERVAL_MS = 250
 DEFAULT_CONVERGENCE_PCT = 10.0
 DEFAULT_MAX_POINT_SECONDS = 20
 DEFAULT_MAX_TRIALS = 30
