@@ -49,7 +49,7 @@ from modelanalysis.core.search import next_concurrency
 from modelanalysis.core.server_metrics import GpuMetrics, ResourceMetrics, aggregate_window
 from modelanalysis.core.spec import DEFAULT_STABILITY_PERCENTAGE, MeasurementSettings, SweepSpec
 from modelanalysis.core.sweep import Point, SkippedPoint, plan_model_points
-from modelanalysis.core.variants import ModelVariant, config_override, plan_variants
+from modelanalysis.core.variants import ModelVariant, config_override, plan_variants, same_config
 
 NO_MEMORY_UTILIZATION_NOTE = (
     "Max Memory Utilization is empty: Triton does not export it. To fill it, give the URL of a Prometheus "
@@ -119,10 +119,8 @@ def add_memory_utilization(resources: ResourceMetrics, by_gpu: dict[str, float])
 def outcome_of(variant: ModelVariant, **fields: Any) -> ModelOutcome:
     """A model's outcome, or a config variant's (which also names its model and what it changes)."""
     searched = bool(variant.point_variant)
-    return ModelOutcome(
-        name=variant.name, model=variant.model if searched else "", changes=variant.describe() if searched else "",
-        **fields,
-    )  # fmt: skip
+    described = {"model": variant.model, "changes": variant.describe()} if searched else {}
+    return ModelOutcome(name=variant.name, **{**described, **fields})
 
 
 class SweepEngine:
@@ -245,6 +243,17 @@ class SweepEngine:
     def profile_model(self, variant: ModelVariant) -> None:
         name, model = variant.name, variant.model
         self._record(EventKind.LOADING, model=name)
+        own = self._own_configs.get(model)
+        if variant.changes_config and own is not None and same_config(config_override(own, variant), own):
+            # A combination that sets what the model's own config already has: measured as its default.
+            summary = summarize_model_config(own)
+            self.result.models.append(outcome_of(
+                variant, status=ModelStatus.PROFILED, max_batch_size=summary.max_batch_size,
+                instance_group=summary.instance_group, config_path=variant.name,
+                changes=f"{variant.describe()}: the model's own config, measured as {variant.model}_config_default",
+            ))  # fmt: skip
+            self._record(EventKind.PROFILED, model=name, message="the model's own config: not measured again")
+            return
         already_loaded = self.control.is_model_ready(model)
         # A server this run started is returned empty; on a server the user gave, a model they had loaded stays
         # loaded, with its own config.

@@ -40,9 +40,12 @@ def test_config_variants_and_a_concurrency_search_end_with_the_best_configuratio
     assert [models[v]["instanceGroup"] for v in VARIANTS] == ["1:CPU", "1:CPU", "2:CPU"]
     assert models["add_sub_config_1"]["changes"] == "2 instances"
 
-    # The search climbed 1, 2, 4, 8 in each variant, measured each concurrency at most once, and recorded
-    # the steps it left out with why.
-    for variant in VARIANTS:
+    # instanceCounts [1, 2]: 1 instance is what add_sub's own config has, so that variant is not measured again.
+    assert models["add_sub_config_0"]["changes"].endswith("the model's own config, measured as add_sub_config_default")
+    assert not [p for p in status["points"] if p.get("variant") == "add_sub_config_0"]
+    # The search climbed 1, 2, 4, 8 in each variant it measured, measured each concurrency at most once, and
+    # recorded the steps it left out with why.
+    for variant in ("add_sub_config_default", "add_sub_config_1"):
         measured = [p["concurrency"] for p in status["points"] if p.get("variant") == variant]
         assert measured and measured[0] == 1 and len(measured) == len(set(measured)), (variant, measured)
         skipped = {s["concurrency"]: s["reason"] for s in models[variant].get("skipped") or []}
@@ -52,13 +55,13 @@ def test_config_variants_and_a_concurrency_search_end_with_the_best_configuratio
 
     # The answer names the variant it won in.
     best = status["best"]
-    assert best["model"] == "add_sub" and best["variant"] in VARIANTS
+    assert best["model"] == "add_sub" and best["variant"] in ("add_sub_config_default", "add_sub_config_1")
     assert best["summary"].startswith(f"{best['variant']}/b1/c{best['concurrency']} ")
     assert [b["model"] for b in status["bestPerModel"]] == ["add_sub"]
 
     # The CSV files name each point's variant in Model Config Path, as Model Analyzer does.
     data = kubectl.get("configmap", "search-results", "-n", namespace)["data"]
     rows = list(csv.DictReader(io.StringIO(data["metrics-model-inference.csv"])))
-    assert {r["Model Config Path"] for r in rows} == set(VARIANTS)
+    assert {r["Model Config Path"] for r in rows} == {"add_sub_config_default", "add_sub_config_1"}
     assert {r["Model"] for r in rows} == {"add_sub"}
     analyses.wait_children_gone("search", kinds="pods,jobs")

@@ -375,3 +375,20 @@ def test_each_config_variant_is_loaded_through_its_override_and_measured_as_its_
     again = StandInTriton({"a": 8})
     engine(s, again, Recorder()).run(result)
     assert again.calls == []
+
+
+def test_a_combination_that_sets_what_the_models_own_config_has_is_not_measured_again() -> None:
+    s = SweepSpec.model_validate(
+        {"models": [{"name": "a", "configSearch": {"instanceCounts": [1, 2], "dynamicBatching": [False]}}],
+         "measurement": {"baselineDurationMs": 0, "metricsIntervalMs": 100}}
+    )  # fmt: skip
+    triton, journal = StandInTriton({"a": 8}), Recorder()
+    result = engine(s, triton, journal).run(AnalysisResult(triton_version=""))
+    same, other = result.models[1], result.models[2]
+    assert (same.name, same.status) == ("a_config_0", ModelStatus.PROFILED)
+    assert same.changes == "1 instance, no dynamic batching: the model's own config, measured as a_config_default"
+    assert [p.variant for p in result.points] == ["a_config_default", "a_config_1"]
+    assert triton.calls == ["load a", "unload a", "load a with 2 instances", "unload a"]
+    assert other.instance_group == "2:CPU"
+    last = journal.kinds(EventKind.PROFILED)[-1]
+    assert (last.done, last.total) == (2, 2)

@@ -166,8 +166,10 @@ def expected_point_count(spec: SweepSpec, result: AnalysisResult) -> int:
         outcome = result.outcome(variant.name)
         if outcome is not None and outcome.status == ModelStatus.LOAD_FAILED:
             continue
-        if outcome is not None and outcome.max_batch_size is not None:
-            measured = {p.point.key for p in result.points if p.variant_name == variant.name}
+        measured = {p.point.key for p in result.points if p.variant_name == variant.name}
+        if outcome is not None and outcome.status == ModelStatus.PROFILED:
+            total += len(measured)  # done: whatever it did not measure is recorded as skipped, or needed none
+        elif outcome is not None and outcome.max_batch_size is not None:
             skipped = {s.point.key for s in outcome.skipped}
             planned = plan_model_points(spec, variant.model, outcome.max_batch_size, variant.point_variant).points
             total += len(measured) + sum(1 for p in planned if p.key not in measured and p.key not in skipped)

@@ -79,6 +79,16 @@ def plan_variants(spec: SweepSpec) -> list[ModelVariant]:
     return [v for target in spec.models for v in model_variants(target)]
 
 
+def same_config(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two configs are the same for Triton (instance groups compared without the names it gives them)."""
+
+    def plain(config: dict[str, Any]) -> dict[str, Any]:
+        groups = [{k: v for k, v in g.items() if k != "name"} for g in config.get("instance_group") or []]
+        return {**config, "instance_group": groups}
+
+    return plain(a) == plain(b)
+
+
 def config_override(base: dict[str, Any], variant: ModelVariant) -> dict[str, Any]:
     """The model's own config (Triton's JSON form) with the variant's settings in place of its own."""
     config = copy.deepcopy(base)
