@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from modelanalysis.core.perf import PerfMeasurement
 from modelanalysis.core.results import AnalysisResult, PointResult, PointStatus
 from modelanalysis.core.search import next_concurrency, rises_over
@@ -109,7 +107,6 @@ def test_the_search_gives_the_same_answer_from_the_same_points_after_a_restart()
     assert first == again and first.concurrency == 8
 
 
-@pytest.mark.skipif(not RECORDED.exists(), reason="recorded climb not captured")
 def test_on_a_real_recorded_climb_the_search_stops_near_the_knee() -> None:
     """add_sub on this 2-core machine's CPU, batch 1 and 8 at concurrency 1 to 32 (tests/data/README.md)."""
     recorded = AnalysisResult.model_validate(json.loads(RECORDED.read_text()))
