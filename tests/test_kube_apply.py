@@ -473,6 +473,33 @@ REFUSED = [
         ["spec.models[0].configSearch.dynamicBatching[0]", "boolean"],
         id="dynamic-batching-not-a-boolean",
     ),
+    # Triton versions and parallel trials (core/trials.py).
+    pytest.param(
+        with_spec(triton={"version": "24.08-py3", "versions": ["24.08-py3", "25.01-py3"]}),
+        ["spec.triton", "leave out triton.version and triton.image"],
+        id="versions-and-version",
+    ),
+    pytest.param(
+        with_spec(triton={"image": "nvcr.io/nvidia/tritonserver:24.08-py3", "versions": ["25.01-py3"]}),
+        ["spec.triton", "leave out triton.version and triton.image"],
+        id="versions-and-image",
+    ),
+    pytest.param(
+        with_spec(triton={"versions": ["24.08-py3", "24.08-py3"]}),
+        ["spec.triton.versions", "lists a version twice"],
+        id="a-version-twice",
+    ),
+    pytest.param(
+        with_spec(triton={"versions": ["24.08-py3", "24.09-py3"]}, concurrency=list(range(1, 64)),
+                  batchSizes=list(range(1, 10))),
+        ["spec", "Triton versions x models (with their config variants)", "at most 1000"],
+        id="versions-x-points",
+    ),
+    pytest.param(
+        with_spec(parallelism={"maxTrials": 0}),
+        ["spec.parallelism.maxTrials", "greater than or equal to 1"],
+        id="no-trial-at-once",
+    ),
 ]
 
 # Wrong JSON types that the API server refuses and pydantic's lax mode would coerce (the operator never sees
@@ -898,3 +925,15 @@ def test_a_search_within_the_bound_is_accepted_as_the_operator_reads_it(
     assert created["spec"] == spec
     parsed = ModelAnalysisSpec.model_validate(created["spec"])
     assert parsed.concurrency_steps == [1, 2, 4, 8, 16, 32, 64]
+
+
+def test_versions_run_as_parallel_trials_are_accepted_as_the_operator_reads_them(
+    api: Apis, modelanalysis_crd: str, namespace: str
+) -> None:
+    spec = with_spec(triton={"versions": ["24.08-py3", "25.01-py3"]}, parallelism={"maxTrials": 4},
+                     models=[{"name": "add_sub", "configSearch": {"instanceCounts": [1, 2]}}])  # fmt: skip
+    created = api.custom.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, analysis("trials", spec), field_validation=STRICT
+    )
+    parsed = ModelAnalysisSpec.model_validate(created["spec"])
+    assert (parsed.triton.compared_versions, parsed.parallelism.max_trials) == (["24.08-py3", "25.01-py3"], 4)

@@ -91,7 +91,7 @@ def model_table(result: AnalysisResult) -> Table:
         util = max((g.max_utilization_pct for g in gpus if g.max_utilization_pct is not None), default=None)
         mem = max((g.max_memory_used_mb for g in gpus if g.max_memory_used_mb is not None), default=None)
         table.add_row(
-            p.variant_name,
+            f"{p.variant_name} @ {p.triton_version}" if p.triton_version else p.variant_name,
             str(p.batch_size),
             str(p.concurrency),
             num(p.perf.throughput_infer_per_sec if p.perf else None),
@@ -122,7 +122,7 @@ def export_winners(result: AnalysisResult, export_path: Path, model_folder: Path
     """Each model's winning config variant, as a model to deploy: <export>/output_model_repository/<model>/."""
     written = []
     for best in result.best.per_model if result.best else []:
-        outcome = result.outcome(best.variant) if best.variant else None
+        outcome = result.outcome(best.variant, best.triton_version) if best.variant else None
         if outcome is None or outcome.config is None:
             continue
         source = model_folder / best.model if model_folder else None
@@ -344,8 +344,14 @@ def print_best(result: AnalysisResult) -> None:
 
     def config(b: BestPoint) -> str:
         """The model, and the config variant it won in (what it changes) when there was a config search."""
-        outcome = result.outcome(b.variant) if b.variant else None
-        return f"{b.model} as {b.variant} ({outcome.changes})" if outcome else b.model
+        outcome = result.outcome(b.variant, b.triton_version) if b.variant else None
+        model = f"{b.model} as {b.variant} ({outcome.changes})" if outcome else b.model
+        return f"{model} on Triton {b.triton_version}" if b.triton_version else model
+
+    for b in best.per_version if len(best.per_version) > 1 else []:
+        mark = "" if b.satisfies_constraints else " [yellow](none satisfies the constraints)[/]"
+        out.print(f"Best on Triton {b.triton_version}: {config(b)}, batch {b.batch_size}, concurrency "
+                  f"{b.concurrency}{mark}", highlight=False)  # fmt: skip
 
     if len(best.per_model) > 1:
         for b in best.per_model:

@@ -87,6 +87,8 @@ def build_manifest(
     constraints: Constraints | None = None,
     concurrency_search: ConcurrencySearch | None = None,
     config_search: ConfigSearch | None = None,
+    triton_versions: list[str] | None = None,
+    max_trials: int | None = None,
 ) -> dict[str, Any]:
     repo: dict[str, Any]
     if model_repository.startswith("pvc://"):
@@ -109,9 +111,13 @@ def build_manifest(
         ),
         "modelRepository": repo,
     }
-    triton = {k: v for k, v in {"version": triton_version, "image": triton_image}.items() if v}
+    triton = {
+        k: v for k, v in {"version": triton_version, "image": triton_image, "versions": triton_versions}.items() if v
+    }
     if triton:
         spec["triton"] = triton
+    if max_trials is not None:
+        spec["parallelism"] = {"maxTrials": max_trials}
     non_default = measurement.model_dump(mode="json", by_alias=True, exclude_defaults=True)
     if non_default:
         spec["measurement"] = non_default
@@ -198,6 +204,17 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option(help="Triton release (image nvcr.io/nvidia/tritonserver:<version>).")
         ] = None,
         triton_image: Annotated[str | None, typer.Option(help="Full Triton image; overrides --triton-version.")] = None,
+        triton_versions: Annotated[
+            str | None,
+            typer.Option(help="Comma-separated Triton releases to compare, each on a Triton pod of its own "
+                         "(instead of --triton-version)."),
+        ] = None,
+        parallel_trials: Annotated[
+            int | None,
+            typer.Option(help="spec.parallelism.maxTrials: most Triton pods the analysis runs at once; with more "
+                         "than 1, every (version, variant) is a trial of its own, run side by side on as many GPU "
+                         "nodes as fit. (--max-trials is Model Analyzer's: measurement windows per point.)"),
+        ] = None,
         *,
         measurement: MeasurementSettings,
         objective: Objective,
@@ -222,6 +239,8 @@ def register(app: typer.Typer) -> None:
             constraints,
             concurrency_search,
             config_search,
+            [v.strip() for v in triton_versions.split(",") if v.strip()] if triton_versions else None,
+            parallel_trials,
         )
         sys.stdout.write(yaml.safe_dump(body, sort_keys=False))
 
@@ -275,11 +294,16 @@ def register(app: typer.Typer) -> None:
                    "Max GPU Utilization (%)", "Max GPU Memory (MB)", "Max CPU Utilization (%)", "Status"]  # fmt: skip
         if "Model Config Path" in frame and any("_config_" in str(v) for v in frame["Model Config Path"]):
             columns.insert(1, "Model Config Path")  # a config search: which variant each row measured
+        if "Triton Version" in frame and frame["Triton Version"].nunique() > 1:
+            columns.insert(1, "Triton Version")  # several versions compared
         for column in columns:
             table.add_column(column)
         for _, row in frame.iterrows():
             table.add_row(*["" if pd.isna(row.get(c)) else str(row.get(c)) for c in columns])
         Console().print(table)
         best = status.get("best") or {}
+        for per_version in status.get("bestPerVersion") or [] if len(status.get("bestPerVersion") or []) > 1 else []:
+            Console(soft_wrap=True).print(f"Best on Triton {per_version.get('tritonVersion')}: "
+                                          f"{per_version['summary']}", highlight=False)  # fmt: skip
         if best.get("summary"):
             Console(soft_wrap=True).print(f"Best: {best['summary']} ({best.get('why', '')})", highlight=False)

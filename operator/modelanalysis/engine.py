@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -116,11 +116,11 @@ def add_memory_utilization(resources: ResourceMetrics, by_gpu: dict[str, float])
         gpu.max_memory_utilization_pct = value
 
 
-def outcome_of(variant: ModelVariant, **fields: Any) -> ModelOutcome:
+def outcome_of(variant: ModelVariant, triton_version: str, **fields: Any) -> ModelOutcome:
     """A model's outcome, or a config variant's (which also names its model and what it changes)."""
     searched = bool(variant.point_variant)
     described = {"model": variant.model, "changes": variant.describe()} if searched else {}
-    return ModelOutcome(name=variant.name, **{**described, **fields})
+    return ModelOutcome(name=variant.name, triton_version=triton_version, **{**described, **fields})
 
 
 class SweepEngine:
@@ -139,8 +139,14 @@ class SweepEngine:
         where_ran: Callable[[], Placement] = Placement,
         checkpoint: Callable[[], None] = lambda: None,
         wait: Callable[[float], None] = time.sleep,
+        variants: Sequence[ModelVariant] | None = None,
+        triton_version: str = "",
     ) -> None:
         self.spec = spec
+        # What this server measures (core/trials.py): by default every variant of every model; the points and
+        # outcomes are stamped with the Triton version when an analysis compares several.
+        self.variants = list(plan_variants(spec) if variants is None else variants)
+        self.triton_version = triton_version
         self.control = control
         self.metrics_url = metrics_url
         self.run_point = run_point
@@ -166,7 +172,7 @@ class SweepEngine:
         # The answer so far, so a journal that keeps it (status, analysis.json) always holds the current best.
         self.result.best = choose_best(self.result.points, self.spec.objective, self.spec.constraints)
         done = len(self.result.points)
-        total = expected_point_count(self.spec, self.result)
+        total = expected_point_count(self.spec, self.result, self.variants, self.triton_version)
         self.journal(EngineEvent(kind, done, total, model, point, message, result), self.result)
 
     def _note(self, text: str) -> None:
@@ -187,8 +193,8 @@ class SweepEngine:
         result.server_version = self.control.server_version() or result.server_version
         if result.baseline is None:
             self.measure_baseline()
-        for variant in plan_variants(self.spec):
-            outcome = result.outcome(variant.name)
+        for variant in self.variants:
+            outcome = result.outcome(variant.name, self.triton_version)
             if outcome is not None and outcome.status in (ModelStatus.PROFILED, ModelStatus.LOAD_FAILED):
                 continue
             self.checkpoint()
@@ -248,7 +254,7 @@ class SweepEngine:
             # A combination that sets what the model's own config already has: measured as its default.
             summary = summarize_model_config(own)
             self.result.models.append(outcome_of(
-                variant, status=ModelStatus.PROFILED, max_batch_size=summary.max_batch_size,
+                variant, self.triton_version, status=ModelStatus.PROFILED, max_batch_size=summary.max_batch_size,
                 instance_group=summary.instance_group, config_path=variant.name,
                 changes=f"{variant.describe()}: the model's own config, measured as {variant.model}_config_default",
             ))  # fmt: skip
@@ -261,14 +267,17 @@ class SweepEngine:
         try:
             config = self._load(variant, already_loaded)
         except ModelLoadError as exc:
-            self.result.models.append(outcome_of(variant, status=ModelStatus.LOAD_FAILED, error=str(exc)))
+            self.result.models.append(
+                outcome_of(variant, self.triton_version, status=ModelStatus.LOAD_FAILED, error=str(exc))
+            )
             self._record(EventKind.LOAD_FAILED, model=name, message=str(exc))
             return
-        plan = plan_model_points(self.spec, model, config.max_batch_size, variant.point_variant)
-        outcome = self.result.outcome(name)
+        plan = plan_model_points(self.spec, model, config.max_batch_size, variant.point_variant, self.triton_version)
+        outcome = self.result.outcome(name, self.triton_version)
         if outcome is None:  # a resumed run already has it, with the points measured before
             outcome = outcome_of(
                 variant,
+                self.triton_version,
                 status=ModelStatus.INTERRUPTED,  # until every point is done
                 max_batch_size=config.max_batch_size,
                 instance_group=config.instance_group,
@@ -283,7 +292,7 @@ class SweepEngine:
                 steps = [p.concurrency for p in plan.points if p.batch_size == batch]
                 self.profile_batch(variant, batch, steps, outcome)
             outcome.status = ModelStatus.PROFILED
-            measured = sum(1 for p in self.result.points if p.variant_name == name)
+            measured = len(self._measured(name))
             self._record(EventKind.PROFILED, model=name, message=f"{measured} points")
         except BaseException:
             # Stopped (Ctrl-C, the analysis deleted) or the server went away: leave the server as it was if it
@@ -303,17 +312,26 @@ class SweepEngine:
         elif variant.point_variant and own is not None:
             self.control.load(variant.model, config=own)  # the user's server gets its model's own config back
 
+    def _measured(self, variant_name: str) -> list[PointResult]:
+        """The points of a variant measured on this run's Triton version so far."""
+        return [
+            p for p in self.result.points if p.variant_name == variant_name and p.triton_version == self.triton_version
+        ]
+
     def profile_batch(self, variant: ModelVariant, batch: int, steps: list[int], outcome: ModelOutcome) -> None:
         """Measure one batch size at the concurrency values the search picks, one at a time; record the steps it
         left out, with why."""
         budget = self.spec.constraints.p99_latency_ms
         model, name, tag = variant.model, variant.name, variant.point_variant
         while True:
-            measured = [p for p in self.result.points if p.variant_name == name and p.batch_size == batch]
+            measured = [p for p in self._measured(name) if p.batch_size == batch]
             step = next_concurrency(steps, measured, self.spec.concurrency_search, budget.max if budget else None)
             if step.concurrency is None:
                 break
-            point = Point(model=model, batch_size=batch, concurrency=step.concurrency, variant=tag)
+            point = Point(
+                model=model, batch_size=batch, concurrency=step.concurrency, variant=tag,
+                triton_version=self.triton_version,
+            )  # fmt: skip
             self.checkpoint()
             self._record(EventKind.POINT, model=name, point=point)
             result = self.measure_point(point, self.spec.measurement)
@@ -322,8 +340,12 @@ class SweepEngine:
             self._record(kind, name, point, result.error or "", result)
         measured_steps = {p.concurrency for p in measured}
         known = {s.point.key for s in outcome.skipped}
+        version = self.triton_version
         left_out = [
-            SkippedPoint(point=Point(model=model, batch_size=batch, concurrency=c, variant=tag), reason=step.reason)
+            SkippedPoint(
+                point=Point(model=model, batch_size=batch, concurrency=c, variant=tag, triton_version=version),
+                reason=step.reason,
+            )
             for c in steps
             if c not in measured_steps
         ]

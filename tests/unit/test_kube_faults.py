@@ -14,7 +14,9 @@ import pytest
 from modelanalysis import job_commands
 from modelanalysis.core.perf import MeasureAgain, PointMeasurementError
 from modelanalysis.core.sweep import Point
-from modelanalysis.kube.reconcile import AnalysisFailed, AnalysisRun, TritonSlots
+from modelanalysis.core.trials import plan_trials
+from modelanalysis.core.variants import plan_variants
+from modelanalysis.kube.reconcile import AnalysisFailed, AnalysisRun, TrialRun, TritonSlots
 from modelanalysis.kube.resource import ModelAnalysisSpec
 from modelanalysis.kube.transitions import (
     MAX_POINT_RUNS,
@@ -35,6 +37,12 @@ class PodApi(RecordingApi):
         return self.pod if kind == "Pod" else None
 
 
+def alone_trial(run: AnalysisRun) -> TrialRun:
+    """The one trial of an analysis that runs on one Triton pod (core/trials.py)."""
+    run.spec = ModelAnalysisSpec.model_validate(SPEC)
+    return TrialRun(run, plan_trials(plan_variants(run.spec), [], 1)[0], alone=True)
+
+
 def server_check(pod: dict[str, Any] | None) -> str | None:
     body = {"metadata": {"name": "example", "namespace": NS, "uid": "u-1", "generation": 1}, "spec": SPEC}
     run = AnalysisRun(
@@ -47,7 +55,7 @@ def server_check(pod: dict[str, Any] | None) -> str | None:
         logging.getLogger("test"),
     )
     try:
-        run.check_server(Point(model="add_sub", batch_size=4, concurrency=2), "10.0.0.7")
+        alone_trial(run).check_server(Point(model="add_sub", batch_size=4, concurrency=2), "10.0.0.7")
         return None
     except AnalysisFailed as failure:
         assert failure.condition == "ServerReady"
@@ -192,15 +200,16 @@ def finished_pod(name: str, exit_code: int, message: str, *, deleting: bool = Fa
 
 def point_runner(
     scripts: list[list[list[dict[str, Any]]]],
-) -> tuple[AnalysisRun, JobScriptApi, list[tuple[str, str, str]]]:
+) -> tuple[TrialRun, JobScriptApi, list[tuple[str, str, str]]]:
     body = {"metadata": {"name": "example", "namespace": NS, "uid": "u-1", "generation": 1}, "spec": SPEC}
     api = JobScriptApi(body, scripts)
     events: list[tuple[str, str, str]] = []
     settings = DEFAULTS.model_copy(update={"poll_interval_seconds": 0.001})
     run = AnalysisRun(api, body, settings, TritonSlots(1), threading.Event(), lambda *e: events.append(e),  # type: ignore[arg-type]
                       logging.getLogger("test"))  # fmt: skip
-    run.server_node = "node-1"  # the Triton pod is scheduled: its Jobs go beside it
-    return run, api, events
+    trial = alone_trial(run)
+    trial.server_node = "node-1"  # the Triton pod is scheduled: its Jobs go beside it
+    return trial, api, events
 
 
 POINT = Point(model="add_sub", batch_size=1, concurrency=1)
@@ -212,10 +221,9 @@ def test_a_point_whose_load_generator_pod_is_deleted_is_run_again_and_measured()
         [[lg_pod("lg-1")], [finished_pod("lg-1", 143, "Terminated", deleting=True)], []],
         [[lg_pod("lg-2")], [finished_pod("lg-2", 0, measured)]],
     ])  # fmt: skip
-    spec = ModelAnalysisSpec.model_validate(SPEC)
     with pytest.raises(MeasureAgain, match="its pod lg-1 was deleted"):  # the engine opens a fresh window
-        run.run_point_job(spec, POINT, "10.0.0.7")
-    perf = run.run_point_job(spec, POINT, "10.0.0.7")
+        run.run_point_job(POINT, "10.0.0.7")
+    perf = run.run_point_job(POINT, "10.0.0.7")
     assert perf.model_dump_json() == measured
     assert len(api.created) == 2 and api.created[0]["metadata"]["name"] == api.created[1]["metadata"]["name"]
     # The interrupted Job and its pod were removed before the rerun, the finished Job after it.
@@ -230,19 +238,17 @@ def test_a_point_interrupted_twice_is_recorded_failed_saying_why() -> None:
         [[lg_pod("lg-1", deleting=True)], []],
         [[lg_pod("lg-2")], []],  # gone between two looks
     ])  # fmt: skip
-    spec = ModelAnalysisSpec.model_validate(SPEC)
     with pytest.raises(MeasureAgain):
-        run.run_point_job(spec, POINT, "10.0.0.7")
+        run.run_point_job(POINT, "10.0.0.7")
     with pytest.raises(PointMeasurementError, match=r"interrupted on each of its 2 runs \(last: its pod was deleted\)"):
-        run.run_point_job(spec, POINT, "10.0.0.7")
+        run.run_point_job(POINT, "10.0.0.7")
     assert len(api.created) == 2 and [r for _, r, _ in events] == ["PointInterrupted"]
 
 
 def test_a_measurement_that_fails_on_its_own_is_not_run_again() -> None:
     run, api, events = point_runner([[[finished_pod("lg-1", 1, "perf_analyzer failed (exit 99): no requests")]]])
-    spec = ModelAnalysisSpec.model_validate(SPEC)
     with pytest.raises(PointMeasurementError, match="perf_analyzer failed"):
-        run.run_point_job(spec, POINT, "10.0.0.7")
+        run.run_point_job(POINT, "10.0.0.7")
     assert len(api.created) == 1 and events == []
 
 

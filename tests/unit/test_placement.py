@@ -229,7 +229,7 @@ def test_csv_says_where_each_point_ran_after_the_existing_columns() -> None:
     result = AnalysisResult(triton_version="x", points=[measured_point()])
     new = ["Server Node", "Load Generator Node", "Load Generator Placement", "Load Generator CPU (cores)",
            "Load Generator CPU Budget (cores)", "Load Generator Bottleneck"]  # fmt: skip
-    assert INFERENCE_COLUMNS[-len(new) :] == new
+    assert INFERENCE_COLUMNS[-len(new) - 1 : -1] == new  # the Triton version is last
     assert INFERENCE_COLUMNS.index("Convergence") < INFERENCE_COLUMNS.index("Server Node")
     [row] = csv.DictReader(io.StringIO(csv_files(result)[INFERENCE_CSV]))
     assert [row[c] for c in new] == ["gpu-node-2", "gpu-node-2", "SameNodeAsServer", "0.912", "1.000", "Yes"]

@@ -110,7 +110,10 @@ def report_data(result: AnalysisResult) -> dict[str, Any]:
     def intern(value: str) -> int:
         return strings.setdefault(value, len(strings))
 
-    table = [inference_row(p, result.outcome(p.variant_name), result.constraints) for p in result.points]
+    table = [
+        inference_row(p, result.outcome(p.variant_name, p.triton_version), result.constraints, result.triton_version)
+        for p in result.points
+    ]
     # Text columns hold indexes into `strings`: model names, config paths and sentences repeat down a column.
     text_columns = {i for i, c in enumerate(INFERENCE_COLUMNS) if any(isinstance(row[c], str) for row in table)}
     rows = [
@@ -233,7 +236,7 @@ def _best_table(result: AnalysisResult) -> str:
     rows = []
     for model, index in best.items():
         p = result.points[index]
-        outcome = result.outcome(p.variant_name) if p.variant else None
+        outcome = result.outcome(p.variant_name, p.triton_version) if p.variant else None
         if outcome is not None:
             model = f"{model} ({p.variant}: {outcome.changes})"
         perf = p.perf

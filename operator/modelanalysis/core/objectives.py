@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, Field
 
 from modelanalysis.core.spec import Constraints, Objective
+from modelanalysis.core.sweep import point_key
 
 if TYPE_CHECKING:
     from modelanalysis.core.results import PointResult
@@ -90,6 +91,7 @@ class BestPoint(BaseModel):
 
     model: str
     variant: str = ""  # the config variant it was measured in (core/variants.py); empty: the model's own config
+    triton_version: str = ""  # the Triton release it ran on, when an analysis compares several
     batch_size: int
     concurrency: int
     throughput_infer_per_sec: float
@@ -102,7 +104,7 @@ class BestPoint(BaseModel):
 
     @property
     def key(self) -> str:
-        return f"{self.variant or self.model}/b{self.batch_size}/c{self.concurrency}"
+        return point_key(self.variant or self.model, self.batch_size, self.concurrency, self.triton_version)
 
     def summary(self) -> str:
         """One short line: where it is and what it gives (the operator's Best column)."""
@@ -111,11 +113,13 @@ class BestPoint(BaseModel):
 
 
 class BestChoice(BaseModel):
-    """The answer: the best point overall and per model (None/absent where nothing was measured)."""
+    """The answer: the best point overall, per model, and per Triton version when an analysis compares several
+    (None/absent where nothing was measured)."""
 
     objective: Objective
     overall: BestPoint | None = None
     per_model: list[BestPoint] = Field(default_factory=list)
+    per_version: list[BestPoint] = Field(default_factory=list)
 
 
 def _interval(low: float | None, high: float | None) -> str:
@@ -170,6 +174,7 @@ def _best_of(points: Sequence[PointResult], objective: Objective, constraints: C
     return BestPoint(
         model=winner.model,
         variant=winner.variant,
+        triton_version=winner.triton_version,
         batch_size=winner.batch_size,
         concurrency=winner.concurrency,
         throughput_infer_per_sec=perf.throughput_infer_per_sec,
@@ -183,7 +188,17 @@ def _best_of(points: Sequence[PointResult], objective: Objective, constraints: C
 
 
 def choose_best(points: Sequence[PointResult], objective: Objective, constraints: Constraints) -> BestChoice:
-    """The best point overall and per model (models in the order their first point was measured)."""
+    """The best point overall, per model and, with several Triton versions, per version (each in the order its
+    first point was measured)."""
     models = list(dict.fromkeys(p.model for p in points))
     per_model = [b for m in models if (b := _best_of([p for p in points if p.model == m], objective, constraints))]
-    return BestChoice(objective=objective, overall=_best_of(points, objective, constraints), per_model=per_model)
+    versions = list(dict.fromkeys(p.triton_version for p in points if p.triton_version))
+    per_version = [
+        b for v in versions if (b := _best_of([p for p in points if p.triton_version == v], objective, constraints))
+    ]
+    return BestChoice(
+        objective=objective,
+        overall=_best_of(points, objective, constraints),
+        per_model=per_model,
+        per_version=per_version,
+    )

@@ -36,12 +36,14 @@ INFERENCE_COLUMNS = [
     # where the point ran, and the load generator's own CPU use (README: "Where the load generator runs")
     "Server Node", "Load Generator Node", "Load Generator Placement",
     "Load Generator CPU (cores)", "Load Generator CPU Budget (cores)", "Load Generator Bottleneck",
+    # the Triton release the point ran on (several when spec.triton.versions compares them)
+    "Triton Version",
 ]  # fmt: skip
 
 GPU_COLUMNS = [
     "Model", "GPU UUID", "Batch", "Concurrency", "Model Config Path", "Instance Group",
     "Satisfies Constraints", "GPU Memory Usage (MB)", "GPU Utilization (%)", "GPU Power Usage (W)",
-    "Memory Utilization (%)",
+    "Memory Utilization (%)", "Triton Version",
 ]  # fmt: skip
 
 SERVER_ONLY_COLUMNS = [
@@ -66,8 +68,11 @@ def _satisfies(p: PointResult, constraints: Constraints) -> str:
     return "Yes" if satisfies(p, constraints) else "No"
 
 
-def inference_row(p: PointResult, outcome: ModelOutcome | None, constraints: Constraints) -> dict[str, Any]:
-    """One point as metrics-model-inference.csv's row (the HTML report's table uses it too)."""
+def inference_row(
+    p: PointResult, outcome: ModelOutcome | None, constraints: Constraints, triton_version: str = ""
+) -> dict[str, Any]:
+    """One point as metrics-model-inference.csv's row (the HTML report's table uses it too). `triton_version`:
+    the analysis' one version, for points that do not carry theirs."""
     gpus = p.resources.gpus if p.resources else []
     perf = p.perf
     return {
@@ -106,6 +111,7 @@ def inference_row(p: PointResult, outcome: ModelOutcome | None, constraints: Con
         "Load Generator CPU (cores)": perf.load_generator_cpu_cores if perf else None,
         "Load Generator CPU Budget (cores)": perf.load_generator_cpu_budget_cores if perf else None,
         "Load Generator Bottleneck": _yes_no(perf.load_generator_bottleneck if perf else None),
+        "Triton Version": p.triton_version or triton_version,
     }
 
 
@@ -113,8 +119,11 @@ def _yes_no(value: bool | None) -> str:
     return "" if value is None else ("Yes" if value else "No")
 
 
-def _gpu_rows(p: PointResult, outcome: ModelOutcome | None, constraints: Constraints) -> list[dict[str, Any]]:
+def _gpu_rows(
+    p: PointResult, outcome: ModelOutcome | None, constraints: Constraints, triton_version: str
+) -> list[dict[str, Any]]:
     base = {
+        "Triton Version": p.triton_version or triton_version,
         "Model": p.model,
         "Batch": p.batch_size,
         "Concurrency": p.concurrency,
@@ -139,12 +148,20 @@ def _gpu_rows(p: PointResult, outcome: ModelOutcome | None, constraints: Constra
 
 
 def inference_frame(result: AnalysisResult) -> pd.DataFrame:
-    rows = [inference_row(p, result.outcome(p.variant_name), result.constraints) for p in result.points]
+    rows = [
+        inference_row(p, result.outcome(p.variant_name, p.triton_version), result.constraints, result.triton_version)
+        for p in result.points
+    ]
     return pd.DataFrame(rows, columns=INFERENCE_COLUMNS)
 
 
 def gpu_frame(result: AnalysisResult) -> pd.DataFrame:
-    rows = [row for p in result.points for row in _gpu_rows(p, result.outcome(p.variant_name), result.constraints)]
+    rows = [
+        row
+        for p in result.points
+        for row in _gpu_rows(p, result.outcome(p.variant_name, p.triton_version), result.constraints,
+                             result.triton_version)
+    ]  # fmt: skip
     return pd.DataFrame(rows, columns=GPU_COLUMNS)
 
 

@@ -18,7 +18,7 @@ from modelanalysis.core.server_metrics import (
 )
 from modelanalysis.core.spec import Constraints, Objective, SweepSpec
 from modelanalysis.core.sweep import Point, SkippedPoint, plan_model_points
-from modelanalysis.core.variants import plan_variants
+from modelanalysis.core.variants import ModelVariant, plan_variants
 
 
 class PointStatus(StrEnum):
@@ -59,6 +59,7 @@ class PointResult(BaseModel):
     concurrency: int
     status: PointStatus
     variant: str = ""  # the config variant measured (core/variants.py); empty: the model's own config
+    triton_version: str = ""  # the Triton release it ran on, when an analysis compares several
     error: str | None = None
     perf: PerfMeasurement | None = None
     resources: ResourceMetrics | None = None
@@ -70,7 +71,13 @@ class PointResult(BaseModel):
 
     @property
     def point(self) -> Point:
-        return Point(model=self.model, batch_size=self.batch_size, concurrency=self.concurrency, variant=self.variant)
+        return Point(
+            model=self.model,
+            batch_size=self.batch_size,
+            concurrency=self.concurrency,
+            variant=self.variant,
+            triton_version=self.triton_version,
+        )
 
     @property
     def variant_name(self) -> str:
@@ -94,6 +101,7 @@ class PointResult(BaseModel):
             batch_size=point.batch_size,
             concurrency=point.concurrency,
             variant=point.variant,
+            triton_version=point.triton_version,
             status=PointStatus.MEASURED if perf else PointStatus.FAILED,
             error=error,
             perf=perf,
@@ -123,6 +131,7 @@ class ModelOutcome(BaseModel):
     status: ModelStatus
     model: str = ""  # the model a variant is of; empty when `name` is the model itself
     changes: str = ""  # what the variant changes in the model's config, in words
+    triton_version: str = ""  # the Triton release it was loaded into, when an analysis compares several
     # The whole config Triton loaded for a variant (its JSON form), to write it out if it wins; not kept in the
     # operator's status (too large), where a variant is rebuilt from its name.
     config: dict[str, Any] | None = None
@@ -148,30 +157,40 @@ class AnalysisResult(BaseModel):
     constraints: Constraints = Field(default_factory=Constraints)
     best: BestChoice | None = None
 
-    def outcome(self, model: str) -> ModelOutcome | None:
-        return next((m for m in self.models if m.name == model), None)
+    def outcome(self, model: str, triton_version: str = "") -> ModelOutcome | None:
+        """A model's (or variant's) outcome; with several Triton versions, its outcome on the one named."""
+        return next((m for m in self.models if m.name == model and m.triton_version == triton_version), None)
 
     def best_throughput(self) -> float | None:
         values = [p.perf.throughput_infer_per_sec for p in self.points if p.perf is not None]
         return max(values) if values else None
 
 
-def expected_point_count(spec: SweepSpec, result: AnalysisResult) -> int:
+def expected_point_count(
+    spec: SweepSpec,
+    result: AnalysisResult,
+    variants: Sequence[ModelVariant] | None = None,
+    triton_version: str = "",
+) -> int:
     """Points the sweep will have run when done, as far as is known: a variant that failed to load has none; a
     loaded one has the points measured plus those planned and not yet measured or skipped (a concurrency
     search skips the rest of a batch's steps when it stops, and may add bisection points); one not reached yet
-    counts every batch x concurrency pair."""
+    counts every batch x concurrency pair. `variants` and `triton_version`: a trial's share (default: all)."""
     total = 0
-    for variant in plan_variants(spec):
-        outcome = result.outcome(variant.name)
+    for variant in plan_variants(spec) if variants is None else variants:
+        outcome = result.outcome(variant.name, triton_version)
         if outcome is not None and outcome.status == ModelStatus.LOAD_FAILED:
             continue
-        measured = {p.point.key for p in result.points if p.variant_name == variant.name}
+        measured = {
+            p.point.key for p in result.points if p.variant_name == variant.name and p.triton_version == triton_version
+        }
         if outcome is not None and outcome.status == ModelStatus.PROFILED:
             total += len(measured)  # done: whatever it did not measure is recorded as skipped, or needed none
         elif outcome is not None and outcome.max_batch_size is not None:
             skipped = {s.point.key for s in outcome.skipped}
-            planned = plan_model_points(spec, variant.model, outcome.max_batch_size, variant.point_variant).points
+            planned = plan_model_points(
+                spec, variant.model, outcome.max_batch_size, variant.point_variant, triton_version
+            ).points
             total += len(measured) + sum(1 for p in planned if p.key not in measured and p.key not in skipped)
         else:
             total += len(spec.batch_sizes) * len(spec.concurrency_steps)

@@ -118,6 +118,7 @@ def compact_point(p: PointResult) -> CompactPoint:
     return CompactPoint(
         model=p.model,
         variant=p.variant or None,
+        triton_version=p.triton_version or None,
         batch=p.batch_size,
         concurrency=p.concurrency,
         status=p.status.value,
@@ -173,6 +174,7 @@ def expand_point(c: CompactPoint, placement: str | None = None) -> PointResult:
     return PointResult(
         model=c.model,
         variant=c.variant or "",
+        triton_version=c.triton_version or "",
         batch_size=c.batch,
         concurrency=c.concurrency,
         status=PointStatus(c.status),
@@ -203,6 +205,7 @@ def model_entry(outcome: ModelOutcome) -> ModelStatusEntry:
         name=outcome.name,
         model=outcome.model or None,
         changes=outcome.changes or None,
+        triton_version=outcome.triton_version or None,
         status=outcome.status.value,
         error=short(outcome.error),
         max_batch_size=outcome.max_batch_size,
@@ -216,11 +219,12 @@ def model_entry(outcome: ModelOutcome) -> ModelStatusEntry:
 
 
 def best_status(best: BestPoint, result: AnalysisResult) -> BestStatus:
-    outcome = result.outcome(best.variant) if best.variant else None
+    outcome = result.outcome(best.variant, best.triton_version) if best.variant else None
     return BestStatus(
         model=best.model,
         variant=best.variant or None,
         variant_changes=outcome.changes if outcome else None,
+        triton_version=best.triton_version or None,
         batch=best.batch_size,
         concurrency=best.concurrency,
         throughput=round(best.throughput_infer_per_sec, 3),
@@ -253,6 +257,7 @@ def analysis_result(status: ModelAnalysisStatus, triton_version: str) -> Analysi
                 name=m.name,
                 model=m.model or "",
                 changes=m.changes or "",
+                triton_version=m.triton_version or "",
                 config_path=m.name if m.model else "",
                 status=ModelStatus(m.status),
                 error=m.error,
@@ -265,6 +270,7 @@ def analysis_result(status: ModelAnalysisStatus, triton_version: str) -> Analysi
                             batch_size=s.batch,
                             concurrency=s.concurrency,
                             variant=m.name if m.model else "",
+                            triton_version=m.triton_version or "",
                         ),
                         reason=s.reason,
                     )

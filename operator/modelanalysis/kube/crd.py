@@ -37,6 +37,8 @@ from modelanalysis.kube.resource import (
     SUB_PATH_CEL,
     SUB_PATH_MESSAGE,
     VERSION,
+    VERSIONS_CEL,
+    VERSIONS_MESSAGE,
     ModelAnalysisSpec,
     ModelAnalysisStatus,
 )
@@ -44,6 +46,7 @@ from modelanalysis.kube.resource import (
 CRD_FILE = f"{PLURAL}.{GROUP}.yaml"
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CRD_PATHS = [REPO_ROOT / "crds" / CRD_FILE, REPO_ROOT / "charts" / "model-analyzer" / "crds" / CRD_FILE]
+
 
 def _size_or_1(field: str) -> str:
     return f"(has({field}) ? size({field}) : 1)"
@@ -74,14 +77,16 @@ _STEPS = (
     + " : 1)"
 )
 
+_VERSIONS = "(has(self.triton) && has(self.triton.versions) ? size(self.triton.versions) : 1)"
+
 # Rules the OpenAPI schema cannot express, each with the sentence a user sees when kubectl refuses. A path
 # names fields by their wire names; `[]` steps into a list's items.
 CEL_RULES: dict[str, list[dict[str, str]]] = {
     "": [
         {
-            "rule": f"{_VARIANTS} * {_size_or_1('self.batchSizes')} * {_STEPS} <= {MAX_POINTS}",
-            "message": f"models (with their config variants) x batchSizes x concurrency steps must be at most "
-            f"{MAX_POINTS} points (status keeps each one); split the sweep into several analyses",
+            "rule": f"{_VERSIONS} * {_VARIANTS} * {_size_or_1('self.batchSizes')} * {_STEPS} <= {MAX_POINTS}",
+            "message": f"Triton versions x models (with their config variants) x batchSizes x concurrency steps must "
+            f"be at most {MAX_POINTS} points (status keeps each one); split the sweep into several analyses",
         },
         {
             "rule": "self.models.all(m, self.models.filter(x, x.name == m.name).size() == 1)",
@@ -105,6 +110,13 @@ CEL_RULES: dict[str, list[dict[str, str]]] = {
     "models[].name": [{"rule": MODEL_NAME_CEL, "message": MODEL_NAME_MESSAGE}],
     "modelRepository.pvc.subPath": [{"rule": SUB_PATH_CEL, "message": SUB_PATH_MESSAGE}],
     "results.pvc.subPath": [{"rule": SUB_PATH_CEL, "message": SUB_PATH_MESSAGE}],
+    "triton": [{"rule": VERSIONS_CEL, "message": VERSIONS_MESSAGE}],
+    "triton.versions": [
+        {
+            "rule": "self.all(v, self.filter(x, x == v).size() == 1)",
+            "message": "triton.versions lists a version twice; list each once",
+        }
+    ],
     "triton.args": [{"rule": ARGS_CEL, "message": ARGS_MESSAGE}],
     "loadGenerator": [{"rule": PLACEMENT_CEL, "message": PLACEMENT_MESSAGE}],
 }

@@ -205,7 +205,7 @@ class Runs:
                     del self.runs[uid]
             # A run stopped mid-sweep keeps its Triton slot for the next run; once its thread ends (the analysis
             # was deleted, its pod goes with it, or the operator exits) nothing will resume it here.
-            self.slots.release(f"{namespace}/{name}")
+            self.slots.release_analysis(f"{namespace}/{name}")
 
     def shutdown(self, timeout: float = EXIT_WAIT_S) -> None:
         """Stop every run and wait (up to `timeout`) for them to end; each resumes from status next time."""

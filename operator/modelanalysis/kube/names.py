@@ -13,6 +13,7 @@ MANAGED_BY = "modelanalysis-operator"
 LABEL_ANALYSIS = f"{GROUP}/analysis"
 LABEL_GENERATION = f"{GROUP}/generation"
 LABEL_POINT = f"{GROUP}/point"
+LABEL_TRIAL = f"{GROUP}/trial"
 LABEL_COMPONENT = "app.kubernetes.io/component"
 COMPONENT_TRITON = "triton-server"
 COMPONENT_LOAD_GENERATOR = "load-generator"
@@ -38,8 +39,9 @@ def fit(name: str, limit: int = MAX_NAME) -> str:
     return f"{name[: limit - len(suffix) - 1].rstrip('-.')}-{suffix}"
 
 
-def triton_pod_name(analysis: str, generation: int) -> str:
-    return fit(f"{analysis}-g{generation}-triton")
+def triton_pod_name(analysis: str, generation: int, trial: int | None = None) -> str:
+    """The Triton pod; when an analysis runs several trials (core/trials.py), trial n's is <...>-t<n+1>-triton."""
+    return fit(f"{analysis}-g{generation}" + (f"-t{trial + 1}" if trial is not None else "") + "-triton")
 
 
 def point_job_name(analysis: str, generation: int, point: Point) -> str:

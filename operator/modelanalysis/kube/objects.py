@@ -62,10 +62,12 @@ def triton_security(spec: ModelAnalysisSpec, settings: OperatorSettings) -> tupl
     return pod, container
 
 
-def triton_image(spec: ModelAnalysisSpec, settings: OperatorSettings) -> str:
+def triton_image(spec: ModelAnalysisSpec, settings: OperatorSettings, triton_version: str = "") -> str:
+    """The image of the Triton pod; `triton_version`: one of spec.triton.versions, for that trial's pod."""
     if spec.triton.image:
         return spec.triton.image
-    return f"{settings.triton_image_repository}:{spec.triton.version or settings.default_triton_version}"
+    version = triton_version or spec.triton.version or settings.default_triton_version
+    return f"{settings.triton_image_repository}:{version}"
 
 
 def model_repository_arg(spec: ModelAnalysisSpec) -> str:
@@ -85,13 +87,21 @@ def quantities(resources: dict[str, Any]) -> dict[str, Any]:
 
 
 def triton_pod(
-    name: str, namespace: str, generation: int, spec: ModelAnalysisSpec, settings: OperatorSettings
+    name: str,
+    namespace: str,
+    generation: int,
+    spec: ModelAnalysisSpec,
+    settings: OperatorSettings,
+    *,
+    trial: int | None = None,
+    triton_version: str = "",
 ) -> dict[str, Any]:
-    """The Triton server: explicit model control (models load one at a time), metrics on :8002."""
+    """The Triton server: explicit model control (models load one at a time), metrics on :8002. `trial` and
+    `triton_version`: which trial's server, when the analysis runs several (core/trials.py)."""
     triton = spec.triton
     container: dict[str, Any] = {
         "name": "triton",
-        "image": triton_image(spec, settings),
+        "image": triton_image(spec, settings, triton_version),
         "command": ["tritonserver"],
         "args": [
             f"--model-repository={model_repository_arg(spec)}",
@@ -159,9 +169,12 @@ def triton_pod(
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
-            "name": names.triton_pod_name(name, generation),
+            "name": names.triton_pod_name(name, generation, trial),
             "namespace": namespace,
-            "labels": names.labels(name, generation, names.COMPONENT_TRITON),
+            "labels": {
+                **names.labels(name, generation, names.COMPONENT_TRITON),
+                **({names.LABEL_TRIAL: str(trial + 1)} if trial is not None else {}),
+            },
         },
         "spec": pod_spec,
     }

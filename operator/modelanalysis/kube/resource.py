@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from modelanalysis.core.spec import CONTROL, NO_UNPRINTABLE, UNPRINTABLE, SweepSpec, WireModel, cel_string, has_control
-from modelanalysis.core.sweep import Point
+from modelanalysis.core.sweep import point_key
 from modelanalysis.core.variants import plan_variants
 
 GROUP = "modelanalyzer.dev"
@@ -115,6 +115,16 @@ class ModelRepository(WireModel):
         return self
 
 
+# An image tag, as the registry's API allows it.
+IMAGE_TAG = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
+MAX_TRITON_VERSIONS = 8
+VERSIONS_CEL = "!has(self.versions) || (!has(self.version) && !has(self.image))"
+VERSIONS_MESSAGE = (
+    "triton.versions names every release to compare: leave out triton.version and triton.image with it "
+    "(each version runs the operator's Triton repository at that tag)"
+)
+
+
 class TritonSettings(WireModel):
     """The Triton server pod."""
 
@@ -123,8 +133,17 @@ class TritonSettings(WireModel):
     version: str | None = Field(
         None,
         max_length=128,
-        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$",
+        pattern=IMAGE_TAG,
         description="Triton release (an image tag); the image is <the operator's Triton repository>:<version>.",
+    )
+    versions: list[Annotated[str, Field(max_length=128, pattern=IMAGE_TAG)]] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_TRITON_VERSIONS,
+        description=(
+            "Triton releases (image tags) to compare in one analysis: each runs on a Triton pod of its own, every "
+            "point carries its version, and the best point per version and overall is reported."
+        ),
     )
     image: str | None = Field(
         None,
@@ -168,6 +187,24 @@ class TritonSettings(WireModel):
     @classmethod
     def _resources_are_quantities(cls, resources: dict[str, Any]) -> dict[str, Any]:
         return _quantities(resources, "triton.resources")
+
+    @field_validator("versions")
+    @classmethod
+    def _unique_versions(cls, versions: list[str] | None) -> list[str] | None:
+        if versions is not None and len(set(versions)) != len(versions):
+            raise ValueError("triton.versions lists a version twice; list each once")
+        return versions
+
+    @model_validator(mode="after")
+    def _versions_alone(self) -> TritonSettings:
+        if self.versions is not None and (self.version is not None or self.image is not None):
+            raise ValueError(VERSIONS_MESSAGE)
+        return self
+
+    @property
+    def compared_versions(self) -> list[str]:
+        """The versions an analysis compares (empty: it runs on one Triton, version or image)."""
+        return list(self.versions or [])
 
     @field_validator("args")
     @classmethod
@@ -253,6 +290,22 @@ class LoadGeneratorSettings(WireModel):
 
 
 MAX_POINTS = 1000
+MAX_PARALLEL_TRIALS = 64
+
+
+class Parallelism(WireModel):
+    """How many trials of this analysis run at once (core/trials.py), each on a Triton pod of its own."""
+
+    max_trials: int = Field(
+        1,
+        ge=1,
+        le=MAX_PARALLEL_TRIALS,
+        description=(
+            "Most Triton pods this analysis runs at once (within the operator's own cap on Triton pods). 1: each "
+            "Triton version is one trial, its model variants loaded one after another; more: every (version, "
+            "variant) is a trial of its own, so trials run side by side on as many GPU nodes as fit."
+        ),
+    )
 
 
 class ModelAnalysisSpec(SweepSpec):
@@ -262,15 +315,17 @@ class ModelAnalysisSpec(SweepSpec):
     triton: TritonSettings = Field(default_factory=TritonSettings)
     results: ResultsLocation = Field(default_factory=ResultsLocation)
     load_generator: LoadGeneratorSettings = Field(default_factory=LoadGeneratorSettings)
+    parallelism: Parallelism = Field(default_factory=Parallelism)
 
     @model_validator(mode="after")
     def _status_fits(self) -> ModelAnalysisSpec:
         # Every point is kept in status, which must stay well under the API server's 1.5 MB object limit.
-        points = len(plan_variants(self)) * len(self.batch_sizes) * len(self.concurrency_steps)
+        versions = max(1, len(self.triton.compared_versions))
+        points = versions * len(plan_variants(self)) * len(self.batch_sizes) * len(self.concurrency_steps)
         if points > MAX_POINTS:
             raise ValueError(
-                f"models (with their config variants) x batchSizes x concurrency steps is {points} points; split it "
-                f"into analyses of at most {MAX_POINTS}"
+                f"Triton versions x models (with their config variants) x batchSizes x concurrency steps is {points} "
+                f"points; split it into analyses of at most {MAX_POINTS}"
             )
         return self
 
@@ -350,6 +405,9 @@ class CompactPoint(BaseModel):
 
     model: str
     variant: str | None = Field(None, description="The config variant measured (absent: the model's own config).")
+    triton_version: str | None = Field(
+        None, alias="tritonVersion", description="The Triton release it ran on (when spec.triton.versions is set)."
+    )
     batch: int
     concurrency: int
     status: str
@@ -390,9 +448,7 @@ class CompactPoint(BaseModel):
 
     @property
     def key(self) -> str:
-        return Point(
-            model=self.model, batch_size=self.batch, concurrency=self.concurrency, variant=self.variant or ""
-        ).key
+        return point_key(self.variant or self.model, self.batch, self.concurrency, self.triton_version or "")
 
 
 class CompactBaseline(BaseModel):
@@ -415,6 +471,7 @@ class ModelStatusEntry(BaseModel):
     name: str = Field(description="The model, or its config variant (<model>_config_<n>).")
     model: str | None = Field(None, description="The model a config variant is of.")
     changes: str | None = Field(None, description="What the variant changes in the model's config.")
+    triton_version: str | None = Field(None, alias="tritonVersion", description="The Triton release it was loaded in.")
     status: str
     error: str | None = None
     max_batch_size: int | None = Field(None, alias="maxBatchSize")
@@ -443,6 +500,9 @@ class BestStatus(BaseModel):
     variant_changes: str | None = Field(
         None, alias="variantChanges", description="What that variant changes in the model's config."
     )
+    triton_version: str | None = Field(
+        None, alias="tritonVersion", description="The Triton release it ran on (when spec.triton.versions is set)."
+    )
     batch: int
     concurrency: int
     throughput: float = Field(description="Throughput (infer/sec).")
@@ -454,6 +514,26 @@ class BestStatus(BaseModel):
     satisfies_constraints: bool = Field(alias="satisfiesConstraints")
     why: str = Field(description="Why this point was chosen.")
     summary: str = Field(description="One line: the point and what it gives (kubectl get's Best column).")
+
+
+class TrialStatus(BaseModel):
+    """One trial (core/trials.py): a Triton version and the variants measured on one Triton pod."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    name: str = Field(description="The variant and/or Triton version it measures.")
+    triton_version: str | None = Field(None, alias="tritonVersion")
+    variants: list[str] = Field(default_factory=list, description="The model variants it loads, in turn.")
+    phase: str = Field(Phase.PENDING.value, description="Pending, Queued, Starting, Profiling, Succeeded or Failed.")
+    reason: str | None = Field(None, description="Why it failed (a Reason), when it did.")
+    message: str | None = None
+    pod: str | None = Field(None, description="Its Triton pod.")
+    node: str | None = Field(None, description="The node its Triton pod ran on.")
+    points_done: int = Field(0, alias="pointsDone")
+    points_total: int = Field(0, alias="pointsTotal")
+    started_at: str | None = Field(None, alias="startedAt")
+    finished_at: str | None = Field(None, alias="finishedAt")
+    baseline: CompactBaseline | None = Field(None, description="Its server with no model loaded.")
 
 
 class ModelAnalysisStatus(BaseModel):
@@ -472,6 +552,12 @@ class ModelAnalysisStatus(BaseModel):
     best: BestStatus | None = Field(None, description="The point to deploy, by spec.objective within spec.constraints.")
     best_per_model: list[BestStatus] | None = Field(
         None, alias="bestPerModel", description="The best point of each model."
+    )
+    best_per_version: list[BestStatus] | None = Field(
+        None, alias="bestPerVersion", description="The best point of each Triton version (spec.triton.versions)."
+    )
+    trials: list[TrialStatus] | None = Field(
+        None, description="Each trial's state and progress, when the analysis runs more than one (core/trials.py)."
     )
     triton_pod: str | None = Field(None, alias="tritonPod")
     triton_image: str | None = Field(None, alias="tritonImage")

@@ -4,12 +4,13 @@ load generator was stopped from outside."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from modelanalysis.engine import EngineEvent, EventKind
 from modelanalysis.kube.conditions import short
-from modelanalysis.kube.resource import Reason
+from modelanalysis.kube.resource import Phase, Reason, TrialStatus
 
 EVENT_MESSAGE = 400  # an Event's message is a line in `kubectl describe`, not a log
 
@@ -59,6 +60,23 @@ def event_for(event: EngineEvent) -> KubeEvent | None:
             return KubeEvent("Normal", Reason.MODEL_PROFILED, f"Profiled {where}: {event.message}")
         case _:
             return None
+
+
+@dataclass(frozen=True)
+class TrialsVerdict:
+    failed: list[str]  # the trials that failed, by name
+    all_failed: tuple[str, str] | None  # (reason, message) for the analysis when every trial failed
+
+
+def trials_verdict(trials: Sequence[TrialStatus]) -> TrialsVerdict:
+    """What the trials' ends mean for the analysis: it goes on to its results unless every trial failed (then it
+    fails with the first one's reason, naming each)."""
+    failed = [t for t in trials if t.phase == Phase.FAILED]
+    if not trials or len(failed) < len(trials):
+        return TrialsVerdict([t.name for t in failed], None)
+    reasons = "; ".join(f"{t.name}: {t.message}" for t in failed)
+    return TrialsVerdict([t.name for t in failed], (failed[0].reason or Reason.SERVER_GONE.value,
+                                                    short(f"every trial failed. {reasons}") or ""))  # fmt: skip
 
 
 # A point whose load-generator pod was deleted, evicted or preempted mid-point is run this many times at most:

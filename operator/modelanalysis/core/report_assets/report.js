@@ -22,15 +22,20 @@
     tp: col("Throughput (infer/sec)"), tpLo: col("Throughput 95% CI Low (infer/sec)"),
     tpHi: col("Throughput 95% CI High (infer/sec)"), p99: col("p99 Latency (ms)"),
     p99Lo: col("p99 Latency 95% CI Low (ms)"), p99Hi: col("p99 Latency 95% CI High (ms)"),
-    cpu: col("Max CPU Utilization (%)"), cpuMem: col("Max CPU Memory (MB)")
+    cpu: col("Max CPU Utilization (%)"), cpuMem: col("Max CPU Memory (MB)"), version: col("Triton Version")
   };
   var best = {};
   D.best.forEach(function (i) { best[i] = true; });
+  // With several Triton versions compared, each version's points are drawn apart too (model @ version).
+  var versions = {};
+  D.rows.forEach(function (r) { if (C.version >= 0 && val(r, C.version)) versions[val(r, C.version)] = true; });
+  var manyVersions = Object.keys(versions).length > 1;
   var points = D.rows.map(function (r, i) {
     // A config variant (add_sub_config_1) is drawn as its own model: its own plots.
     var config = C.config < 0 ? null : val(r, C.config);
     var variant = config && /_config_(default|\d+)$/.test(config) ? config : null;
-    return {i: i, r: r, model: variant || val(r, C.model), batch: r[C.batch], conc: r[C.conc],
+    var name = (variant || val(r, C.model)) + (manyVersions ? " @ " + val(r, C.version) : "");
+    return {i: i, r: r, model: name, batch: r[C.batch], conc: r[C.conc],
       measured: val(r, C.status) === "Measured" && r[C.tp] !== null, gpus: D.pointGpus[i]};
   });
 
