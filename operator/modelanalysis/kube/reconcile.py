@@ -8,6 +8,7 @@ daemon (the analysis was deleted, or the operator is exiting).
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -443,7 +444,9 @@ class AnalysisRun:
             self.condition(ConditionType.PROFILING, True, Reason.MEASURING, f"measuring {message}")
             self.save()
         with ThreadPoolExecutor(max_workers=at_once, thread_name_prefix=f"trial-{self.name}") as pool:
-            futures = [pool.submit(t.run_guarded) for t in pending]
+            # Each trial thread runs in a copy of this thread's context: kopf keeps its settings there (its Events
+            # need them).
+            futures = [pool.submit(contextvars.copy_context().run, t.run_guarded) for t in pending]
         errors = [e for f in futures if (e := f.exception()) is not None]
         if any(not isinstance(e, StopRun) for e in errors):
             raise next(e for e in errors if not isinstance(e, StopRun))
