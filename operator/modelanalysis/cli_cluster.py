@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -179,6 +180,22 @@ def analysis_from_cluster(name: str, namespace: str) -> AnalysisResult:
     return result_from_body(analysis)
 
 
+def write_winning_configs(status: dict[str, Any], folder: Path) -> None:
+    """Each model's winning config variant from status, as <folder>/<model>/config.pbtxt (said on stderr)."""
+    from modelanalysis.adapters.model_repository import NoProtobuf, write_deployable_model
+
+    winners = [b for b in status.get("bestPerModel") or [] if b.get("config")]
+    if not winners:
+        raise fail("no model won in a config variant (no config search, or nothing measured): nothing to write.")
+    for best in winners:
+        try:
+            written = write_deployable_model(best["config"], folder / best["model"], None)
+        except (NoProtobuf, OSError) as exc:
+            raise fail(f"cannot write the winning config of {best['model']}: {exc}") from None
+        print(f"wrote {written / 'config.pbtxt'} ({best.get('variant')}: {best.get('variantChanges')})",
+              file=sys.stderr)  # fmt: skip
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     @with_measurement_options
@@ -249,6 +266,12 @@ def register(app: typer.Typer) -> None:
         name: Annotated[str, typer.Argument(help="The ModelAnalysis name.")],
         namespace: Annotated[str, typer.Option("--namespace", "-n", help="Its namespace.")] = "default",
         output_format: Annotated[str, typer.Option("--format", help="table, csv or html.")] = "table",
+        output_model_repository: Annotated[
+            Path | None,
+            typer.Option(help="Also write each model's winning config variant (status.bestPerModel[].config) as "
+                         "DIR/<model>/config.pbtxt, as Model Analyzer's output_model_repository; copy the model's "
+                         "version folders beside it to deploy it."),
+        ] = None,
     ) -> None:
         """Fetch a finished analysis's results from the cluster (its <name>-results ConfigMap)."""
         from kubernetes import client
@@ -278,6 +301,8 @@ def register(app: typer.Typer) -> None:
                 raise fail(
                     f"{name} finished ({phase}: {status.get('message', '')}) but has no results ConfigMap."
                 ) from None
+        if output_model_repository is not None:
+            write_winning_configs(status, output_model_repository)
         if output_format == "html":
             # Analyses from before the report was always written have none: rendered from status then.
             sys.stdout.write(data.get(REPORT_HTML) or render_html(result_from_body(analysis), title=name))

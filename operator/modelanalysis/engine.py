@@ -236,6 +236,7 @@ class SweepEngine:
                 self.control.unload(model)  # it may hold another config
             self.control.load(model)
             own = self._own_configs[model] = self.control.raw_model_config(model)
+            self.result.model_configs.setdefault(model, own)
             if not variant.changes_config:
                 return summarize_model_config(own)
         self.control.load(model, config=config_override(own, variant))

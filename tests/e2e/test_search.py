@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import csv
 import io
+import subprocess
+from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Analyses, Json, Kubectl, Volumes, analysis_manifest, conditions
+from tests.cluster.controlplane import Cluster
+from tests.e2e.conftest import MODEL_ANALYZER, Analyses, Json, Kubectl, Volumes, analysis_manifest, conditions
 
 pytestmark = pytest.mark.cluster
 
@@ -25,7 +28,7 @@ def search_manifest(name: str) -> Json:
 
 
 def test_config_variants_and_a_concurrency_search_end_with_the_best_configuration_in_status(
-    kubectl: Kubectl, analyses: Analyses, volumes: Volumes, namespace: str
+    kubectl: Kubectl, analyses: Analyses, volumes: Volumes, namespace: str, cluster: Cluster, tmp_path: Path
 ) -> None:
     analyses.apply(search_manifest("search"))
     obj = analyses.wait_finished("search")
@@ -58,6 +61,18 @@ def test_config_variants_and_a_concurrency_search_end_with_the_best_configuratio
     assert best["model"] == "add_sub" and best["variant"] in ("add_sub_config_default", "add_sub_config_1")
     assert best["summary"].startswith(f"{best['variant']}/b1/c{best['concurrency']} ")
     assert [b["model"] for b in status["bestPerModel"]] == ["add_sub"]
+    # With its whole config, built from the model's own as Triton read it, to deploy: written out by the CLI.
+    instances = 2 if best["variant"] == "add_sub_config_1" else 1
+    assert best["config"]["name"] == "add_sub" and best["config"]["instance_group"][0]["count"] == instances
+    assert status["modelConfigs"]["add_sub"]["instance_group"][0]["count"] == 1
+    out = tmp_path / "output_model_repository"
+    cli = subprocess.run(
+        [str(MODEL_ANALYZER), "results", "search", "-n", namespace, "--output-model-repository", str(out)],
+        env=cluster.env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert cli.returncode == 0, cli.stderr
+    pbtxt = (out / "add_sub" / "config.pbtxt").read_text()
+    assert 'name: "add_sub"' in pbtxt and f"count: {instances}" in pbtxt, pbtxt
 
     # The CSV files name each point's variant in Model Config Path, as Model Analyzer does.
     data = kubectl.get("configmap", "search-results", "-n", namespace)["data"]

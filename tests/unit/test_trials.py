@@ -8,11 +8,14 @@ import csv
 import io
 import logging
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 from pydantic import ValidationError
 
+from modelanalysis.cli_cluster import write_winning_configs
 from modelanalysis.core.objectives import choose_best
 from modelanalysis.core.report import GPU_CSV, INFERENCE_CSV, csv_files
 from modelanalysis.core.results import AnalysisResult, PointResult, PointStatus, expected_point_count
@@ -205,3 +208,32 @@ def test_a_finished_analysis_frees_the_slots_of_all_its_trials() -> None:
         assert slots.acquire(key, already_running=False)
     slots.release_analysis("ns/a")
     assert slots.holders == {"ns/ab#1"}
+
+
+# ---- the answer's config, to deploy -----------------------------------------------------------------------------
+
+
+def test_the_best_point_in_status_carries_its_variants_whole_config_and_the_cli_writes_it_out(tmp_path: Path) -> None:
+    run, _ = trial_run({})
+    own = {"name": "add_sub", "max_batch_size": 8, "instance_group": [{"name": "add_sub_0", "count": 1,
+                                                                       "kind": "KIND_CPU"}]}  # fmt: skip
+    perf = numbers(Point(model="add_sub", batch_size=1, concurrency=2))
+    winner = PointResult(model="add_sub", batch_size=1, concurrency=2, variant="add_sub_config_1",
+                         status=PointStatus.MEASURED, perf=perf)  # fmt: skip
+    result = AnalysisResult(triton_version="x", points=[winner], model_configs={"add_sub": own})
+    result.best = choose_best(result.points, Objective.MAXIMIZE_THROUGHPUT, Constraints())
+    run.record(EngineEvent(EventKind.POINT_MEASURED, 1, 1, "add_sub_config_1"), result)
+    wire = run.status.wire()
+    assert wire["best"]["config"] == {**own, "instance_group": [{"count": 2, "kind": "KIND_CPU"}]}  # 2 instances
+    assert wire["modelConfigs"] == {"add_sub": own}
+    # Rebuilt from status after a restart, the model's own config is still there for the next best point.
+    assert analysis_result(ModelAnalysisStatus.model_validate(wire), "x").model_configs == {"add_sub": own}
+
+    write_winning_configs(wire, tmp_path)
+    text = (tmp_path / "add_sub" / "config.pbtxt").read_text()
+    assert 'name: "add_sub"' in text and "max_batch_size: 8" in text and "count: 2" in text
+
+
+def test_without_a_config_search_there_is_no_config_to_write() -> None:
+    with pytest.raises(typer.Exit):
+        write_winning_configs({"bestPerModel": [{"model": "add_sub", "summary": "x"}]}, Path("/nonexistent"))

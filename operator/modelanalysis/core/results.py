@@ -151,6 +151,9 @@ class AnalysisResult(BaseModel):
     models: list[ModelOutcome] = Field(default_factory=list)
     points: list[PointResult] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list, description="Things the user should know, said once.")
+    # Each searched model's own config as Triton read it (its JSON form): every variant's whole config is built
+    # from it (core/variants.py: config_override), e.g. the winner's, to deploy.
+    model_configs: dict[str, dict[str, Any]] = Field(default_factory=dict)
     interrupted: bool = False
     # What the points are judged by, and the answer so far (core/objectives.py).
     objective: Objective = Objective.MAXIMIZE_THROUGHPUT

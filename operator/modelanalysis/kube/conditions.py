@@ -16,6 +16,7 @@ from modelanalysis.core.results import (
 )
 from modelanalysis.core.server_metrics import GpuMetrics, ResourceMetrics
 from modelanalysis.core.sweep import Point, SkippedPoint
+from modelanalysis.core.variants import ModelVariant, config_override
 from modelanalysis.kube.resource import (
     BestStatus,
     CompactBaseline,
@@ -218,8 +219,10 @@ def model_entry(outcome: ModelOutcome) -> ModelStatusEntry:
     )
 
 
-def best_status(best: BestPoint, result: AnalysisResult) -> BestStatus:
+def best_status(best: BestPoint, result: AnalysisResult, variant: ModelVariant | None = None) -> BestStatus:
+    """`variant`: the config variant it won in, whose whole config is given (built from the model's own)."""
     outcome = result.outcome(best.variant, best.triton_version) if best.variant else None
+    own = result.model_configs.get(best.model)
     return BestStatus(
         model=best.model,
         variant=best.variant or None,
@@ -231,6 +234,7 @@ def best_status(best: BestPoint, result: AnalysisResult) -> BestStatus:
         throughput_ci=_pair(best.throughput_ci_low, best.throughput_ci_high),
         p99=round(best.latency_p99_ms, 3),
         gpu_mem_mb=_r(best.gpu_memory_mb),
+        config=config_override(own, variant) if variant is not None and own is not None else None,
         satisfies_constraints=best.satisfies_constraints,
         why=short(best.why) or "",
         summary=best.summary(),
@@ -281,4 +285,5 @@ def analysis_result(status: ModelAnalysisStatus, triton_version: str) -> Analysi
         ],
         points=[expand_point(p, status.load_generator_placement) for p in status.points or []],
         notes=list(status.notes or []),
+        model_configs=dict(status.model_configs or {}),
     )

@@ -415,6 +415,7 @@ class AnalysisRun:
         baseline = self.trial_status(trial).baseline
         share = analysis_result(ModelAnalysisStatus(baseline=baseline), full.triton_version)
         share.server_version, share.started_at, share.notes = full.server_version, full.started_at, list(full.notes)
+        share.model_configs = dict(full.model_configs)
         version = trial.triton_version
         share.points = [p for p in full.points if p.variant_name in variants and p.triton_version == version]
         share.models = [m for m in full.models if m.name in variants and m.triton_version == version]
@@ -469,11 +470,15 @@ class AnalysisRun:
             self.status.baseline = compact_baseline(merged.baseline) if merged.baseline else None
             self.status.models = [model_entry(m) for m in merged.models] or None
             self.status.points = [compact_point(p) for p in merged.points] or None
+            self.status.model_configs = merged.model_configs or None
             if merged.best is not None:
-                best = merged.best
-                self.status.best = best_status(best.overall, merged) if best.overall else None
-                self.status.best_per_model = [best_status(b, merged) for b in best.per_model] or None
-                self.status.best_per_version = [best_status(b, merged) for b in best.per_version] or None
+                best, variants = merged.best, {v.name: v for v in plan_variants(self.spec)} if self.spec else {}
+                self.status.best = best_status(best.overall, merged, variants.get(best.overall.variant)) if (
+                    best.overall) else None  # fmt: skip
+                self.status.best_per_model = [best_status(b, merged, variants.get(b.variant))
+                                              for b in best.per_model] or None  # fmt: skip
+                self.status.best_per_version = [best_status(b, merged, variants.get(b.variant))
+                                                for b in best.per_version] or None  # fmt: skip
             message = progress_message(event)
             if trial is not None and self.status.trials:
                 entry = self.trial_status(trial)
@@ -503,6 +508,7 @@ class AnalysisRun:
             models=[m for r in results for m in r.models],
             points=[p for r in results for p in r.points],
             notes=list(dict.fromkeys(n for r in results for n in r.notes)),
+            model_configs={k: v for r in reversed(results) for k, v in r.model_configs.items()},
         )
         if self.spec is not None:
             merged.best = choose_best(merged.points, self.spec.objective, self.spec.constraints)

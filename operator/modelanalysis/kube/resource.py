@@ -511,6 +511,11 @@ class BestStatus(BaseModel):
     )
     p99: float = Field(description="p99 latency (ms).")
     gpu_mem_mb: float | None = Field(None, alias="gpuMemMB", description="Max GPU memory used (MB), where measured.")
+    config: KubeObject | None = Field(
+        None,
+        description="The whole model config of the variant it won in, as loaded (Triton's JSON form): what to deploy "
+        "(`model-analyzer results NAME --output-model-repository DIR` writes it as DIR/<model>/config.pbtxt).",
+    )
     satisfies_constraints: bool = Field(alias="satisfiesConstraints")
     why: str = Field(description="Why this point was chosen.")
     summary: str = Field(description="One line: the point and what it gives (kubectl get's Best column).")
@@ -555,6 +560,11 @@ class ModelAnalysisStatus(BaseModel):
     )
     best_per_version: list[BestStatus] | None = Field(
         None, alias="bestPerVersion", description="The best point of each Triton version (spec.triton.versions)."
+    )
+    model_configs: dict[str, KubeObject] | None = Field(
+        None,
+        alias="modelConfigs",
+        description="Each searched model's own config as Triton read it: every variant's config is built from it.",
     )
     trials: list[TrialStatus] | None = Field(
         None, description="Each trial's state and progress, when the analysis runs more than one (core/trials.py)."
