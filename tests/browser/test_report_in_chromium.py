@@ -121,6 +121,17 @@ def test_the_latency_budget_is_drawn_where_p99_is_on_an_axis_and_the_best_point_
     assert [p.model for p in best] == ["add_sub", "matmul"]  # matmul has none under 5 ms: its closest is marked
 
 
+def test_each_triton_version_gets_plots_of_its_own(open_report: Open) -> None:
+    """spec.triton.versions: the same points on two versions are drawn apart (model @ version), not mixed."""
+    result = load(CPU_ANALYSIS)
+    versions = ("24.08-py3", "25.01-py3")
+    result.points = [p.model_copy(update={"triton_version": v}) for v in versions for p in result.points]
+    dom, body = open_report(result, "versions")
+    assert int(body["data-charts"]) == 2 * 2 * 5  # two models x two versions, five plots each
+    assert int(body["data-rows"]) == len(result.points)
+    assert "add_sub @ 25.01-py3" in dom
+
+
 def test_the_h100_runs_report_draws_gpu_plots_with_the_baseline(open_report: Open) -> None:
     result = load(H100_ANALYSIS)
     dom, body = open_report(result, "h100")

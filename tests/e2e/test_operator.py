@@ -49,11 +49,11 @@ INFERENCE_HEADER = (
     "Throughput 95% CI Low (infer/sec),Throughput 95% CI High (infer/sec),p99 Latency 95% CI Low (ms),"
     "p99 Latency 95% CI High (ms),Measurement Windows,Requests,Converged,Convergence,"
     "Server Node,Load Generator Node,Load Generator Placement,Load Generator CPU (cores),"
-    "Load Generator CPU Budget (cores),Load Generator Bottleneck"
+    "Load Generator CPU Budget (cores),Load Generator Bottleneck,Triton Version"
 )
 GPU_HEADER = (
     "Model,GPU UUID,Batch,Concurrency,Model Config Path,Instance Group,Satisfies Constraints,"
-    "GPU Memory Usage (MB),GPU Utilization (%),GPU Power Usage (W),Memory Utilization (%)"
+    "GPU Memory Usage (MB),GPU Utilization (%),GPU Power Usage (W),Memory Utilization (%),Triton Version"
 )
 SERVER_ONLY_HEADER = (
     "Model,GPU UUID,GPU Memory Usage (MB),GPU Utilization (%),GPU Power Usage (W),Memory Utilization (%),"
@@ -168,6 +168,7 @@ def test_profiles_the_example_models_and_writes_the_results(
     assert files[GPU_CSV].splitlines()[0] == GPU_HEADER
     assert files[SERVER_ONLY_CSV].splitlines()[0] == SERVER_ONLY_HEADER
     inference = csv_rows(files[INFERENCE_CSV])
+    assert {r["Triton Version"] for r in inference} == {"24.08-py3"}  # the analysis' one version
     assert sorted((r["Model"], int(r["Batch"]), int(r["Concurrency"])) for r in inference) == EXAMPLE_PLAN
     by_key = {(p["model"], p["batch"], p["concurrency"]): p for p in status["points"]}
     for r in inference:
