@@ -70,10 +70,11 @@ def kubectl(cluster: Cluster, *args: str, stdin: str | None = None) -> str:
     return proc.stdout
 
 
-def install_operator(cluster: Cluster) -> None:
+def install_operator(cluster: Cluster, *helm_args: str) -> None:
+    """helm install the chart (CRD, operator) and wait for it; `helm_args` e.g. `--set`, `maxTritonPods=8`."""
     subprocess.run(
         ["helm", "install", "bench", str(REPO / "charts" / "model-analyzer"), "-n", OPERATOR_NS,
-         "--create-namespace", "--wait", "--timeout", "120s"],
+         "--create-namespace", "--wait", "--timeout", "120s", *helm_args],
         env=cluster.env, check=True, capture_output=True,
     )  # fmt: skip
 
@@ -103,9 +104,11 @@ spec:
     kubectl(cluster, "apply", "-f", "-", stdin=manifest)
 
 
-def model_volume(cluster: Cluster, namespace: str) -> None:
+def model_volume(cluster: Cluster, namespace: str, models: Path = REPO / "examples" / "models") -> None:
+    """The namespace, with the claim `models` on the model repository `models`, once its default
+    ServiceAccount exists."""
     kubectl(cluster, "create", "namespace", namespace)
-    hostpath_claim(cluster, namespace, "models", REPO / "examples" / "models", "ReadOnlyMany")
+    hostpath_claim(cluster, namespace, "models", models, "ReadOnlyMany")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if kubectl(cluster, "get", "sa", "default", "-n", namespace, "--ignore-not-found").strip():
@@ -135,7 +138,9 @@ def wait_finished(
         for item in items:
             status = item.get("status") or {}
             if status.get("phase") in ("Succeeded", "Failed") and item["metadata"]["name"] not in finished:
-                finished[item["metadata"]["name"]] = {"status": status, "seen_at": time.time()}
+                finished[item["metadata"]["name"]] = {
+                    "status": status, "seen_at": time.time(), "seen_monotonic": time.monotonic()
+                }  # fmt: skip
         time.sleep(0.2)
     return finished
 
