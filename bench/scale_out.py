@@ -65,7 +65,7 @@ from operator_vs_perf_analyzer import (  # noqa: E402
 )
 from search_vs_model_analyzer import load_now  # noqa: E402
 from tests.cluster.controlplane import Cluster, running_cluster  # noqa: E402
-from tests.cluster.node_agent import GPU_TAINT, several_nodes  # noqa: E402
+from tests.cluster.node_agent import GPU_TAINT, find_project_image, several_nodes  # noqa: E402
 
 DEFAULT_OUT = REPO / "bench" / "results" / "scale-out.json"
 CRD_FILE = REPO / "charts" / "model-analyzer" / "crds" / f"{PLURAL}.{GROUP}.yaml"
@@ -187,8 +187,8 @@ def trial_rows(status: dict[str, Any], applied_epoch: float) -> list[dict[str, A
     for trial in status.get("trials") or []:
         started, finished = rfc3339_seconds(trial.get("startedAt")), rfc3339_seconds(trial.get("finishedAt"))
         rows.append({
-            **{k: trial.get(k) for k in ("name", "tritonVersion", "pod", "node", "phase", "pointsDone",
-                                         "pointsTotal", "message", "startedAt", "finishedAt")},
+            **{k: trial.get(k) for k in ("name", "tritonVersion", "variants", "pod", "node", "phase", "reason",
+                                         "message", "pointsDone", "pointsTotal", "startedAt", "finishedAt")},
             "start_after_apply_s": None if started is None else started - applied_epoch,
             "finish_after_apply_s": None if finished is None else finished - applied_epoch,
             "duration_s": None if started is None or finished is None else finished - started,
@@ -253,8 +253,36 @@ def run_analysis(cluster: Cluster, body: dict[str, Any], timeout_s: float) -> di
     }
 
 
+def other_clusters() -> list[int]:
+    """Pids of kube-apiservers already running on this machine (another session's test cluster)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv0 = (entry / "cmdline").read_bytes().split(b"\0", 1)[0]
+        except OSError:
+            continue
+        if Path(argv0.decode(errors="replace")).name == "kube-apiserver":
+            pids.append(int(entry.name))
+    return sorted(pids)
+
+
+def require_machine_to_itself() -> None:
+    pids = other_clusters()
+    if pids:
+        raise SystemExit(
+            f"scale_out: another test cluster is running on this machine (kube-apiserver pid "
+            f"{', '.join(map(str, pids))}). Every test cluster gives its pods 127.0.0.2 upwards, so its pods and "
+            "this bench's would take the same addresses and ports (seen: an operator that cannot bind its health "
+            "port and restarts for minutes, a Triton that cannot bind 8001) and the timings would mean nothing; "
+            "run the bench once it has ended."
+        )
+
+
 def run_k(k: int, args: argparse.Namespace) -> list[dict[str, Any]]:
     """A fresh cluster of k GPU nodes; the chart; then --repeats analyses one after another."""
+    require_machine_to_itself()
     runs = []
     log(f"k = {k}: test cluster with {k} GPU nodes")
     with running_cluster(log=log, nodes=several_nodes(k)) as cluster:
@@ -376,6 +404,8 @@ def main(argv: list[str] | None = None) -> int:
             "modelanalysis": __version__,
             "load_before": load_now(),
             "git": git_facts(),
+            # The operator and perf_analyzer pods: this checkout's image under podman, else the venv.
+            "project_image": dict(zip(("image", "why"), find_project_image(), strict=True)),
         },
         "model": MODEL,
         "trials": args.trials,
