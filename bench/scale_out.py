@@ -380,7 +380,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--trials", type=int, default=4, help="Triton versions, so trials, in the analysis")
     parser.add_argument("--repeats", type=int, default=1, help="analyses per k, one after another")
     parser.add_argument("--measurement-interval", type=int, default=250, help="measurementIntervalMs")
-    parser.add_argument("--timeout", type=float, default=1200, help="seconds one analysis may take")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds one analysis may take")
     parser.add_argument("--render", action="store_true", help="print the manifest (k = 2) and the CRD check; no run")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the JSON (a .md beside it)")
     return parser.parse_args(argv)
