@@ -273,10 +273,8 @@ def require_machine_to_itself() -> None:
     if pids:
         raise SystemExit(
             f"scale_out: another test cluster is running on this machine (kube-apiserver pid "
-            f"{', '.join(map(str, pids))}). Every test cluster gives its pods 127.0.0.2 upwards, so its pods and "
-            "this bench's would take the same addresses and ports (seen: an operator that cannot bind its health "
-            "port and restarts for minutes, a Triton that cannot bind 8001) and the timings would mean nothing; "
-            "run the bench once it has ended."
+            f"{', '.join(map(str, pids))}): its pods would share this machine's two cores with the bench's, "
+            "and the timings would mean nothing; run the bench once it has ended."
         )
 
 

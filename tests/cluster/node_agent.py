@@ -5,7 +5,7 @@ It registers Nodes (by default one `gpu-node-1` advertising one `nvidia.com/gpu`
 `NodeSpec`s at start or with `add_node` while it runs), watches the pods the
 scheduler binds to them, and for each pod:
 
-- gives it its own loopback address 127.0.0.N as podIP (never reused within a session);
+- gives it its own loopback address 127.X.Y.N as podIP (from a random block; never reused within a session);
 - runs the project's image as a real container (podman/runc, host network; see PROJECT IMAGE below) and
   resolves any other image to a local program (IMAGE RULES below), with its env (fieldRef,
   configMapKeyRef, secretKeyRef, envFrom);
@@ -30,6 +30,7 @@ import datetime as dt
 import json
 import logging
 import os
+import random
 import shlex
 import shutil
 import signal
@@ -1207,7 +1208,9 @@ class NodeAgent:
         self.nodes = {n.name: n for n in nodes}
         self.runners: dict[str, PodRunner] = {}
         self._lock = threading.Lock()
-        self._next_ip = 2
+        # Pod addresses start in a random /24 of 127.0.0.0/8 (all loopback on Linux), so that two test clusters on
+        # one machine (two sessions, or a bench beside the tests) do not hand out the same address and port.
+        self._next_ip = random.randrange(1, 1 << 16) * 256 + 2
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._handler: logging.Handler | None = None
@@ -1279,7 +1282,8 @@ class NodeAgent:
             client.CoreV1Api(self.api).delete_node(name)
 
     def allocate_ip(self) -> str:
-        """127.0.0.2 upwards, never handed out twice in a session (so no socket of a past pod lingers)."""
+        """127.X.Y.2 upwards from a random block, never handed out twice in a session (so no socket of a past pod
+        lingers)."""
         with self._lock:
             n = self._next_ip
             self._next_ip += 1
