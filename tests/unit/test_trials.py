@@ -18,7 +18,14 @@ from pydantic import ValidationError
 from modelanalysis.cli_cluster import write_winning_configs
 from modelanalysis.core.objectives import choose_best
 from modelanalysis.core.report import GPU_CSV, INFERENCE_CSV, csv_files
-from modelanalysis.core.results import AnalysisResult, PointResult, PointStatus, expected_point_count
+from modelanalysis.core.results import (
+    AnalysisResult,
+    ModelOutcome,
+    ModelStatus,
+    PointResult,
+    PointStatus,
+    expected_point_count,
+)
 from modelanalysis.core.spec import Constraints, Objective
 from modelanalysis.core.sweep import Point
 from modelanalysis.core.trials import plan_trials
@@ -28,7 +35,7 @@ from modelanalysis.kube import names, objects
 from modelanalysis.kube.conditions import analysis_result, compact_point, expand_point
 from modelanalysis.kube.reconcile import AnalysisRun, TritonSlots
 from modelanalysis.kube.resource import ModelAnalysisSpec, ModelAnalysisStatus, Phase, TrialStatus
-from modelanalysis.kube.transitions import trials_verdict
+from modelanalysis.kube.transitions import trial_end, trials_verdict
 from tests.unit.test_engine import Recorder, StandInTriton, engine, numbers, spec
 from tests.unit.test_kube_policy import DEFAULTS, NS, SPEC, RecordingApi
 
@@ -237,3 +244,16 @@ def test_the_best_point_in_status_carries_its_variants_whole_config_and_the_cli_
 def test_without_a_config_search_there_is_no_config_to_write() -> None:
     with pytest.raises(typer.Exit):
         write_winning_configs({"bestPerModel": [{"model": "add_sub", "summary": "x"}]}, Path("/nonexistent"))
+
+
+def test_a_trial_none_of_whose_variants_would_load_failed_and_one_that_measured_succeeded() -> None:
+    loaded = ModelOutcome(name="add_sub_config_default", status=ModelStatus.PROFILED)
+    refused = ModelOutcome(name="add_sub_config_0", status=ModelStatus.LOAD_FAILED, error="dynamic batching needs "
+                           "max_batch_size > 0")  # fmt: skip
+    end = trial_end([refused], 0)
+    assert (end.phase, end.reason) == (Phase.FAILED, "ModelLoadFailed")
+    assert end.message == "failed to load: add_sub_config_0: dynamic batching needs max_batch_size > 0"
+    end = trial_end([loaded, refused], 4)
+    assert (end.phase, end.reason, end.message) == (
+        Phase.SUCCEEDED, None, "4 points measured; failed to load: add_sub_config_0"
+    )

@@ -60,6 +60,7 @@ from modelanalysis.kube.transitions import (
     load_generator_interruption,
     progress_message,
     results_write_failure,
+    trial_end,
     trials_verdict,
 )
 
@@ -665,10 +666,14 @@ class TrialRun:
         if not self.alone:
             self.delete_triton_pod()
             self.run.slots.release(self.slot_key)
+            share = self.run.trial_results[self.trial.index]
+            end = trial_end(share.models, len(share.points))
             with self.run.lock:
-                self.run.trial_status(self.trial).finished_at = now_rfc3339()
-            done = len(self.run.trial_results[self.trial.index].points)
-            self.show(Phase.SUCCEEDED, f"{done} points measured")
+                entry = self.run.trial_status(self.trial)
+                entry.finished_at, entry.reason = now_rfc3339(), end.reason.value if end.reason else None
+            self.show(end.phase, end.message)
+            if end.reason is not None:
+                self.run.event("Warning", end.reason, f"[{self.trial.name}] {end.message}")
 
     def wait_for_slot(self) -> None:
         exists = self.run.api.read("Pod", self.run.namespace, self.pod_name) is not None

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from modelanalysis.core.results import ModelOutcome, ModelStatus
 from modelanalysis.engine import EngineEvent, EventKind
 from modelanalysis.kube.conditions import short
 from modelanalysis.kube.resource import Phase, Reason, TrialStatus
@@ -60,6 +61,26 @@ def event_for(event: EngineEvent) -> KubeEvent | None:
             return KubeEvent("Normal", Reason.MODEL_PROFILED, f"Profiled {where}: {event.message}")
         case _:
             return None
+
+
+@dataclass(frozen=True)
+class TrialEnd:
+    phase: Phase
+    reason: Reason | None
+    message: str
+
+
+def trial_end(outcomes: Sequence[ModelOutcome], points: int) -> TrialEnd:
+    """How a trial that ran to its end ended: Failed when none of its variants would load (nothing could be
+    measured on its server), else Succeeded with what it measured."""
+    failed = [o for o in outcomes if o.status == ModelStatus.LOAD_FAILED]
+    if outcomes and len(failed) == len(outcomes):
+        why = "; ".join(f"{o.name}: {o.error}" for o in failed)
+        return TrialEnd(Phase.FAILED, Reason.MODEL_LOAD_FAILED, short(f"failed to load: {why}") or "")
+    message = f"{points} points measured"
+    if failed:
+        message += f"; failed to load: {', '.join(o.name for o in failed)}"
+    return TrialEnd(Phase.SUCCEEDED, None, message)
 
 
 @dataclass(frozen=True)
