@@ -32,6 +32,7 @@ from tests.e2e.conftest import (
     analysis_manifest,
     conditions,
 )
+from tests.e2e.test_operator import BROKEN_CONFIG, BROKEN_ERROR, BROKEN_MODEL
 
 pytestmark = pytest.mark.cluster
 
@@ -115,3 +116,29 @@ def test_trials_run_two_at_once_on_two_gpu_nodes_survive_an_operator_restart_and
     rows = list(csv.DictReader(io.StringIO(data["metrics-model-inference.csv"])))
     assert sorted({r["Triton Version"] for r in rows}) == VERSIONS and len(rows) == 8
     analyses.wait_children_gone("trials", kinds="pods,jobs")
+
+
+def test_a_trial_whose_model_will_not_load_fails_alone_and_the_other_trial_is_measured(
+    kubectl: Kubectl, analyses: Analyses, volumes: Volumes, second_gpu_node: None, namespace: str
+) -> None:
+    broken = volumes.models / "broken"
+    (broken / "1").mkdir(parents=True)
+    (broken / "config.pbtxt").write_text(BROKEN_CONFIG)
+    (broken / "1" / "model.py").write_text(BROKEN_MODEL)
+    manifest = analysis_manifest("one-fails", models=("broken", "add_sub"), batch_sizes=(1,), concurrency=(1,))
+    manifest["spec"]["triton"]["tolerations"] = [GPU_TOLERATION]
+    manifest["spec"]["parallelism"] = {"maxTrials": 2}
+    analyses.apply(manifest)
+
+    obj = analyses.wait_finished("one-fails")
+    status = obj["status"]
+    assert status["phase"] == "Succeeded", status.get("message")
+    assert "trials failed: broken" in status["message"]
+    trials = {t["name"]: t for t in status["trials"]}
+    assert trials["broken"]["phase"] == "Failed" and trials["broken"]["reason"] == "ModelLoadFailed"
+    assert BROKEN_ERROR in trials["broken"]["message"]
+    assert trials["add_sub"]["phase"] == "Succeeded" and trials["add_sub"]["pointsDone"] == 1
+    assert [(p["model"], p["status"]) for p in status["points"]] == [("add_sub", "Measured")]
+    events = analyses.wait_events("one-fails", {"ModelLoadFailed", "Succeeded"})
+    assert any(e["reason"] == "ModelLoadFailed" and e["message"].startswith("[broken] ") for e in events), events
+    analyses.wait_children_gone("one-fails", kinds="pods,jobs")
