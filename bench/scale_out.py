@@ -341,7 +341,7 @@ def listed(values: list[Any]) -> str:
     return ", ".join("-" if v is None else str(v) for v in values)
 
 
-def markdown(result: dict[str, Any]) -> str:
+def markdown(result: dict[str, Any], json_name: str = DEFAULT_OUT.name) -> str:
     s, machine = result["summary"], result["machine"]
     lines = [
         "# Scale-out of parallel trials: wall time against GPU nodes",
@@ -368,7 +368,7 @@ def markdown(result: dict[str, Any]) -> str:
         )
     failed = [r for r in result["runs"] if r["phase"] != "Succeeded"]
     lines += [""] + [f"- k = {r['k']}, repeat {r['repeat']}: {r['phase']}: {r['message']}" for r in failed]
-    lines += ["", f"Full figures, each trial's node and times: `bench/results/{DEFAULT_OUT.name}`.", ""]
+    lines += ["", f"Full figures, each trial's node and times: `bench/results/{json_name}`.", ""]
     return "\n".join(lines)
 
 
@@ -426,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
 def write(result: dict[str, Any], out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(rounded(result, 3), indent=2) + "\n")
-    out.with_suffix(".md").write_text(markdown(result))
+    out.with_suffix(".md").write_text(markdown(result, out.name))
     log(f"wrote {out} and {out.with_suffix('.md').name}")
 
 
