@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from modelanalysis.core.spec import ModelTarget, SweepSpec
-from modelanalysis.core.sweep import Point, plan_model_points, planned_point_count
+from modelanalysis.core.sweep import Point, plan_model_points
 
 
 def sweep(batches: list[int], concurrency: list[int], models: tuple[str, ...] = ("m",)) -> SweepSpec:
@@ -65,7 +65,3 @@ def test_point_key_and_value_semantics() -> None:
     assert len({point, Point(model="add_sub", batch_size=4, concurrency=2)}) == 1
     with pytest.raises(ValueError):
         point.batch_size = 8  # type: ignore[misc]  # frozen
-
-
-def test_planned_point_count_is_the_full_grid_for_every_model() -> None:
-    assert planned_point_count(sweep([1, 4, 8], [1, 2], models=("a", "b"))) == 12

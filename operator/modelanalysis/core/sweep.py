@@ -77,8 +77,3 @@ def plan_model_points(
             for c in spec.concurrency_steps
         ]
     return ModelPlan(model=model, points=points, skipped=skipped)
-
-
-def planned_point_count(spec: SweepSpec) -> int:
-    """Points the sweep runs before any model's max_batch_size is known (an upper bound for progress)."""
-    return len(spec.models) * len(spec.batch_sizes) * len(spec.concurrency_steps)
