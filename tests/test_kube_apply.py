@@ -25,7 +25,9 @@ from modelanalysis.core.report import INFERENCE_CSV, csv_files
 from modelanalysis.core.spec import MAX_BATCH_SIZE, MAX_CONCURRENCY, MODEL_NAME_MESSAGE
 from modelanalysis.core.sweep import Point
 from modelanalysis.kube import crd, names, objects
+from modelanalysis.kube.api import KubeApi
 from modelanalysis.kube.conditions import analysis_result
+from modelanalysis.kube.ownership import NameTaken
 from modelanalysis.kube.reconcile import job_outcome, owner_reference, termination_message
 from modelanalysis.kube.resource import (
     API_VERSION,
@@ -712,6 +714,58 @@ def test_children_go_with_their_analysis(api: Apis, owner: dict[str, Any], names
             raise
 
     wait_for("the garbage collector to delete the results ConfigMap", collected)
+
+
+def test_the_operators_api_never_writes_adopts_or_deletes_what_the_analysis_does_not_own(
+    api: Apis, owner: dict[str, Any], namespace: str
+) -> None:
+    """KubeApi on the real API server: a 409 on create is the analysis's own child only if its owner references
+    carry the analysis's uid; a user's object of that name (or an earlier analysis's, same name, another uid:
+    a leftover) raises NameTaken and stays exactly as it was; delete by name leaves it alone too."""
+    kube = KubeApi(api.api_client)
+    uid, ref = owner["metadata"]["uid"], owner_reference(owner)
+
+    # The analysis's own ConfigMap: a second create rewrites it whole (a redone run's results).
+    [mine] = objects.results_configmaps("example", namespace, 1, {"a.csv": "first\n"})
+    kube.create(owned(mine, owner))
+    [again] = objects.results_configmaps("example", namespace, 1, {"a.csv": "second\n"})
+    assert kube.create(owned(again, owner))["data"] == {"a.csv": "second\n"}
+
+    # A user's ConfigMap under the name a second analysis ("victim") would use for its results.
+    api.core.create_namespaced_config_map(namespace, {"metadata": {"name": "victim-results"},
+                                                      "data": {"payload": "keep-me"}})  # fmt: skip
+    before = api.plain(api.core.read_namespaced_config_map("victim-results", namespace))
+    [theirs] = objects.results_configmaps("victim", namespace, 1, {"a.csv": "x\n"})
+    with pytest.raises(NameTaken) as taken:
+        kube.create(owned(theirs, owner))
+    assert (taken.value.kind, taken.value.name) == ("ConfigMap", "victim-results")
+    assert "no owner" in taken.value.owner and not taken.value.leftover
+    with pytest.raises(NameTaken):
+        kube.read_owned("ConfigMap", namespace, "victim-results", ref)
+    assert api.plain(api.core.read_namespaced_config_map("victim-results", namespace)) == before
+
+    # Another analysis's child is not this one's (a child whose owner is gone would be garbage-collected at once,
+    # so the deleted-namesake case, a leftover, is decided in tests/unit/test_ownership.py).
+    other = api.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, analysis("other", FULL_SPEC))
+    job = owned(objects.results_writer_job("other", namespace, 1, spec_of(owner), SETTINGS), other)
+    api.batch.create_namespaced_job(namespace, {**job, "spec": {**job["spec"], "suspend": True}})
+    job_before = api.plain(api.batch.read_namespaced_job("other-g1-results", namespace))
+    with pytest.raises(NameTaken) as taken:
+        kube.create(owned(copy.deepcopy(objects.results_writer_job("other", namespace, 1, spec_of(owner), SETTINGS)),
+                          owner))  # fmt: skip
+    assert taken.value.owner == "it belongs to ModelAnalysis other" and not taken.value.leftover
+    kube.delete("Job", namespace, "other-g1-results", uid)
+    assert api.plain(api.batch.read_namespaced_job("other-g1-results", namespace))["metadata"]["uid"] == (
+        job_before["metadata"]["uid"]
+    )
+    assert kube.read_owned("Job", namespace, "no-such-job", ref) is None
+
+    # Its own child, deleted by name, goes.
+    kube.delete("Job", namespace, "example-g1-results", uid)  # none: nothing happens
+    own_job = kube.create(owned(objects.results_writer_job("example", namespace, 1, spec_of(owner), SETTINGS), owner))
+    assert kube.read_owned("Job", namespace, "example-g1-results", ref)["metadata"]["uid"] == own_job["metadata"]["uid"]
+    kube.delete("Job", namespace, "example-g1-results", uid)
+    wait_for("the Job to go", lambda: kube.read("Job", namespace, "example-g1-results") is None)
 
 
 # ---- Pod Security "restricted" ----------------------------------------------------------------------------

@@ -12,11 +12,17 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from modelanalysis.adapters.files import write_atomic
+from modelanalysis.adapters.files import (
+    RESULTS_OWNER_FILE,
+    set_aside_earlier_results,
+    write_atomic,
+    write_results_owner,
+)
 from modelanalysis.adapters.perf_analyzer import PerfAnalyzerError, measure_point
 from modelanalysis.core.parts import join_parts
 from modelanalysis.core.spec import MeasurementSettings
@@ -71,21 +77,43 @@ def copy_results(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="model-analyzer copy-results",
         description="Copy result files into a folder, each written whole, parts joined (the operator's results "
-        "Job runs this).",
+        "Job runs this). Files already in the folder that are not this analysis generation's are moved to a "
+        "sibling <folder>.earlier-<time> first, never written over.",
     )
     parser.add_argument("source", type=Path)
     parser.add_argument("destination", type=Path)
+    parser.add_argument(
+        "--owner",
+        default="{}",
+        help="Whose results these are, as JSON: name, namespace, uid, "
+        "generation (written to the folder, so a later analysis of the same name keeps them).",
+    )
+    parser.add_argument("--termination-log", type=Path)
     args = parser.parse_args(argv)
+    owner = json.loads(args.owner)
+    uid, generation = str(owner.get("uid", "")), int(owner.get("generation", 0))
     # A mounted ConfigMap also holds ..data links; a file too big for one ConfigMap arrives in parts.
     data = {p.name: p.read_text() for p in sorted(args.source.iterdir()) if not p.name.startswith(".") and p.is_file()}
     files = join_parts(data)
-    for name, text in files.items():
-        try:
-            write_atomic(args.destination / name, text)
-        except OSError as exc:  # one line, which the operator reads back as the Job's termination message
-            print(f"error: cannot write {args.destination / name}: {exc.strerror or exc}", file=sys.stderr)
-            return 1
-    print(json.dumps({"copied": sorted(files), "to": str(args.destination)}))
+    target = args.destination
+    try:
+        set_aside = set_aside_earlier_results(args.destination, uid, generation)
+        for name, text in files.items():
+            target = args.destination / name
+            write_atomic(target, text)
+        if owner:
+            target = args.destination / RESULTS_OWNER_FILE
+            write_results_owner(args.destination, {**owner, "writtenAt": f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"})
+    except OSError as exc:  # one line, which the operator reads back as the Job's termination message
+        print(f"error: cannot write {target}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    summary = {"copied": sorted(files), "to": str(args.destination)}
+    if set_aside is not None:
+        summary["setAside"] = set_aside.name
+    message = json.dumps(summary)
+    if args.termination_log is not None:
+        args.termination_log.write_text(message[:MAX_TERMINATION_MESSAGE])
+    print(message)
     return 0
 
 

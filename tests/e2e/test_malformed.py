@@ -5,15 +5,22 @@ retries them for ever, never restarts, and afterwards still profiles a good anal
 What admission refuses is in tests/test_kube_apply.py (REFUSED). What is left is what only the API server can
 say about the pod or Job the spec describes (Kubernetes' own fields, passed through), a NUL that CEL cannot see
 inside an env entry, and what only exists at run time (a claim). All are applied at once and waited for together.
+
+Then names that objects of the user's own already hold (kube/ownership.py): each child kind's, and a results
+folder on the claim that an earlier analysis of the same name wrote.
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import time
 from typing import Any
 
 import pytest
 
+from modelanalysis.core.sweep import Point
+from modelanalysis.kube import names
 from tests.e2e.conftest import (
     RESULTS_CLAIM,
     Analyses,
@@ -127,3 +134,135 @@ def test_malformed_manifests_fail_saying_what_to_fix_and_the_operator_carries_on
     assert good["status"]["pointsDone"] == 1
     assert good["status"]["results"].startswith(f"pvc://{RESULTS_CLAIM}/")
     assert restart_counts(operator) == before
+
+
+# ---- names someone else's objects already hold ------------------------------------------------------------
+
+
+def users_pod(name: str) -> Json:
+    """A pod of the user's own that stays Pending (no node has the label it asks for), restricted-compliant."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"team": "mine"}},
+        "spec": {
+            "nodeSelector": {"example.com/no-such-node": "true"},
+            "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{
+                "name": "c", "image": "registry.example.com/mine:1", "command": ["sleep", "3600"],
+                "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+            }],
+        },
+    }  # fmt: skip
+
+
+def users_job(name: str) -> Json:
+    """A Job of the user's own, suspended: it never starts a pod, and the Job controller leaves it alone."""
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "labels": {"team": "mine"}},
+        "spec": {
+            "suspend": True,
+            "template": {"spec": {"restartPolicy": "Never",
+                                  "containers": [{"name": "c", "image": "registry.example.com/mine:1"}]}},
+        },
+    }  # fmt: skip
+
+
+def users_configmap(name: str) -> Json:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"payload": "keep-me"}}
+
+
+def as_made(obj: Json) -> Json:
+    """What the user made of an object and who owns it: identity, labels, owners, spec or data (the status a
+    Pending pod or a suspended Job gets from the scheduler or the Job controller is theirs to change)."""
+    meta = obj["metadata"]
+    kept = {k: meta.get(k) for k in ("uid", "name", "labels", "annotations", "ownerReferences", "finalizers",
+                                      "deletionTimestamp", "generation")}  # fmt: skip
+    return {"metadata": kept, "spec": obj.get("spec"), "data": obj.get("data")}
+
+
+# Each analysis's name makes the child name the user's object already holds.
+POINT = Point(model="add_sub", batch_size=1, concurrency=1)
+COLLISIONS = [
+    ("victim", "ConfigMap", "victim-results", users_configmap),
+    ("podvictim", "Pod", names.triton_pod_name("podvictim", 1), users_pod),
+    ("jobvictim", "Job", names.point_job_name("jobvictim", 1, POINT), users_job),
+    ("resvictim", "Job", names.results_job_name("resvictim", 1), users_job),
+]
+
+
+def test_a_child_name_the_users_object_holds_fails_the_analysis_and_the_object_is_never_touched(
+    operator: Operator, kubectl: Kubectl, analyses: Analyses, volumes: Volumes, namespace: str
+) -> None:
+    """The issue as a user met it: a ConfigMap <name>-results of their own lost its data to the analysis's
+    results. For each child kind (results ConfigMap, Triton pod, point Job, results Job) an object made
+    beforehand under the child's name ends the analysis Failed (NameInUse) with a condition naming it, and the
+    object is exactly as it was, before and after the analysis is deleted (garbage collection takes only what
+    the analysis owns)."""
+    kubectl.apply([make(name) for _, _, name, make in COLLISIONS], namespace)
+    kind_of = {"ConfigMap": "configmap", "Pod": "pod", "Job": "job"}
+    before = {name: kubectl.get(kind_of[kind], name, "-n", namespace) for _, kind, name, _ in COLLISIONS}
+
+    kubectl.apply([analysis_manifest(analysis, models=("add_sub",), batch_sizes=(1,), concurrency=(1,))
+                   for analysis, *_ in COLLISIONS], namespace)  # fmt: skip
+    uids = {}
+    for analysis, kind, name, _ in COLLISIONS:
+        obj = analyses.wait_finished(analysis)
+        uids[analysis] = obj["metadata"]["uid"]
+        status, ready = obj["status"], conditions(obj)["Ready"]
+        assert status["phase"] == "Failed", (analysis, status)
+        assert (ready["status"], ready["reason"]) == ("False", "NameInUse"), (analysis, ready)
+        assert ready["message"].startswith(f"{kind} {name} already exists and is not this analysis's"), ready
+        assert "rename the analysis" in ready["message"] and "Traceback" not in ready["message"]
+        assert not status.get("points"), status  # refused before anything ran
+        events = analyses.wait_events(analysis, {"NameInUse"})
+        assert ("Warning", "NameInUse") in {(e["type"], e["reason"]) for e in events}
+
+    def unchanged() -> None:
+        for _, kind, name, _ in COLLISIONS:
+            now = kubectl.get(kind_of[kind], name, "-n", namespace)
+            if kind == "ConfigMap":  # nobody else writes it: byte for byte, resourceVersion included
+                assert now == before[name], (name, now)
+            else:
+                assert as_made(now) == as_made(before[name]), name
+
+    unchanged()
+    # The operator made nothing else under those analyses: no Triton pod, no Job, no ConfigMap of theirs.
+    for analysis, *_ in COLLISIONS:
+        assert analyses.children(analysis, uids[analysis]) == []
+
+    kubectl("delete", "modelanalyses", *(a for a, *_ in COLLISIONS), "-n", namespace, "--timeout=60s")
+    time.sleep(3)  # the garbage collector works asynchronously: give it the time it would take to do harm
+    unchanged()
+    assert kubectl.get("configmap", "victim-results", "-n", namespace)["data"] == {"payload": "keep-me"}
+
+
+def test_an_analysis_deleted_and_created_again_keeps_the_earlier_results_on_the_claim(
+    operator: Operator, kubectl: Kubectl, analyses: Analyses, volumes: Volumes, namespace: str
+) -> None:
+    """README's rule: a results folder holding files an analysis did not write (an earlier analysis of the same
+    name, deleted and created again) is moved to <name>.earlier-<time>, never written over; status and an Event
+    say where."""
+    manifest = analysis_manifest("again", models=("add_sub",), batch_sizes=(1,), concurrency=(1,))
+    analyses.apply(manifest)
+    first = analyses.wait_finished("again")
+    assert first["status"]["phase"] == "Succeeded", first["status"]
+    folder = volumes.results / "again"
+    earlier = {p.name: p.read_bytes() for p in folder.iterdir()}
+    owner = json.loads(earlier[".modelanalysis-owner.json"])
+    assert (owner["uid"], owner["generation"]) == (first["metadata"]["uid"], 1)
+    kubectl("delete", "modelanalysis", "again", "-n", namespace, "--timeout=60s")
+
+    analyses.apply(manifest)
+    second = analyses.wait_finished("again")
+    assert second["status"]["phase"] == "Succeeded", second["status"]
+    assert second["metadata"]["uid"] != first["metadata"]["uid"]
+    [kept] = [p for p in volumes.results.iterdir() if p.name.startswith("again.earlier-")]
+    assert {p.name: p.read_bytes() for p in kept.iterdir()} == earlier
+    assert json.loads((folder / ".modelanalysis-owner.json").read_text())["uid"] == second["metadata"]["uid"]
+    notes = second["status"].get("notes") or []
+    assert any(f"moved to {kept.name}" in note for note in notes), notes
+    events = analyses.wait_events("again", {"EarlierResultsKept"})
+    assert any(kept.name in e["message"] for e in events if e["reason"] == "EarlierResultsKept")

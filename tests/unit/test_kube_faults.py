@@ -181,11 +181,11 @@ class JobScriptApi(RecordingApi):
             return self.triton
         return {"metadata": {"name": name}, "status": {}} if name in self.live_jobs else None
 
-    def list(self, kind: str, namespace: str, selector: str) -> list[dict[str, Any]]:
+    def list(self, kind: str, namespace: str, selector: str = "") -> list[dict[str, Any]]:
         looks = self.jobs[selector.split("=", 1)[1]]
         return looks.pop(0) if len(looks) > 1 else looks[0]
 
-    def delete(self, kind: str, namespace: str, name: str) -> None:
+    def delete(self, kind: str, namespace: str, name: str, owner_uid: str) -> None:
         self.deleted.append((kind, name))
         self.live_jobs.discard(name)
         if kind == "Pod":

@@ -3,6 +3,7 @@ writes it (camelCase, as in the resource), checked for what the operator and the
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -274,7 +275,7 @@ def test_job_pods_meet_the_restricted_pod_security_standard(job: dict[str, Any])
 
 
 def test_results_writer_copies_the_configmap_into_the_claim_folder() -> None:
-    job = objects.results_writer_job("example", NS, 5, spec(S3_SPEC), SETTINGS)
+    job = objects.results_writer_job("example", NS, 5, spec(S3_SPEC), SETTINGS, uid="u-1")
     c = container(job)
     assert job["metadata"]["name"] == "example-g5-results"
     assert job["metadata"]["labels"][names.LABEL_COMPONENT] == names.COMPONENT_RESULTS_WRITER
@@ -284,7 +285,15 @@ def test_results_writer_copies_the_configmap_into_the_claim_folder() -> None:
     assert volumes["results-out"]["persistentVolumeClaim"] == {"claimName": "results"}
     assert mounts["results-in"]["readOnly"] is True
     assert c["command"] == ["model-analyzer", "copy-results"]
-    assert c["args"] == [mounts["results-in"]["mountPath"], f"{mounts['results-out']['mountPath']}/runs/example"]
+    owner = {"name": "example", "namespace": NS, "uid": "u-1", "generation": 5}
+    assert c["args"] == [
+        mounts["results-in"]["mountPath"],
+        f"{mounts['results-out']['mountPath']}/runs/example",
+        "--owner",
+        json.dumps(owner, sort_keys=True),
+        "--termination-log",
+        c["terminationMessagePath"],
+    ]
 
 
 def test_results_configmap_holds_the_files() -> None:

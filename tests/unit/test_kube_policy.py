@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from modelanalysis.kube import objects, policy
+from modelanalysis.kube.ownership import NameTaken
 from modelanalysis.kube.reconcile import AnalysisRun, TritonSlots
 from modelanalysis.kube.resource import ModelAnalysisSpec
 from modelanalysis.kube.settings import OperatorSettings
@@ -160,6 +161,9 @@ class RecordingApi:
         self.created: list[dict[str, Any]] = []
         self.statuses: list[dict[str, Any]] = []
         self.refusals: dict[str, str] = {}  # kind -> what the API server says to a dry run of it
+        # (kind, name) held by an object the analysis does not own: what KubeApi.read_owned finds on the real API
+        # server by the owner references (tests/test_kube_apply.py checks that for real).
+        self.foreign: set[tuple[str, str]] = set()
 
     def get_analysis(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.body
@@ -177,10 +181,15 @@ class RecordingApi:
     def read(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         return None
 
-    def delete(self, kind: str, namespace: str, name: str) -> None:
+    def read_owned(self, kind: str, namespace: str, name: str, owner: dict[str, Any]) -> dict[str, Any] | None:
+        if (kind, name) in self.foreign:
+            raise NameTaken(kind, name, "it has no owner (made by hand or by another tool)")
+        return self.read(kind, namespace, name)
+
+    def delete(self, kind: str, namespace: str, name: str, owner_uid: str) -> None:
         pass
 
-    def list(self, kind: str, namespace: str, selector: str) -> list[dict[str, Any]]:
+    def list(self, kind: str, namespace: str, selector: str = "") -> list[dict[str, Any]]:
         return []
 
 

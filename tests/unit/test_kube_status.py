@@ -789,11 +789,12 @@ def test_a_resumed_run_measures_only_what_status_lacks() -> None:
     assert len(result.points) == 5
 
 
-def child(name: str, generation: int | None) -> dict[str, Any]:
+def child(name: str, generation: int | None, owner_uid: str | None = "u-1") -> dict[str, Any]:
     labels = names.labels("example", generation or 0, names.COMPONENT_LOAD_GENERATOR)
     if generation is None:
         del labels[names.LABEL_GENERATION]
-    return {"metadata": {"name": name, "labels": labels}}
+    owners = [{"kind": "ModelAnalysis", "name": "example", "uid": owner_uid}] if owner_uid else []
+    return {"metadata": {"name": name, "labels": labels, "ownerReferences": owners}}
 
 
 def test_a_new_generation_deletes_the_children_of_the_others() -> None:
@@ -803,9 +804,19 @@ def test_a_new_generation_deletes_the_children_of_the_others() -> None:
         child("example-g3-x", 3),
         child("odd", None),
     ]
-    assert stale_children(children, 2) == ["example-g1-triton", "example-g3-x", "odd"]
-    assert stale_children([child("example-g2-triton", 2)], 2) == []
-    assert stale_children([], 2) == []
+    assert stale_children(children, 2, "u-1") == ["example-g1-triton", "example-g3-x", "odd"]
+    assert stale_children([child("example-g2-triton", 2)], 2, "u-1") == []
+    assert stale_children([], 2, "u-1") == []
+
+
+def test_a_new_generation_never_deletes_what_only_wears_the_analysis_labels() -> None:
+    """Labels are anyone's to set: only an owner reference to this analysis (its uid) makes a child its own."""
+    children = [
+        child("example-g1-triton", 1, owner_uid=None),  # a user's pod, labelled like ours
+        child("example-g1-x", 1, owner_uid="u-other"),  # an earlier analysis of the same name (deleted, re-created)
+        child("example-g1-y", 1),
+    ]
+    assert stale_children(children, 2, "u-1") == ["example-g1-y"]
 
 
 # ---- the HTML report from status ----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
+from modelanalysis.kube.ownership import name_taken, owned_by, owner_of
 from modelanalysis.kube.refusals import api_message, client_message
 from modelanalysis.kube.resource import GROUP, PLURAL, VERSION
 
@@ -35,9 +36,13 @@ class KubeApi:
 
     # -- children -------------------------------------------------------------------------------------
     def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        """Create the object, or return the one already there (names are derived, so it is ours)."""
+        """Create the child, or return the one already there if it is this analysis's own (a resumed run).
+
+        An object of that name that the analysis does not own (its owner references lack the analysis's uid,
+        which `manifest` names) is never written, adopted or returned: NameTaken says whose it is."""
         kind, ns = manifest["kind"], manifest["metadata"]["namespace"]
         name = manifest["metadata"]["name"]
+        owner = owner_of(manifest)
         try:
             if kind == "Pod":
                 return self._plain(self.core.create_namespaced_pod(ns, manifest))
@@ -48,12 +53,17 @@ class KubeApi:
         except ApiException as exc:
             if exc.status != 409:
                 raise
+            existing = self.read_owned(kind, ns, name, owner)
+            if existing is None:  # deleted between the two calls: the next reconcile creates it
+                raise
             if kind == "ConfigMap":  # results are rewritten whole when a run is redone
-                self.core.replace_namespaced_config_map(name, ns, manifest)
-            existing = self.read(kind, ns, name)
-            if existing is not None:
-                return existing
-            raise
+                # At the version just read: if anyone changed it since, the API server refuses (409).
+                replacement = {
+                    **manifest,
+                    "metadata": {**manifest["metadata"], "resourceVersion": existing["metadata"]["resourceVersion"]},
+                }
+                return self._plain(self.core.replace_namespaced_config_map(name, ns, replacement))
+            return existing
         raise ValueError(f"unsupported kind {kind}")
 
     def dry_run(self, manifest: dict[str, Any]) -> str | None:
@@ -95,25 +105,46 @@ class KubeApi:
             raise
         return self._plain(obj)
 
-    def delete(self, kind: str, namespace: str, name: str) -> None:
+    def read_owned(self, kind: str, namespace: str, name: str, owner: dict[str, Any]) -> dict[str, Any] | None:
+        """The object if it is the analysis's own (`owner`: the analysis's owner reference), None if there is none;
+        NameTaken if someone else's holds the name (it is then neither read as the analysis's nor touched)."""
+        obj = self.read(kind, namespace, name)
+        if obj is not None and not owned_by(obj, owner["uid"]):
+            raise name_taken(obj, kind, owner["kind"], owner["name"])
+        return obj
+
+    def delete(self, kind: str, namespace: str, name: str, owner_uid: str) -> None:
+        """Delete the analysis's own object of that name; one that is not its own is left alone.
+
+        The delete carries the uid that was read as a precondition, so an object re-created under the same
+        name in between (by anyone) is not the one deleted."""
+        obj = self.read(kind, namespace, name)
+        if obj is None or not owned_by(obj, owner_uid):
+            return
         body = client.V1DeleteOptions(
-            propagation_policy="Background", grace_period_seconds=0 if kind == "Pod" else None
+            propagation_policy="Background",
+            grace_period_seconds=0 if kind == "Pod" else None,
+            preconditions=client.V1Preconditions(uid=obj["metadata"]["uid"]),
         )
         try:
             if kind == "Pod":
                 self.core.delete_namespaced_pod(name, namespace, body=body)
             elif kind == "Job":
                 self.batch.delete_namespaced_job(name, namespace, body=body)
+            else:
+                raise ValueError(f"unsupported kind {kind}")
         except ApiException as exc:
-            if exc.status != 404:
+            if exc.status not in (404, 409):  # 409: the precondition failed, it is another object now
                 raise
 
-    def list(self, kind: str, namespace: str, selector: str) -> list[dict[str, Any]]:
+    def list(self, kind: str, namespace: str, selector: str = "") -> list[dict[str, Any]]:
         items: list[Any]
         if kind == "Pod":
             items = self.core.list_namespaced_pod(namespace, label_selector=selector).items
         elif kind == "Job":
             items = self.batch.list_namespaced_job(namespace, label_selector=selector).items
+        elif kind == "ConfigMap":
+            items = self.core.list_namespaced_config_map(namespace, label_selector=selector).items
         else:
             raise ValueError(f"unsupported kind {kind}")
         return [self._plain(i) for i in items]

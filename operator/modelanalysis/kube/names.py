@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 
 from modelanalysis.core.sweep import Point
+from modelanalysis.core.trials import Trial
 from modelanalysis.kube.resource import GROUP
 
 MAX_NAME = 63
@@ -65,4 +67,23 @@ def labels(analysis: str, generation: int, component: str) -> dict[str, str]:
         LABEL_COMPONENT: component,
         LABEL_ANALYSIS: fit(analysis),
         LABEL_GENERATION: str(generation),
+    }
+
+
+def planned_point_job_names(
+    analysis: str, generation: int, trials: Sequence[Trial], batch_sizes: Sequence[int], concurrency: Sequence[int]
+) -> set[str]:
+    """The load-generator Job names a sweep may use: every variant of every trial at every listed batch size and
+    concurrency step (a superset: batches a model cannot take are skipped later, and a search's bisection steps
+    are known only as it goes; those are checked when their Job is created)."""
+    return {
+        point_job_name(
+            analysis,
+            generation,
+            Point(model=v.model, batch_size=b, concurrency=c, variant=v.point_variant, triton_version=t.triton_version),
+        )
+        for t in trials
+        for v in t.variants
+        for b in batch_sizes
+        for c in concurrency
     }

@@ -1,11 +1,12 @@
 """Pure builders: the Kubernetes objects an analysis needs, as plain dicts, from its spec.
 
 Each takes the validated spec and the few facts it needs and returns a manifest; nothing here talks to the
-API server. The caller adds the owner reference (kopf.adopt) and creates it.
+API server. The caller adds the analysis as owner reference (AnalysisRun.create_child) and creates it.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import posixpath
 from collections.abc import Sequence
@@ -384,15 +385,25 @@ def results_writer_job(
     spec: ModelAnalysisSpec,
     settings: OperatorSettings,
     configmaps: int = 1,
+    uid: str = "",
 ) -> dict[str, Any]:
     """A short Job that copies the results ConfigMaps' files into the results claim, each written whole (parts
-    joined)."""
+    joined). Files already in the folder that this analysis generation (`uid`, `generation`) did not write are
+    moved beside it first (`<folder>.earlier-<time>`), and the Job's termination message says where."""
     assert spec.results.pvc is not None
+    owner = json.dumps({"name": name, "namespace": namespace, "uid": uid, "generation": generation}, sort_keys=True)
     container = {
         "name": "write-results",
         "image": settings.load_generator_image,
         "command": ["model-analyzer", "copy-results"],
-        "args": [RESULTS_IN, posixpath.join(RESULTS_OUT, results_folder(name, spec))],
+        "args": [
+            RESULTS_IN,
+            posixpath.join(RESULTS_OUT, results_folder(name, spec)),
+            "--owner",
+            owner,
+            "--termination-log",
+            TERMINATION_LOG,
+        ],
         "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}},
         "volumeMounts": [
             {"name": "results-in", "mountPath": RESULTS_IN, "readOnly": True},

@@ -9,12 +9,14 @@ daemon (the analysis was deleted, or the operator is exiting).
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
+import posixpath
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from pydantic import ValidationError
 
@@ -41,6 +43,7 @@ from modelanalysis.kube.conditions import (
     set_condition,
     short,
 )
+from modelanalysis.kube.ownership import NameTaken, collision_message, first_collision, owned_by
 from modelanalysis.kube.refusals import refusal_message
 from modelanalysis.kube.resource import (
     API_VERSION,
@@ -63,6 +66,10 @@ from modelanalysis.kube.transitions import (
     trial_end,
     trials_verdict,
 )
+
+T = TypeVar("T")
+# How long a new analysis waits for the children of a deleted one of the same name to be garbage-collected.
+LEFTOVER_WAIT_SECONDS = 120.0
 
 # Stand-ins for what is known only once the Triton pod runs, in the dry run of a load-generator Job.
 DRY_RUN_POD_IP = "10.0.0.1"
@@ -198,12 +205,23 @@ def unscheduled(pods: list[dict[str, Any]]) -> str | None:
     return None
 
 
-def stale_children(children: list[dict[str, Any]], generation: int) -> list[str]:
-    """Names of the children made for another generation of the spec: a new generation deletes them."""
+def copied_results(message: str) -> dict[str, Any]:
+    """What the results Job says it did (its termination message: copied files, and where earlier files went)."""
+    try:
+        said = json.loads(message)
+    except ValueError:
+        return {}
+    return said if isinstance(said, dict) else {}
+
+
+def stale_children(children: list[dict[str, Any]], generation: int, owner_uid: str) -> list[str]:
+    """Names of the analysis's own children made for another generation of the spec: a new generation deletes
+    them. An object that only carries the analysis's labels, without it as owner, is not among them."""
     return [
         child["metadata"]["name"]
         for child in children
-        if (child["metadata"].get("labels") or {}).get(names.LABEL_GENERATION) != str(generation)
+        if owned_by(child, owner_uid)
+        and (child["metadata"].get("labels") or {}).get(names.LABEL_GENERATION) != str(generation)
     ]
 
 
@@ -222,6 +240,8 @@ class AnalysisRun:
         self.body = body
         self.name: str = body["metadata"]["name"]
         self.namespace: str = body["metadata"]["namespace"]
+        self.uid: str = body["metadata"]["uid"]  # what the owner references of its children name
+        self.owner = owner_reference(body)
         self.generation: int = int(body["metadata"].get("generation", 1))
         self.settings = settings
         self.slots = slots
@@ -277,8 +297,39 @@ class AnalysisRun:
             raise StopRun()
 
     def create_child(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        manifest["metadata"]["ownerReferences"] = [owner_reference(self.body)]
-        return self.api.create(manifest)
+        """Create a child, owned by the analysis, or find the analysis's own already there (a resumed run). A
+        name held by anyone else's object ends the analysis (or this trial), that object untouched."""
+        manifest["metadata"]["ownerReferences"] = [self.owner]
+        return self.until_free(lambda: self.api.create(manifest))
+
+    def read_child(self, kind: str, name: str) -> dict[str, Any] | None:
+        """The analysis's own child of that name, or None; someone else's under that name ends the analysis."""
+        return self.until_free(lambda: self.api.read_owned(kind, self.namespace, name, self.owner))
+
+    def until_free(self, attempt: Callable[[], T]) -> T:
+        """`attempt`, once no object of someone else's is in its way. The children of a deleted analysis of the
+        same name (deleted and applied again at once) are being garbage-collected: wait for them to go, up to
+        LEFTOVER_WAIT_SECONDS. Anything else in the way ends the analysis (or the trial) at once."""
+        deadline, said = time.monotonic() + LEFTOVER_WAIT_SECONDS, False
+        while True:
+            try:
+                return attempt()
+            except NameTaken as taken:
+                if not taken.leftover or time.monotonic() > deadline:
+                    raise self.collision(taken) from None
+                if not said:
+                    self.logger.info("Waiting for %s %s of an earlier %s to be garbage-collected", taken.kind,
+                                     taken.name, self.name)  # fmt: skip
+                    said = True
+                self.sleep(self.settings.poll_interval_seconds)
+
+    def delete_child(self, kind: str, name: str) -> None:
+        self.api.delete(kind, self.namespace, name, self.uid)
+
+    def collision(self, taken: NameTaken) -> AnalysisFailed:
+        points = len(self.status.points or [])
+        kept = f"; the {points} points measured so far are kept in status" if points else ""
+        return AnalysisFailed(Reason.NAME_IN_USE, collision_message(taken, self.name, kept))
 
     # -- the run --------------------------------------------------------------------------------------
     def run(self) -> None:
@@ -299,6 +350,8 @@ class AnalysisRun:
             # 2c. The Kubernetes fields the spec passes through are checked by the API server only when a pod is
             # made: ask it now (a dry run), before anything is created or waited for.
             self.check_children(spec)
+            # 2d. Every name the analysis will give a child is free, or already its own (kube/ownership.py).
+            self.check_names(spec, trials)
             # 3-5. Each trial: wait for a free Triton slot, start its server, then the baseline and each model and
             # point (the engine the CLI runs too), resuming from status.
             self.measure_trials(spec, trials)
@@ -334,8 +387,8 @@ class AnalysisRun:
     def start_generation(self, trials: list[Trial]) -> None:
         for kind in ("Pod", "Job"):
             children = self.api.list(kind, self.namespace, f"{names.LABEL_ANALYSIS}={names.fit(self.name)}")
-            for child in stale_children(children, self.generation):
-                self.api.delete(kind, self.namespace, child)
+            for child in stale_children(children, self.generation, self.uid):
+                self.delete_child(kind, child)
         assert self.spec is not None
         spec = self.spec
         self.status = ModelAnalysisStatus(
@@ -381,13 +434,34 @@ class AnalysisRun:
                 server_node=DRY_RUN_NODE)),
         ]  # fmt: skip
         if spec.results.pvc is not None:
-            job = objects.results_writer_job(self.name, self.namespace, self.generation, spec, self.settings)
+            job = objects.results_writer_job(self.name, self.namespace, self.generation, spec, self.settings,
+                                             uid=self.uid)  # fmt: skip
             children.append(("results-writer Job", "spec.results", job))
         for what, field, manifest in children:
             refusal = self.api.dry_run(manifest)
             if refusal is not None:
                 message = refusal_message(what, manifest["kind"], refusal, field)
                 raise AnalysisFailed(Reason.INVALID_SPEC, message, ConditionType.SPEC_VALID)
+
+    def check_names(self, spec: ModelAnalysisSpec, trials: list[Trial]) -> None:
+        """Refuse, before anything is created, a child name that an object the analysis does not own holds: the
+        Triton pods, the results ConfigMap and Job, the point Jobs of the listed steps. (Names known only later,
+        a search's bisection steps and the results ConfigMaps past the first, are checked when created.)"""
+        alone = len(trials) == 1
+        for trial in trials:
+            self.read_child("Pod", names.triton_pod_name(self.name, self.generation, None if alone else trial.index))
+        self.read_child("ConfigMap", names.results_configmap_name(self.name))
+        jobs = names.planned_point_job_names(self.name, self.generation, trials, spec.batch_sizes,
+                                             spec.concurrency_steps)  # fmt: skip
+        if spec.results.pvc is not None:
+            jobs.add(names.results_job_name(self.name, self.generation))
+
+        def look() -> None:
+            taken = first_collision(self.api.list("Job", self.namespace), jobs, "Job", self.owner)
+            if taken is not None:
+                raise taken
+
+        self.until_free(look)
 
     def check_claims(self, spec: ModelAnalysisSpec) -> None:
         """Refuse a claim that does not exist before anything runs: a missing results claim would otherwise
@@ -531,17 +605,19 @@ class AnalysisRun:
         if spec.results.pvc is None:
             return
         manifest = objects.results_writer_job(
-            self.name, self.namespace, self.generation, spec, self.settings, configmaps=len(configmaps)
+            self.name, self.namespace, self.generation, spec, self.settings, configmaps=len(configmaps), uid=self.uid
         )
         job = self.create_child(manifest)
+        job_name = manifest["metadata"]["name"]
         deadline = time.monotonic() + 300
         while job_outcome(job) is None and time.monotonic() < deadline:
             self.sleep(self.settings.poll_interval_seconds)
-            job = self.api.read("Job", self.namespace, manifest["metadata"]["name"]) or job
-        job_name = manifest["metadata"]["name"]
+            job = self.read_child("Job", job_name) or job
+        # This Job's pods only, by its uid: not a pod someone else labelled job-name=<this name>.
+        pods = self.api.list("Pod", self.namespace, f"batch.kubernetes.io/controller-uid={job['metadata']['uid']}")
+        _, message = termination_message(pods)
         if job_outcome(job) != "Complete":
-            _, message = termination_message(self.api.list("Pod", self.namespace, f"job-name={job_name}"))
-            self.api.delete("Job", self.namespace, job_name)  # it has said why: nothing stays behind
+            self.delete_child("Job", job_name)  # it has said why: nothing stays behind
             raise AnalysisFailed(
                 Reason.RESULTS_WRITE_FAILED,
                 results_write_failure(
@@ -552,11 +628,18 @@ class AnalysisRun:
                     self.name,
                 ),
             )
-        self.api.delete("Job", self.namespace, manifest["metadata"]["name"])
+        self.delete_child("Job", job_name)
         self.status.results = f"pvc://{spec.results.pvc.claim_name}/{objects.results_folder(self.name, spec)}"
+        set_aside = copied_results(message).get("setAside")
+        if set_aside:
+            folder = objects.results_folder(self.name, spec)
+            moved = posixpath.join(posixpath.dirname(folder), str(set_aside))
+            note = f"{folder} on the results claim held earlier files (not this run's): they were moved to {moved}"
+            self.status.notes = [*(self.status.notes or []), note]
+            self.event("Normal", Reason.EARLIER_RESULTS_KEPT, note)
 
     def delete_triton_pods(self) -> None:
-        self.api.delete("Pod", self.namespace, names.triton_pod_name(self.name, self.generation))
+        self.delete_child("Pod", names.triton_pod_name(self.name, self.generation))
         for trial_run in self.trial_runs:
             if not trial_run.alone:
                 trial_run.delete_triton_pod()
@@ -618,9 +701,7 @@ class TrialRun:
         assert self.run.spec is not None
         return self.run.spec
 
-    def show(
-        self, phase: Phase, message: str, condition: tuple[ConditionType, bool, Reason] | None = None
-    ) -> None:
+    def show(self, phase: Phase, message: str, condition: tuple[ConditionType, bool, Reason] | None = None) -> None:
         """Say where the trial stands: as the analysis' phase (and condition) alone, else in its status entry."""
         with self.run.lock:
             if self.alone:
@@ -676,7 +757,7 @@ class TrialRun:
                 self.run.event("Warning", end.reason, f"[{self.trial.name}] {end.message}")
 
     def wait_for_slot(self) -> None:
-        exists = self.run.api.read("Pod", self.run.namespace, self.pod_name) is not None
+        exists = self.run.read_child("Pod", self.pod_name) is not None
         announced = False
         while not self.run.slots.acquire(self.slot_key, already_running=exists):
             if not announced:
@@ -692,7 +773,7 @@ class TrialRun:
             run.name, run.namespace, run.generation, spec, run.settings,
             trial=None if self.alone else self.trial.index, triton_version=self.trial.triton_version,
         )  # fmt: skip
-        pod = run.api.read("Pod", run.namespace, pod_name)
+        pod = run.read_child("Pod", pod_name)  # after an operator restart: its own pod, never one by name only
         if pod is None:
             run.check_claims(spec)
             pod = run.create_child(manifest)
@@ -738,7 +819,7 @@ class TrialRun:
                     ConditionType.SERVER_READY,
                 )
             run.sleep(run.settings.poll_interval_seconds)
-            pod = run.api.read("Pod", run.namespace, pod_name)
+            pod = run.read_child("Pod", pod_name)
         pod_ip = str(pod["status"]["podIP"])
         # The load-generator Jobs go beside it by default, tolerating what it tolerates (admission plugins and
         # webhooks may have added tolerations that the spec does not list, e.g. for GPU taints).
@@ -831,7 +912,8 @@ class TrialRun:
         self.load_generator_node = None
         job = run.create_child(manifest)  # after an operator restart: the Job it had started, adopted
         # This Job's pods only, by its uid: a pod of an earlier Job of the same name may still be going.
-        pod_selector = f"batch.kubernetes.io/controller-uid={job['metadata']['uid']}"
+        job_uid = job["metadata"]["uid"]
+        pod_selector = f"batch.kubernetes.io/controller-uid={job_uid}"
         deadline = time.monotonic() + spec.measurement.point_timeout_seconds + 120
         seen_pod = False
         while True:
@@ -848,17 +930,17 @@ class TrialRun:
             interrupted = load_generator_interruption(job, pods, seen_pod) is not None
             if interrupted or exit_code is not None or job_outcome(job) is not None or time.monotonic() > deadline:
                 # The Job as it is now: a deadline that passed deletes its pods, which is not an interruption.
-                job = run.api.read("Job", run.namespace, job_name) or job
+                job = run.read_child("Job", job_name) or job
                 break
             run.sleep(run.settings.poll_interval_seconds)
-            job = run.api.read("Job", run.namespace, job_name) or job
+            job = run.read_child("Job", job_name) or job
         interruption = None if exit_code == 0 else load_generator_interruption(job, pods, seen_pod)
-        run.api.delete("Job", run.namespace, job_name)
+        run.delete_child("Job", job_name)
         if interruption is not None:
             # A rerun must not overlap a load generator still stopping (it would load the server twice), nor
             # find this Job again under the same name.
-            for pod in pods:
-                run.api.delete("Pod", run.namespace, pod["metadata"]["name"])
+            for pod in pods:  # owned by the Job, whose pods they are by the selector
+                run.api.delete("Pod", run.namespace, pod["metadata"]["name"], job_uid)
             self.wait_gone(job_name, pod_selector)
         return (
             exit_code,
@@ -869,9 +951,7 @@ class TrialRun:
     def wait_gone(self, job_name: str, pod_selector: str, timeout: float = 120) -> None:
         run = self.run
         deadline = time.monotonic() + timeout
-        while run.api.read("Job", run.namespace, job_name) is not None or run.api.list(
-            "Pod", run.namespace, pod_selector
-        ):
+        while run.read_child("Job", job_name) is not None or run.api.list("Pod", run.namespace, pod_selector):
             if time.monotonic() > deadline:
                 run.logger.warning("Job %s or its pods still there after %.0f s; going on", job_name, timeout)
                 return
@@ -882,7 +962,7 @@ class TrialRun:
         every remaining point as failed. It fails instead (decided: no new pod mid-sweep, whose server would
         not be the one the earlier points were measured on), saying which point it stopped at."""
         pod_name, run = self.pod_name, self.run
-        pod = run.api.read("Pod", run.namespace, pod_name)
+        pod = run.read_child("Pod", pod_name)
         kept = f"the {len(run.status.points or [])} points measured before it are kept in status"
         replaced = pod is not None and (pod.get("status") or {}).get("podIP") not in (None, pod_ip)
         if pod is None or pod["metadata"].get("deletionTimestamp") or replaced:
@@ -899,4 +979,4 @@ class TrialRun:
             )
 
     def delete_triton_pod(self) -> None:
-        self.run.api.delete("Pod", self.run.namespace, self.pod_name)
+        self.run.delete_child("Pod", self.pod_name)

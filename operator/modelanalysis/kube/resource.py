@@ -375,6 +375,7 @@ class Reason(StrEnum):
     NO_POINTS = "NoPointsMeasured"
     RESULTS_WRITE_FAILED = "ResultsWriteFailed"
     IMAGE_NOT_ALLOWED = "ImageNotAllowed"  # spec.triton.image is outside the operator's allowlist
+    NAME_IN_USE = "NameInUse"  # a child's name is held by an object the analysis does not own (kube/ownership.py)
     # Events only
     STARTED = "Started"
     BASELINE_MEASURED = "BaselineMeasured"
@@ -384,6 +385,7 @@ class Reason(StrEnum):
     POINT_INTERRUPTED = "PointInterrupted"  # its load-generator pod was deleted mid-point: measured again
     POINT_NOT_CONVERGED = "PointNotConverged"
     MODEL_PROFILED = "ModelProfiled"
+    EARLIER_RESULTS_KEPT = "EarlierResultsKept"  # the results folder held files of another analysis: moved beside
 
 
 class CompactGpu(BaseModel):
