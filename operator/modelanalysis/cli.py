@@ -40,9 +40,9 @@ from modelanalysis.cli_common import (
     with_measurement_options,
     with_objective_options,
 )
-from modelanalysis.core.objectives import BestPoint
+from modelanalysis.core.budget import search_p99_budget
 from modelanalysis.core.perf import PerfMeasurement
-from modelanalysis.core.results import AnalysisResult, ModelStatus, PointResult, PointStatus, local_placement
+from modelanalysis.core.results import AnalysisResult, BestPoint, ModelStatus, PointResult, PointStatus, local_placement
 from modelanalysis.core.spec import (
     DEFAULT_TRITON_VERSION,
     Constraints,
@@ -318,7 +318,8 @@ def run_profile(
                 export(partial, export_path)
 
         def run_point(point: Point, settings: MeasurementSettings) -> PerfMeasurement:
-            return measure_point(point, settings, endpoints.grpc, endpoints.http, perf_binary)
+            return measure_point(point, settings, endpoints.grpc, endpoints.http, perf_binary,
+                                 p99_budget_ms=search_p99_budget(spec))  # fmt: skip
 
         placement = local_placement(socket.gethostname(), endpoints.http.rpartition(":")[0])
 
@@ -358,6 +359,8 @@ def print_best(result: AnalysisResult) -> None:
             mark = "" if b.satisfies_constraints else " [yellow](none satisfies the constraints)[/]"
             out.print(f"Best for {b.model}: {config(b)}, batch {b.batch_size}, concurrency {b.concurrency}{mark}: "
                       f"{b.why}", highlight=False)  # fmt: skip
+    for boundary in best.boundaries:  # with a latency budget: where it falls at each batch size searched
+        out.print(f"Boundary: {boundary.sentence()}", highlight=False)
     overall = best.overall
     label = "Best" if overall.satisfies_constraints else "[yellow]No point satisfies the constraints[/]; closest"
     out.print(

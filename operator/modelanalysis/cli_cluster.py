@@ -330,5 +330,7 @@ def register(app: typer.Typer) -> None:
         for per_version in status.get("bestPerVersion") or [] if len(status.get("bestPerVersion") or []) > 1 else []:
             Console(soft_wrap=True).print(f"Best on Triton {per_version.get('tritonVersion')}: "
                                           f"{per_version['summary']}", highlight=False)  # fmt: skip
+        for boundary in status.get("boundaries") or []:
+            Console(soft_wrap=True).print(f"Boundary: {boundary['summary']}", highlight=False)
         if best.get("summary"):
             Console(soft_wrap=True).print(f"Best: {best['summary']} ({best.get('why', '')})", highlight=False)

@@ -49,6 +49,10 @@ def _perf_point_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--cpu-budget", type=float, help="Cores the Job was given (default: the CPUs this process may use)."
     )
+    parser.add_argument(
+        "--p99-budget-ms", type=float, help="A concurrency search's p99 budget: measure until p99's interval is on "
+        "one side of it (within the caps)."
+    )
     return parser
 
 
@@ -63,7 +67,8 @@ def perf_point(argv: Sequence[str]) -> int:
         return 2
     point = Point(model=args.model, batch_size=args.batch, concurrency=args.concurrency)
     try:
-        result = measure_point(point, settings, args.grpc_url, args.http_url, cpu_budget_cores=args.cpu_budget)
+        result = measure_point(point, settings, args.grpc_url, args.http_url, cpu_budget_cores=args.cpu_budget,
+                               p99_budget_ms=args.p99_budget_ms)  # fmt: skip
         message, code = result.model_dump_json(exclude_none=True), 0
     except PerfAnalyzerError as exc:
         message, code = str(exc)[:MAX_TERMINATION_MESSAGE], 1

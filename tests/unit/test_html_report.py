@@ -270,4 +270,5 @@ def test_a_searched_analysis_names_each_model_once_and_the_rule_it_was_judged_by
     result.constraints = Constraints.model_validate({"p99LatencyMs": {"max": 5}})
     page = render_html(result)
     assert "Model analysis: add_sub (2 config variants), matmul</title>" in page
-    assert "among the points within the constraints (p99 latency at most 5 ms)" in page
+    rule = "among the points surely within the constraints (p99 latency at most 5 ms) (p99 and throughput by their 95%"
+    assert rule in page

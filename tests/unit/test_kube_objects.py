@@ -217,9 +217,15 @@ def test_perf_point_args_carry_the_measurement_settings(
     seen: dict[str, Any] = {}
 
     def fake_perf_analyzer(
-        p: Point, settings: MeasurementSettings, grpc_url: str, http_url: str, cpu_budget_cores: float | None = None
+        p: Point,
+        settings: MeasurementSettings,
+        grpc_url: str,
+        http_url: str,
+        cpu_budget_cores: float | None = None,
+        p99_budget_ms: float | None = None,
     ) -> PerfMeasurement:
-        seen.update(point=p, settings=settings, grpc_url=grpc_url, http_url=http_url, cpu_budget=cpu_budget_cores)
+        seen.update(point=p, settings=settings, grpc_url=grpc_url, http_url=http_url, cpu_budget=cpu_budget_cores,
+                    p99_budget=p99_budget_ms)  # fmt: skip
         return PerfMeasurement(
             throughput_infer_per_sec=1.0, latency_p50_ms=1, latency_p90_ms=1, latency_p95_ms=1, latency_p99_ms=1
         )

@@ -5,6 +5,7 @@ The real perf_analyzer runs this loop in tests/integration."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -100,3 +101,44 @@ def test_a_later_run_that_fails_ends_the_point_with_what_was_measured() -> None:
     m = measure(replay)
     assert m.windows == 3 and m.converged is False  # type: ignore[attr-defined]
     assert "a later perf_analyzer run failed" in m.convergence  # type: ignore[attr-defined]
+
+
+class P99Replay(Replay):
+    """Runs whose report says p99 `p99_ms` and whose windows' p99 values come from `p99_windows`, 3 a run."""
+
+    def __init__(self, p99_ms: float, p99_windows: list[float]) -> None:
+        super().__init__([1000.0] * len(p99_windows))
+        self.summary = SUMMARY.model_copy(update={"latency_p99_ms": p99_ms})
+        self.p99_windows = list(p99_windows)
+
+    def __call__(self, point: Point, settings: MeasurementSettings, *_: object) -> PerfRun:
+        self.now += self.seconds
+        self.windows_ms.append(settings.measurement_interval_ms)
+        windows, self.p99_windows = self.p99_windows[:3], self.p99_windows[3:]
+        return PerfRun(self.summary, [PerfWindow(1000.0, w) for w in windows], 1500)
+
+
+def measure_against(replay: Replay, budget: float | None, **settings: object) -> Any:
+    s = MeasurementSettings.model_validate({"measurementIntervalMs": 500, **settings})
+    return measure_point(POINT, s, "h:8001", "h:8000", Path("perf_analyzer"), replay.clock, replay,
+                         p99_budget_ms=budget)  # fmt: skip
+
+
+def test_a_search_point_whose_p99_interval_straddles_the_budget_takes_more_windows_until_it_decides() -> None:
+    """Issue 21: the first run's p99 interval (1.5 to 6.5 ms) straddles the 5 ms budget; the second narrows it
+    to surely under. Without a budget to decide against, the steady throughput ends the point after one run."""
+    windows = [3.0, 5.0, 4.0, 3.8, 4.2, 4.0, 4.1, 3.9, 4.0]
+    alone = P99Replay(4.0, windows)
+    assert measure_against(alone, None).windows == 3 and len(alone.windows_ms) == 1
+    searched = P99Replay(4.0, windows)
+    m = measure_against(searched, 5.0)
+    assert len(searched.windows_ms) == 2 and m.converged is True
+    assert m.latency_p99_ci_high_ms < 5.0 and m.convergence.startswith("converged")
+
+
+def test_a_point_that_stays_undecided_stops_at_its_cap_and_says_so() -> None:
+    replay = P99Replay(5.0, [4.6, 5.4, 5.0] * 4)
+    m = measure_against(replay, 5.0, maxTrials=12)
+    assert len(replay.windows_ms) == 4  # to the window cap, not for ever
+    assert m.converged is True  # throughput reached its precision: only the budget decision is open
+    assert "--max-trials 12" in m.convergence and "straddles the 5 ms budget" in m.convergence

@@ -22,14 +22,16 @@ ADD_SUB = [
 
 
 def point(
-    model: str, c: int, thr: float, low: float, high: float, p99: float, gpu_mb: float | None = None
+    model: str, c: int, thr: float, low: float, high: float, p99: float, gpu_mb: float | None = None,
+    p99_ci: tuple[float, float] | None = None,
 ) -> PointResult:
     gpus = [GpuMetrics(gpu_uuid="GPU-0", max_memory_used_mb=gpu_mb)] if gpu_mb is not None else []
+    ci = {"latency_p99_ci_low_ms": p99_ci[0], "latency_p99_ci_high_ms": p99_ci[1]} if p99_ci else {}
     return PointResult(
         model=model, batch_size=1, concurrency=c, status=PointStatus.MEASURED,
         perf=PerfMeasurement(throughput_infer_per_sec=thr, latency_p50_ms=p99 / 2, latency_p90_ms=p99 * 0.8,
                              latency_p95_ms=p99 * 0.9, latency_p99_ms=p99, throughput_ci_low=low,
-                             throughput_ci_high=high),
+                             throughput_ci_high=high, **ci),
         resources=ResourceMetrics(gpus=gpus),
     )  # fmt: skip
 
@@ -78,8 +80,32 @@ def test_without_constraints_the_highest_throughput_wins_and_a_tie_within_the_in
 def test_a_latency_budget_picks_the_highest_throughput_under_it() -> None:
     best = choose_best(POINTS, Objective.MAXIMIZE_THROUGHPUT, constraints(p99LatencyMs={"max": 2.0}))
     assert best.overall is not None and best.overall.concurrency == 4 and best.overall.satisfies_constraints
-    assert "of the 3 points within the constraints" in best.overall.why
+    assert "of the 3 points surely within the constraints" in best.overall.why
     assert "statistically tied" not in best.overall.why  # 2's high 2849 < 4's low 4301
+    assert "judged on point values" in best.overall.why  # these points have no p99 interval: it says so
+
+
+def test_a_point_only_probably_within_the_budget_is_named_beside_the_answer_never_chosen() -> None:
+    """Issue 21: c8's p99 2.9 ms is under a 3 ms budget by its value, but its interval (2.6 to 3.2) straddles it;
+    c4's (1.5 to 1.7) is surely under. c4 is the answer, c8 is named beside it."""
+    points = [point("add_sub", 4, 4420.0, 4301.0, 4539.0, 1.61, p99_ci=(1.5, 1.7)),
+              point("add_sub", 8, 5180.0, 5010.0, 5350.0, 2.90, p99_ci=(2.6, 3.2))]  # fmt: skip
+    best = choose_best(points, Objective.MAXIMIZE_THROUGHPUT, constraints(p99LatencyMs={"max": 3.0}))
+    assert best.overall is not None and best.overall.concurrency == 4 and best.overall.satisfies_constraints
+    assert best.overall.probably_within == "add_sub/b1/c8"
+    assert "add_sub/b1/c8 ranks higher but is only probably within" in best.overall.why
+    assert "judged on point values" not in best.overall.why
+    # With only the probable one, it is not passed off as an answer: none is surely within, it is the closest.
+    alone = choose_best(points[1:], Objective.MAXIMIZE_THROUGHPUT, constraints(p99LatencyMs={"max": 3.0}))
+    assert alone.overall is not None and not alone.overall.satisfies_constraints
+    assert alone.overall.why.startswith("no point is surely within the constraints; add_sub/b1/c8")
+
+
+def test_a_throughput_floor_is_judged_on_the_throughput_interval() -> None:
+    # c4's interval 4301-4539 straddles a 4400 floor although its mean 4420 is above it: not surely within.
+    best = choose_best(POINTS[:3], Objective.MINIMIZE_LATENCY, constraints(throughputInferPerSec={"min": 4400}))
+    assert best.overall is not None and not best.overall.satisfies_constraints
+    assert best.overall.probably_within == "add_sub/b1/c4"
 
 
 def test_minimize_latency_picks_the_lowest_p99_within_the_constraints() -> None:

@@ -15,11 +15,20 @@ STEPS = doubling_steps(64)
 RECORDED = Path(__file__).resolve().parents[1] / "data" / "cli-cpu-add_sub-concurrency-climb.json"
 
 
-def point(concurrency: int, throughput: float, half_width_pct: float = 2.0, p99_ms: float = 1.0) -> PointResult:
+def point(
+    concurrency: int,
+    throughput: float,
+    half_width_pct: float = 2.0,
+    p99_ms: float = 1.0,
+    p99_half_ms: float | None = None,
+) -> PointResult:
+    """A measured point; `p99_half_ms`: its p99 interval's half-width (None: no p99 interval, too few requests)."""
     half = throughput * half_width_pct / 100
+    ci = {} if p99_half_ms is None else {"latency_p99_ci_low_ms": p99_ms - p99_half_ms,
+                                         "latency_p99_ci_high_ms": p99_ms + p99_half_ms}  # fmt: skip
     perf = PerfMeasurement(
         throughput_infer_per_sec=throughput, latency_p50_ms=p99_ms / 2, latency_p90_ms=p99_ms, latency_p95_ms=p99_ms,
-        latency_p99_ms=p99_ms, throughput_ci_low=throughput - half, throughput_ci_high=throughput + half,
+        latency_p99_ms=p99_ms, throughput_ci_low=throughput - half, throughput_ci_high=throughput + half, **ci,
     )  # fmt: skip
     return PointResult(model="m", batch_size=1, concurrency=concurrency, status=PointStatus.MEASURED, perf=perf)
 
@@ -79,7 +88,30 @@ def test_a_latency_budget_bisects_for_the_highest_concurrency_under_it() -> None
     assert climb(table, budget=5.0) == [1, 2, 4, 8, 6, 7]
     final = next_concurrency(STEPS, [table[c] for c in (1, 2, 4, 8, 6, 7)], SEARCH, 5.0)
     assert final.concurrency is None
-    assert "concurrency 6 is the highest under it (7 breaks it at 5.5 ms)" in final.reason
+    assert "concurrency 6 is the highest surely under the 5 ms p99 budget; 7 surely over it" in final.reason
+    assert "decided on p99's point value" in final.reason  # these points have no p99 interval: it says so
+
+
+def test_budget_decisions_use_the_p99_interval_and_leave_an_undecided_band_as_such() -> None:
+    """Issue 21: one reading next to the budget must not decide. 4 and 6 straddle the 5 ms budget: the climb goes
+    on past 4, and the bisection narrows both edges of the band without measuring inside it."""
+    p99 = {1: (1.0, 0.2), 2: (2.0, 0.2), 4: (4.8, 0.5), 8: (7.0, 0.5), 3: (3.5, 0.3), 6: (5.2, 0.5), 7: (6.5, 0.4),
+           5: (5.0, 0.5)}  # fmt: skip
+    table = {c: point(c, 1000 * c, p99_ms=ms, p99_half_ms=half) for c, (ms, half) in p99.items()}
+    assert climb(table, budget=5.0) == [1, 2, 4, 8, 3, 6, 7]
+    final = next_concurrency(STEPS, [table[c] for c in (1, 2, 4, 8, 3, 6, 7)], SEARCH, 5.0)
+    assert final.concurrency is None
+    assert final.reason == (
+        "the search's boundary: m batch 1: concurrency 3 is the highest surely under the 5 ms p99 budget; "
+        "4, 6 undecided (95% intervals straddle it); 7 surely over it"
+    )
+
+
+def test_with_nothing_surely_under_the_answer_says_so() -> None:
+    table = {1: point(1, 100, p99_ms=5.1, p99_half_ms=0.5), 2: point(2, 150, p99_ms=9.0, p99_half_ms=0.5)}
+    assert climb(table, budget=5.0) == [1, 2]
+    reason = next_concurrency(STEPS, table.values(), SEARCH, 5.0).reason
+    assert "no concurrency is surely under the 5 ms p99 budget; 1 undecided" in reason and "2 surely over" in reason
 
 
 def test_a_budget_broken_at_concurrency_1_has_no_feasible_point() -> None:

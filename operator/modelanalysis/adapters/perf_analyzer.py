@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from modelanalysis.core.budget import Side, p99_verdict, undecided_sentence
 from modelanalysis.core.convergence import Verdict, judge, longer_window_ms
 from modelanalysis.core.perf import (
     PerfMeasurement,
@@ -123,6 +124,7 @@ def measure_point(
     run_once: Callable[[Point, MeasurementSettings, str, str, Path, float], PerfRun] | None = None,
     cpu_budget_cores: float | None = None,
     child_cpu: Callable[[], float] = children_cpu_seconds,
+    p99_budget_ms: float | None = None,
 ) -> PerfMeasurement:
     """Measure one point to the precision asked for: perf_analyzer runs of WINDOWS_PER_RUN windows each, until
     the core's stopping rule (convergence.judge) says the throughput interval is narrow enough, or a cap is hit.
@@ -133,6 +135,10 @@ def measure_point(
     perf_analyzer's own CPU use is recorded with the point: the CPU time of its runs (this process's children)
     over the time they ran, against `cpu_budget_cores` (what the load generator was given; default: the CPUs
     this process may use).
+
+    `p99_budget_ms`: the budget a concurrency search decides this point against (core/budget.py). While the
+    point's p99 interval straddles it, the point takes more windows, within the same caps, so that the search
+    decides on a side rather than on one reading.
     """
     run_once = run_once or run_perf_analyzer_once
     binary = binary or find_perf_analyzer()
@@ -159,6 +165,11 @@ def measure_point(
             break
         run_seconds = clock() - run_started
         run_wall += run_seconds
+        undecided = ""
+        if p99_budget_ms is not None:
+            so_far = combine_runs(runs, Verdict(False, False, ""), point.batch_size, window_ms)
+            if p99_verdict(so_far, p99_budget_ms).side == Side.UNDECIDED:
+                undecided = undecided_sentence(so_far, p99_budget_ms)
         verdict = judge(
             [w.throughput_infer_per_sec for run in runs for w in run.windows],
             clock() - started,
@@ -166,6 +177,7 @@ def measure_point(
             target_pct=settings.convergence_pct,
             max_windows=settings.max_trials,
             max_seconds=cap_seconds,
+            undecided=undecided,
         )
         if verdict.done:
             break

@@ -109,29 +109,36 @@ def judge(
     target_pct: float,
     max_windows: int,
     max_seconds: float,
+    undecided: str = "",
 ) -> Verdict:
     """The stopping rule: stop once the throughput interval is within `target_pct` of the mean (converged),
-    or when another run would pass `max_windows` or `max_seconds` (not converged; the estimate stands)."""
+    or when another run would pass `max_windows` or `max_seconds` (not converged; the estimate stands).
+
+    `undecided`: why a decision this point serves cannot be made yet (a search's p99 interval straddling its
+    budget, core/budget.py); the point then goes on measuring, within the same caps, until it can."""
     kept = throughputs[warmup_windows(throughputs) :]
     interval = mean_interval(kept)
-    if interval is not None and interval.relative_half_width_pct <= target_pct:
-        return Verdict(True, True, f"converged: +-{interval.relative_half_width_pct:.1f}% over {len(kept)} windows")
+    converged = interval is not None and interval.relative_half_width_pct <= target_pct
     width = "no interval yet" if interval is None else f"+-{interval.relative_half_width_pct:.1f}%"
+    if converged and not undecided:
+        return Verdict(True, True, f"converged: {width} over {len(kept)} windows")
+    state = f"converged: {width} over {len(kept)} windows, but {undecided}" if converged else f"not converged: {width}"
+    still = f"; {undecided}" if undecided and not converged else ""
+    target = "" if converged else f"; target +-{target_pct:g}%"
     if len(throughputs) >= max(max_windows, MIN_WINDOWS):
         return Verdict(
             True,
-            False,
-            f"not converged: {width} after {len(throughputs)} windows (the most allowed, --max-trials "
-            f"{max_windows}); target +-{target_pct:g}%",
+            converged,
+            f"{state} after {len(throughputs)} windows (the most allowed, --max-trials {max_windows}){target}{still}",
         )
     if elapsed_seconds + next_run_seconds > max_seconds:
         return Verdict(
             True,
-            False,
-            f"not converged: {width} after {len(throughputs)} windows in {elapsed_seconds:.0f} s "
-            f"(the per-point cap is {max_seconds:g} s); target +-{target_pct:g}%",
+            converged,
+            f"{state} after {len(throughputs)} windows in {elapsed_seconds:.0f} s (the per-point cap is "
+            f"{max_seconds:g} s){target}{still}",
         )
-    return Verdict(False, False, f"measuring: {width} after {len(throughputs)} windows")
+    return Verdict(False, False, f"measuring: {width} after {len(throughputs)} windows{still}")
 
 
 # perf_analyzer's words when not one request finished inside a window (a slow model, or a busy machine).

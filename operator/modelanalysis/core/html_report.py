@@ -231,7 +231,8 @@ def _best_table(result: AnalysisResult) -> str:
     best = best_points(result)
     if not best:
         return f"<p class=empty>{_e(NO_MEASURED_REASON)}</p>"
-    chosen = choose_best(result.points, result.objective, result.constraints).overall
+    choice = choose_best(result.points, result.objective, result.constraints)
+    chosen = choice.overall
     overall = next((i for i, p in enumerate(result.points) if chosen and p.point.key == chosen.key), None)
     rows = []
     for model, index in best.items():
@@ -255,9 +256,15 @@ def _best_table(result: AnalysisResult) -> str:
         for c in ("", "Model", "Batch", "Concurrency", "Throughput (infer/sec)", "95% CI", "p99 Latency (ms)",
                   "Max GPU Util (%)", "Max GPU Mem (MB)")
     )  # fmt: skip
+    # Beside the answer: a better-ranked point only probably within the constraints, and where the p99 budget
+    # falls at each batch size (core/budget.py).
+    beside = [f"<li>{_e(chosen.probably_within)} ranks higher but is only probably within the constraints (a 95% "
+              "interval straddles a bound): not chosen"] if chosen and chosen.probably_within else []  # fmt: skip
+    beside += [f"<li class=boundary>{_e(b.sentence())}" for b in choice.boundaries]
     return (
         f"<table class=summary id=best><thead><tr>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
         f"<p class=hint>{_e(describe_rule(result.objective, result.constraints))}</p>"
+        + (f"<ul class=boundaries>{''.join(beside)}</ul>" if beside else "")
     )
 
 

@@ -3,7 +3,9 @@
 Pure functions over measured points, shared by the CLI and the operator (the engine keeps the answer in the
 result as it goes). A point satisfies the constraints when it was measured and no measured value breaks a bound
 (a value that was not measured, such as GPU memory without a GPU, is not judged). Among the points that
-satisfy them the objective ranks: maximize-throughput takes the highest throughput (ties: lower p99),
+satisfy them surely (p99 and throughput by their 95% intervals, core/budget.py; a point only probably within
+is named beside the answer, never chosen) the objective ranks: maximize-throughput takes the highest
+throughput (ties: lower p99),
 minimize-latency the lowest p99 (ties: higher throughput). When none satisfies, the answer says so and names
 the closest point: the one whose bounds are broken by the least, summed relatively (10% over a latency budget
 counts as much as 10% short of a throughput floor).
@@ -12,15 +14,12 @@ counts as much as 10% short of a throughput floor).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
+from modelanalysis.core.budget import ON_POINT_VALUE, BudgetVerdict, Side, boundaries, floor_verdict, p99_verdict
+from modelanalysis.core.results import BestChoice, BestPoint, PointResult
 from modelanalysis.core.spec import Constraints, Objective
-from modelanalysis.core.sweep import point_key
-
-if TYPE_CHECKING:
-    from modelanalysis.core.results import PointResult
 
 
 class Violation(BaseModel):
@@ -77,49 +76,39 @@ def describe_rule(objective: Objective, constraints: Constraints) -> str:
         bounds.append(f"throughput at least {_num(constraints.throughput_infer_per_sec.min)} infer/sec")
     if constraints.gpu_memory_mb is not None:
         bounds.append(f"GPU memory at most {_num(constraints.gpu_memory_mb.max)} MB (where measured)")
-    within = f"within the constraints ({'; '.join(bounds)})" if bounds else "measured (no constraints given)"
-    return f"Best = the {metric} ({objective.value}) among the points {within}; with none inside, the closest."
+    surely = "surely " if constraints.p99_latency_ms or constraints.throughput_infer_per_sec else ""
+    within = f"{surely}within the constraints ({'; '.join(bounds)})" if bounds else "measured (no constraints given)"
+    intervals = " (p99 and throughput by their 95% intervals)" if surely else ""
+    return (
+        f"Best = the {metric} ({objective.value}) among the points {within}{intervals}; with none inside, the "
+        "closest."
+    )
 
 
 def satisfies(point: PointResult, constraints: Constraints) -> bool:
-    """Model Analyzer's "Satisfies Constraints": a failed point never does."""
+    """Model Analyzer's "Satisfies Constraints" (on point values, as its CSV column): a failed point never does."""
     return point.perf is not None and not violations(point, constraints)
 
 
-class BestPoint(BaseModel):
-    """The point chosen for one model (or overall), with its numbers and why it won."""
-
-    model: str
-    variant: str = ""  # the config variant it was measured in (core/variants.py); empty: the model's own config
-    triton_version: str = ""  # the Triton release it ran on, when an analysis compares several
-    batch_size: int
-    concurrency: int
-    throughput_infer_per_sec: float
-    throughput_ci_low: float | None = None
-    throughput_ci_high: float | None = None
-    latency_p99_ms: float
-    gpu_memory_mb: float | None = None
-    satisfies_constraints: bool
-    why: str
-
-    @property
-    def key(self) -> str:
-        return point_key(self.variant or self.model, self.batch_size, self.concurrency, self.triton_version)
-
-    def summary(self) -> str:
-        """One short line: where it is and what it gives (the operator's Best column)."""
-        text = f"{self.key} {self.throughput_infer_per_sec:,.1f} infer/s p99 {self.latency_p99_ms:.2f} ms"
-        return text if self.satisfies_constraints else f"none satisfy; closest {text}"
-
-
-class BestChoice(BaseModel):
-    """The answer: the best point overall, per model, and per Triton version when an analysis compares several
-    (None/absent where nothing was measured)."""
-
-    objective: Objective
-    overall: BestPoint | None = None
-    per_model: list[BestPoint] = Field(default_factory=list)
-    per_version: list[BestPoint] = Field(default_factory=list)
+def within(point: PointResult, constraints: Constraints) -> BudgetVerdict:
+    """Whether a point is surely within every bound (UNDER), surely outside one (OVER), or undecided: p99 and
+    throughput judged by their 95% intervals (core/budget.py), GPU memory by its value (it has no interval).
+    `by_point_value`: a bound was judged on a point value for want of an interval."""
+    perf = point.perf
+    if perf is None:
+        return BudgetVerdict(Side.OVER)
+    verdicts = []
+    if constraints.p99_latency_ms is not None:
+        verdicts.append(p99_verdict(perf, constraints.p99_latency_ms.max))
+    if constraints.throughput_infer_per_sec is not None:
+        verdicts.append(floor_verdict(perf.throughput_infer_per_sec, perf.throughput_ci_low,
+                                      perf.throughput_ci_high, constraints.throughput_infer_per_sec.min))  # fmt: skip
+    memory = gpu_memory_mb(point)
+    if constraints.gpu_memory_mb is not None and memory is not None and memory > constraints.gpu_memory_mb.max:
+        return BudgetVerdict(Side.OVER)
+    sides = {v.side for v in verdicts}
+    side = Side.OVER if Side.OVER in sides else Side.UNDECIDED if Side.UNDECIDED in sides else Side.UNDER
+    return BudgetVerdict(side, by_point_value=any(v.by_point_value for v in verdicts))
 
 
 def _interval(low: float | None, high: float | None) -> str:
@@ -150,16 +139,35 @@ def _best_of(points: Sequence[PointResult], objective: Objective, constraints: C
     measured = [p for p in points if p.perf is not None]
     if not measured:
         return None
-    feasible = sorted((p for p in measured if satisfies(p, constraints)), key=lambda p: _rank_key(p, objective))
+    judged = {p.point.key: within(p, constraints) for p in measured}
+    ranked = sorted(measured, key=lambda p: _rank_key(p, objective))
+    feasible = [p for p in ranked if judged[p.point.key].side == Side.UNDER]
+    # Within by their values but not surely (an interval straddles a bound): shown beside, never chosen.
+    probable = [p for p in ranked if judged[p.point.key].side != Side.UNDER and satisfies(p, constraints)]
+    probably_within = ""
+    metric = "highest throughput" if objective == Objective.MAXIMIZE_THROUGHPUT else "lowest p99 latency"
     if feasible:
         winner = feasible[0]
         assert winner.perf is not None
-        metric = "highest throughput" if objective == Objective.MAXIMIZE_THROUGHPUT else "lowest p99 latency"
-        within = "within the constraints" if constraints.any else "measured"
-        why = f"{metric} of the {len(feasible)} points {within}"
+        inside = ("surely within the constraints" if constraints.p99_latency_ms or constraints.throughput_infer_per_sec
+                  else "within the constraints") if constraints.any else "measured"  # fmt: skip
+        why = f"{metric} of the {len(feasible)} points {inside}"
         if len(feasible) > 1 and _tied(winner, feasible[1], objective):
             why += f"; {feasible[1].point.key} is within its confidence interval (statistically tied)"
+        if judged[winner.point.key].by_point_value:
+            why += f" ({ON_POINT_VALUE})"
+        better = [p for p in probable if _rank_key(p, objective) < _rank_key(winner, objective)]
+        if better:
+            probably_within = better[0].point.key
+            why += (f"; {probably_within} ranks higher but is only probably within (an interval straddles a bound), "
+                    "so it is not chosen")  # fmt: skip
         ok = True
+    elif probable:
+        winner = probable[0]
+        probably_within = winner.point.key
+        why = (f"no point is surely within the constraints; {probably_within} ({metric} of the {len(probable)} "
+               "probably within: by its values, with an interval straddling a bound) is the closest")  # fmt: skip
+        ok = False
     else:
         broken = {p.point.key: violations(p, constraints) for p in measured}
         winner = min(measured, key=lambda p: (sum(v.relative for v in broken[p.point.key]), _rank_key(p, objective)))
@@ -184,6 +192,7 @@ def _best_of(points: Sequence[PointResult], objective: Objective, constraints: C
         gpu_memory_mb=gpu_memory_mb(winner),
         satisfies_constraints=ok,
         why=why,
+        probably_within=probably_within,
     )
 
 
@@ -196,9 +205,11 @@ def choose_best(points: Sequence[PointResult], objective: Objective, constraints
     per_version = [
         b for v in versions if (b := _best_of([p for p in points if p.triton_version == v], objective, constraints))
     ]
+    budget = constraints.p99_latency_ms
     return BestChoice(
         objective=objective,
         overall=_best_of(points, objective, constraints),
         per_model=per_model,
         per_version=per_version,
+        boundaries=boundaries(points, budget.max if budget else None),
     )

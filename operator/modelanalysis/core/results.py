@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from modelanalysis.core.objectives import BestChoice
+from modelanalysis.core.convergence import MIN_REQUESTS_FOR_P99, MIN_WINDOWS
 from modelanalysis.core.perf import PerfMeasurement
 from modelanalysis.core.server_metrics import (
     ResourceMetrics,
@@ -17,7 +17,7 @@ from modelanalysis.core.server_metrics import (
     server_inference_rate,
 )
 from modelanalysis.core.spec import Constraints, Objective, SweepSpec
-from modelanalysis.core.sweep import Point, SkippedPoint, plan_model_points
+from modelanalysis.core.sweep import Point, SkippedPoint, plan_model_points, point_key
 from modelanalysis.core.variants import ModelVariant, plan_variants
 
 
@@ -140,6 +140,93 @@ class ModelOutcome(BaseModel):
     instance_group: str = ""
     config_path: str = ""
     skipped: list[SkippedPoint] = Field(default_factory=list)
+
+
+P99_ON_POINT_VALUE = (
+    f"decided on p99's point value: too few requests for a p99 interval (a window needs at least "
+    f"{MIN_REQUESTS_FOR_P99}, and a point {MIN_WINDOWS} windows); longer windows (--measurement-interval) give one"
+)
+
+
+class BudgetBoundary(BaseModel):
+    """Where the p99 budget falls at one batch size of one variant: what a search (or a sweep) found."""
+
+    model: str
+    variant: str = ""
+    triton_version: str = ""
+    batch_size: int
+    budget_ms: float
+    surely_under: int | None = Field(None, description="The highest concurrency surely under the budget: deploy it.")
+    surely_over: int | None = Field(None, description="The lowest concurrency surely over it.")
+    undecided: list[int] = Field(default_factory=list, description="Measured between them, intervals straddling it.")
+    on_point_value: list[int] = Field(default_factory=list, description="Decided on the point value (no interval).")
+
+    @property
+    def name(self) -> str:
+        where = f"{self.variant or self.model} batch {self.batch_size}"
+        return f"{where} on {self.triton_version}" if self.triton_version else where
+
+    def sentence(self) -> str:
+        """One line: the load to deploy, the one surely too much, and what lies undecided between."""
+        parts = [
+            f"concurrency {self.surely_under} is the highest surely under the {self.budget_ms:g} ms p99 budget"
+            if self.surely_under is not None
+            else f"no concurrency is surely under the {self.budget_ms:g} ms p99 budget"
+        ]
+        if self.undecided:
+            parts.append(f"{_listed(self.undecided)} undecided (95% intervals straddle it)")
+        if self.surely_over is not None:
+            parts.append(f"{self.surely_over} surely over it")
+        text = f"{self.name}: " + "; ".join(parts)
+        if self.on_point_value:
+            text += f" ({_listed(self.on_point_value)}: {P99_ON_POINT_VALUE})"
+        return text
+
+
+def _listed(values: Sequence[int]) -> str:
+    return ", ".join(str(v) for v in values)
+
+
+
+class BestPoint(BaseModel):
+    """The point chosen for one model (or overall), with its numbers and why it won (core/objectives.py)."""
+
+    model: str
+    variant: str = ""  # the config variant it was measured in (core/variants.py); empty: the model's own config
+    triton_version: str = ""  # the Triton release it ran on, when an analysis compares several
+    batch_size: int
+    concurrency: int
+    throughput_infer_per_sec: float
+    throughput_ci_low: float | None = None
+    throughput_ci_high: float | None = None
+    latency_p99_ms: float
+    gpu_memory_mb: float | None = None
+    satisfies_constraints: bool
+    why: str
+    # A point that ranks higher (or, with none surely within, this one) but is only probably within the
+    # constraints: by its values, with a 95% interval straddling a bound (core/budget.py).
+    probably_within: str = ""
+
+    @property
+    def key(self) -> str:
+        return point_key(self.variant or self.model, self.batch_size, self.concurrency, self.triton_version)
+
+    def summary(self) -> str:
+        """One short line: where it is and what it gives (the operator's Best column)."""
+        text = f"{self.key} {self.throughput_infer_per_sec:,.1f} infer/s p99 {self.latency_p99_ms:.2f} ms"
+        return text if self.satisfies_constraints else f"none satisfy; closest {text}"
+
+
+class BestChoice(BaseModel):
+    """The answer: the best point overall, per model, and per Triton version when an analysis compares several
+    (None/absent where nothing was measured)."""
+
+    objective: Objective
+    overall: BestPoint | None = None
+    per_model: list[BestPoint] = Field(default_factory=list)
+    per_version: list[BestPoint] = Field(default_factory=list)
+    # Where the p99 budget falls at each variant's batch size (with a latency budget; core/budget.py).
+    boundaries: list[BudgetBoundary] = Field(default_factory=list)
 
 
 class AnalysisResult(BaseModel):

@@ -7,8 +7,9 @@ memory. Without a search every step is measured, in order.
 The climb measures the steps in order and stops when
 - throughput has saturated: two steps in a row did not rise over the best so far by `min_gain_pct` with
   their 95% confidence intervals apart (a rise inside the noise is no rise), or
-- p99 broke the latency budget: then it bisects between the highest step under the budget and the lowest
-  over it, for the highest concurrency under it, or
+- p99 is surely over the latency budget (its whole 95% interval above it, core/budget.py): then it bisects
+  the edges of the boundary, for the highest concurrency surely under the budget and the lowest surely over
+  it, leaving the undecided band between them as such, or
 - a point failed (the server errored or timed out under that load: more load will not do better).
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from modelanalysis.core.budget import Side, boundary, p99_verdict
 from modelanalysis.core.results import PointResult, PointStatus
 from modelanalysis.core.spec import ConcurrencySearch
 
@@ -46,10 +48,6 @@ def rises_over(candidate: PointResult, best: PointResult, min_gain_pct: float) -
     return low is None or high is None or low > high
 
 
-def within_budget(point: PointResult, p99_budget_ms: float | None) -> bool:
-    return p99_budget_ms is None or (point.perf is not None and point.perf.latency_p99_ms <= p99_budget_ms)
-
-
 def next_concurrency(
     steps: list[int],
     measured: Iterable[PointResult],
@@ -64,18 +62,19 @@ def next_concurrency(
                 return NextConcurrency(step)
         return NextConcurrency(None, "every concurrency measured")
 
-    # 1. Climb: walk the steps measured so far, in order, until one ends the climb.
+    # 1. Climb: walk the steps measured so far, in order, until one ends the climb. A step whose p99 interval
+    #    straddles the budget (undecided) does not end it: the next step shows whether the load is too much.
     best: PointResult | None = None
     without_gain = 0
-    broke_budget: PointResult | None = None
+    broke_budget = False
     for step in steps:
         point = by_concurrency.get(step)
         if point is None:
             return NextConcurrency(step)
         if point.status != PointStatus.MEASURED:
             return NextConcurrency(None, f"concurrency {step} failed, so higher ones were not tried")
-        if not within_budget(point, p99_budget_ms):
-            broke_budget = point
+        if p99_budget_ms is not None and p99_verdict(point.perf, p99_budget_ms).side == Side.OVER:
+            broke_budget = True
             break
         if best is None or rises_over(point, best, search.min_gain_pct):
             best, without_gain = point, 0
@@ -89,21 +88,19 @@ def next_concurrency(
                     f"concurrency {best.concurrency}'s {_throughput(best):,.1f} infer/sec in {STEPS_WITHOUT_GAIN} "
                     "steps",
                 )
-    if broke_budget is None:
+    if not broke_budget:
         return NextConcurrency(None, "every concurrency step measured")
 
-    # 2. Bisect between the highest concurrency under the budget and the lowest over it (a failed point counts
-    #    as over: that load was too much).
+    # 2. Bisect the two gaps at the edges of the boundary: between the highest load surely under the budget and
+    #    the first undecided one above it, and between the last undecided one and the lowest load surely over
+    #    it. Loads between two undecided ones are not measured: they would be undecided too.
     assert p99_budget_ms is not None
-    high = min(c for c, p in by_concurrency.items() if not within_budget(p, p99_budget_ms))
-    under = [c for c, p in by_concurrency.items() if c < high and within_budget(p, p99_budget_ms)]
-    if not under:
+    found = boundary(list(by_concurrency.values()), p99_budget_ms)
+    assert found is not None and found.surely_over is not None
+    low, high, band = found.surely_under or 0, found.surely_over, found.undecided
+    if low == 0 and not band and high == min(by_concurrency):
         return NextConcurrency(None, f"p99 breaks the {p99_budget_ms:g} ms budget already at concurrency {high}")
-    low = max(under)
-    if high - low > 1:
-        return NextConcurrency((low + high) // 2)
-    high_perf = by_concurrency[high].perf
-    breaks = f" at {high_perf.latency_p99_ms:.3g} ms" if high_perf else " (failed)"
-    return NextConcurrency(
-        None, f"p99 budget {p99_budget_ms:g} ms: concurrency {low} is the highest under it ({high} breaks it{breaks})"
-    )
+    for a, b in ((low, band[0] if band else high), (band[-1] if band else low, high)):
+        if b - a > 1:
+            return NextConcurrency((a + b) // 2)
+    return NextConcurrency(None, f"the search's boundary: {found.sentence()}")

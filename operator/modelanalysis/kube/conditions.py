@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from modelanalysis.core.objectives import BestPoint
 from modelanalysis.core.perf import PerfMeasurement
 from modelanalysis.core.results import (
     AnalysisResult,
+    BestPoint,
+    BudgetBoundary,
     ModelOutcome,
     ModelStatus,
     Placement,
@@ -19,6 +20,7 @@ from modelanalysis.core.sweep import Point, SkippedPoint
 from modelanalysis.core.variants import ModelVariant, config_override
 from modelanalysis.kube.resource import (
     BestStatus,
+    BoundaryStatus,
     CompactBaseline,
     CompactGpu,
     CompactPoint,
@@ -238,6 +240,20 @@ def best_status(best: BestPoint, result: AnalysisResult, variant: ModelVariant |
         satisfies_constraints=best.satisfies_constraints,
         why=short(best.why) or "",
         summary=best.summary(),
+        probably_within=best.probably_within or None,
+    )
+
+
+def boundary_status(b: BudgetBoundary) -> BoundaryStatus:
+    return BoundaryStatus(
+        model=b.model,
+        variant=b.variant or None,
+        triton_version=b.triton_version or None,
+        batch=b.batch_size,
+        surely_under=b.surely_under,
+        surely_over=b.surely_over,
+        undecided=b.undecided or None,
+        summary=short(b.sentence()) or "",
     )
 
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from modelanalysis.core.budget import search_p99_budget
 from modelanalysis.core.parts import pack_files
 from modelanalysis.core.sweep import Point
 from modelanalysis.kube import names
@@ -328,6 +329,7 @@ def load_generator_job(
             f"--measurement={m.model_dump_json(by_alias=True)}",
             f"--termination-log={TERMINATION_LOG}",
             *([f"--cpu-budget={budget:g}"] if budget else []),
+            *([f"--p99-budget-ms={p99_budget:g}"] if (p99_budget := search_p99_budget(spec)) is not None else []),
         ],
         "resources": resources,
     }

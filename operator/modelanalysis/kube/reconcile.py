@@ -36,6 +36,7 @@ from modelanalysis.kube.api import KubeApi
 from modelanalysis.kube.conditions import (
     analysis_result,
     best_status,
+    boundary_status,
     compact_baseline,
     compact_point,
     model_entry,
@@ -554,6 +555,7 @@ class AnalysisRun:
                                               for b in best.per_model] or None  # fmt: skip
                 self.status.best_per_version = [best_status(b, merged, variants.get(b.variant))
                                                 for b in best.per_version] or None  # fmt: skip
+                self.status.boundaries = [boundary_status(b) for b in best.boundaries] or None
             message = progress_message(event)
             if trial is not None and self.status.trials:
                 entry = self.trial_status(trial)

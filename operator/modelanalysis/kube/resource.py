@@ -521,6 +521,29 @@ class BestStatus(BaseModel):
     satisfies_constraints: bool = Field(alias="satisfiesConstraints")
     why: str = Field(description="Why this point was chosen.")
     summary: str = Field(description="One line: the point and what it gives (kubectl get's Best column).")
+    probably_within: str | None = Field(
+        None,
+        alias="probablyWithin",
+        description="A point ranking higher (or this one, when none is surely within) that is only probably within "
+        "the constraints: a 95% interval straddles a bound. Never chosen.",
+    )
+
+
+class BoundaryStatus(BaseModel):
+    """Where the p99 budget falls at one batch size of one variant (core/budget.py)."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    model: str
+    variant: str | None = None
+    triton_version: str | None = Field(None, alias="tritonVersion")
+    batch: int
+    surely_under: int | None = Field(
+        None, alias="surelyUnder", description="The highest concurrency surely under the budget: the one to deploy."
+    )
+    surely_over: int | None = Field(None, alias="surelyOver", description="The lowest concurrency surely over it.")
+    undecided: list[int] | None = Field(None, description="Concurrencies between, whose 95% intervals straddle it.")
+    summary: str = Field(description="The same in one sentence.")
 
 
 class TrialStatus(BaseModel):
@@ -562,6 +585,10 @@ class ModelAnalysisStatus(BaseModel):
     )
     best_per_version: list[BestStatus] | None = Field(
         None, alias="bestPerVersion", description="The best point of each Triton version (spec.triton.versions)."
+    )
+    boundaries: list[BoundaryStatus] | None = Field(
+        None, description="With a p99 budget: at each batch size of each variant, the load surely under it, the one "
+        "surely over it and the undecided ones between (a concurrency search's answer)."
     )
     model_configs: dict[str, KubeObject] | None = Field(
         None,

@@ -1,0 +1,115 @@
+"""Decisions against a bound, made on intervals: a measured value is surely under it, surely over it, or undecided.
+
+A p99 of 19.7 ms is not "under a 20 ms budget" when its 95% confidence interval runs from 18.9 to 20.6 ms: a
+second run may well read 20.3. So every budget decision (the concurrency search's, the best point's) asks on
+which side of the bound the whole interval lies; where it straddles the bound the answer is "undecided", and
+the search reports the band of such loads rather than letting one reading pick a side. Where a point has no
+p99 interval (its windows held too few requests for a window's p99 to mean much, or it has fewer than three
+windows) the decision falls back to the point value, and says so.
+
+The boundary of a search at one batch size: the highest concurrency surely under the budget (the one to
+deploy), the lowest surely over it, and the undecided ones measured between.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from modelanalysis.core.perf import PerfMeasurement
+from modelanalysis.core.results import BudgetBoundary, PointResult
+from modelanalysis.core.spec import SweepSpec
+
+# The same, for an answer judged on several bounds.
+ON_POINT_VALUE = "judged on point values where a number had no interval: too few requests or windows for one"
+
+
+class Side(StrEnum):
+    UNDER = "surely under"
+    OVER = "surely over"
+    UNDECIDED = "undecided"
+
+
+@dataclass(frozen=True)
+class BudgetVerdict:
+    side: Side
+    by_point_value: bool = False  # no interval: decided on the value itself (P99_ON_POINT_VALUE says why)
+
+
+def p99_verdict(perf: PerfMeasurement | None, budget_ms: float) -> BudgetVerdict:
+    """Where a point's p99 lies against a budget. A point that could not be measured counts as over it: that
+    load was too much."""
+    if perf is None:
+        return BudgetVerdict(Side.OVER)
+    low, high = perf.latency_p99_ci_low_ms, perf.latency_p99_ci_high_ms
+    if low is None or high is None:
+        return BudgetVerdict(Side.UNDER if perf.latency_p99_ms <= budget_ms else Side.OVER, by_point_value=True)
+    if high <= budget_ms:
+        return BudgetVerdict(Side.UNDER)
+    if low > budget_ms:
+        return BudgetVerdict(Side.OVER)
+    return BudgetVerdict(Side.UNDECIDED)
+
+
+def floor_verdict(value: float, low: float | None, high: float | None, floor: float) -> BudgetVerdict:
+    """Where a value that must be at least `floor` (throughput) lies against it, by its interval."""
+    if low is None or high is None:
+        return BudgetVerdict(Side.UNDER if value >= floor else Side.OVER, by_point_value=True)
+    if low >= floor:
+        return BudgetVerdict(Side.UNDER)  # surely within the bound
+    if high < floor:
+        return BudgetVerdict(Side.OVER)
+    return BudgetVerdict(Side.UNDECIDED)
+
+
+def search_p99_budget(spec: SweepSpec) -> float | None:
+    """The p99 budget a concurrency search decides against (None: no search, or no budget). Its points are
+    measured until their p99 interval lies on one side of it, within the point's caps."""
+    budget = spec.constraints.p99_latency_ms
+    return budget.max if spec.concurrency_search is not None and budget is not None else None
+
+
+def undecided_sentence(perf: PerfMeasurement, budget_ms: float) -> str:
+    return (
+        f"p99 {perf.latency_p99_ms:.3g} ms (95% CI {perf.latency_p99_ci_low_ms:.3g} to "
+        f"{perf.latency_p99_ci_high_ms:.3g}) straddles the {budget_ms:g} ms budget"
+    )
+
+
+def boundary(points: Sequence[PointResult], budget_ms: float) -> BudgetBoundary | None:
+    """The boundary over the points of one variant, version and batch size (None without points). The lowest
+    surely-over concurrency bounds it from above; the highest surely-under one below that is the answer."""
+    if not points:
+        return None
+    verdicts = {p.concurrency: p99_verdict(p.perf, budget_ms) for p in points}
+    over = [c for c, v in verdicts.items() if v.side == Side.OVER]
+    high = min(over) if over else None
+    under = [c for c, v in verdicts.items() if v.side == Side.UNDER and (high is None or c < high)]
+    low = max(under) if under else None
+    undecided = sorted(
+        c for c, v in verdicts.items() if v.side == Side.UNDECIDED and (low or 0) < c and (high is None or c < high)
+    )
+    deciding = {c for c in (low, high) if c is not None}
+    first = points[0]
+    return BudgetBoundary(
+        model=first.model,
+        variant=first.variant,
+        triton_version=first.triton_version,
+        batch_size=first.batch_size,
+        budget_ms=budget_ms,
+        surely_under=low,
+        surely_over=high,
+        undecided=undecided,
+        on_point_value=sorted(c for c in deciding if verdicts[c].by_point_value),
+    )
+
+
+def boundaries(points: Sequence[PointResult], budget_ms: float | None) -> list[BudgetBoundary]:
+    """The boundary at each (variant, Triton version, batch size) measured, in the order first measured."""
+    if budget_ms is None:
+        return []
+    groups: dict[tuple[str, str, int], list[PointResult]] = {}
+    for p in points:
+        groups.setdefault((p.variant_name, p.triton_version, p.batch_size), []).append(p)
+    return [b for group in groups.values() if (b := boundary(group, budget_ms)) is not None]

@@ -1,0 +1,46 @@
+"""Issue 21 on the real local Triton: a concurrency search under a p99 budget answers with a boundary (the load
+surely under the budget, the one surely over it, the undecided ones between) that brackets the true crossing of
+a model whose latency is known by construction (tests/data/models/sleep_10ms: p99 ~ c x 10 ms)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from modelanalysis.core.results import AnalysisResult
+from tests.integration.conftest import RunCli, wait_until_gone
+
+SLEEP_MODEL = Path(__file__).resolve().parents[1] / "data" / "models" / "sleep_10ms"
+SLEEP_MS = 10.0
+BUDGET_MS = 35.0  # crossed between concurrency 3 (~31 ms) and 4 (~42 ms): by construction at 3.5
+
+
+def test_the_boundary_brackets_the_true_crossing_of_a_model_that_sleeps(
+    run_cli: RunCli, no_leftover_triton: Path, tmp_path: Path
+) -> None:
+    shutil.copytree(SLEEP_MODEL, no_leftover_triton / "sleep_10ms")
+    export = tmp_path / "search"
+    # 1200 ms windows hold ~100 requests at ~90 infer/sec: enough for a p99 interval in each window.
+    proc = run_cli("profile", "--model-folder", no_leftover_triton, "--model-names", "sleep_10ms",
+                   "--concurrency", "auto", "--max-concurrency", "16", "--latency-budget", str(BUDGET_MS),
+                   "--measurement-interval", "1200", "--max-trials", "12", "--baseline-duration", "300",
+                   "--export", "--export-path", export, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    result = AnalysisResult.model_validate_json((export / "analysis.json").read_text())
+    assert result.best is not None
+    [boundary] = result.best.boundaries
+    crossing = BUDGET_MS / SLEEP_MS  # 3.5: where c x 10 ms meets the budget
+    assert boundary.surely_under is not None and boundary.surely_over is not None, boundary
+    assert boundary.surely_under < crossing < boundary.surely_over, boundary
+    assert all(boundary.surely_under < c < boundary.surely_over for c in boundary.undecided)
+    # It decided on intervals, not on point values: the windows held enough requests.
+    assert boundary.on_point_value == [], boundary
+    under = next(p for p in result.points if p.concurrency == boundary.surely_under)
+    assert under.perf is not None and under.perf.latency_p99_ci_high_ms is not None
+    assert under.perf.latency_p99_ci_high_ms <= BUDGET_MS
+    # The answer is stated where a user reads it: the CLI's output and the best point's reason.
+    assert f"Boundary: sleep_10ms batch 1: concurrency {boundary.surely_under} is the highest surely under" in (
+        proc.stdout
+    )
+    assert result.best.overall is not None and result.best.overall.concurrency <= boundary.surely_under
+    assert wait_until_gone(no_leftover_triton) == {}
