@@ -2,8 +2,10 @@
 
 Baseline (the server with no model loaded), then each model in turn: load it, read its config, plan its
 points, measure each point while sampling Triton's metrics, unload it. What differs between the two entry
-points sits behind three small ports:
+points sits behind small ports:
 
+- `control` (ServerControl) loads and unloads models and reads their configs: the Triton the CLI started or was
+  given, or the operator's Triton pod (adapters/triton_control.py for both).
 - `run_point` measures one point: a local perf_analyzer process (CLI) or a Job whose result comes back in its
   termination message (operator). Both end in the same converging measurement (adapters/perf_analyzer.py).
 - `journal` records what happened: an AnalysisResult plus export files and a progress bar (CLI), or the
@@ -12,6 +14,7 @@ points sits behind three small ports:
   load generator was placed (CLI: this machine for both; operator: the Triton pod's node and the Job pod's).
 - `checkpoint` and `wait` are how a stop arrives: Ctrl-C (CLI), or kopf's `stopped` and a changed generation
   (operator); either raises out of the engine, which leaves the server as it found it.
+- `memory_utilization` (optional) reads DCGM's memory utilization for a point's window from Prometheus.
 
 The engine resumes: a result that already holds a baseline, models and points (the operator rebuilds it from
 status after a restart) is continued, and no point in it is measured again.
@@ -24,14 +27,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
-from modelanalysis.adapters.dcgm_prometheus import DcgmMemoryUtilization, PrometheusQueryError
+from modelanalysis.adapters.dcgm_prometheus import PrometheusQueryError
 from modelanalysis.adapters.metrics_sampler import MetricsSampler
 from modelanalysis.adapters.triton_control import (
     ModelConfigSummary,
     ModelLoadError,
-    TritonControl,
     summarize_model_config,
 )
 from modelanalysis.core.objectives import choose_best
@@ -68,6 +70,23 @@ STABILITY_PERCENTAGE_NOTE = (
     "--stability-percentage (stabilityPercentage) no longer ends a point: each point is measured until the 95% "
     "confidence interval of its throughput is within --convergence (convergencePct) percent, or its time cap."
 )
+
+
+class ServerControl(Protocol):
+    """What the engine asks of the Triton server it measures (adapters/triton_control.TritonControl)."""
+
+    def server_version(self) -> str: ...
+    def is_model_ready(self, model: str) -> bool: ...
+    def load(self, model: str, config: dict[str, Any] | None = None) -> None: ...
+    def unload(self, model: str, timeout_s: float = 60.0) -> None: ...
+    def model_config(self, model: str) -> ModelConfigSummary: ...
+    def raw_model_config(self, model: str) -> dict[str, Any]: ...
+
+
+class MemoryUtilization(Protocol):
+    """Each GPU's highest memory utilization in a window (adapters/dcgm_prometheus.DcgmMemoryUtilization)."""
+
+    def max_by_gpu(self, start: float, end: float) -> dict[str, float]: ...
 
 
 # Measures a point; raises PointMeasurementError (with the reason) when it cannot be measured, MeasureAgain when
@@ -127,12 +146,12 @@ class SweepEngine:
     def __init__(
         self,
         spec: SweepSpec,
-        control: TritonControl,
+        control: ServerControl,
         metrics_url: str,
         run_point: PointRunner,
         journal: Journal,
         *,
-        memory_utilization: DcgmMemoryUtilization | None = None,
+        memory_utilization: MemoryUtilization | None = None,
         owns_server: bool = True,
         tidy_on_stop: bool = True,
         model_config_path: Callable[[str], str] = lambda model: "",

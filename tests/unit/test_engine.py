@@ -5,94 +5,15 @@ the loop's decisions (order, resume, failures, stops). The real server and clust
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 import pytest
 
-from modelanalysis.adapters.triton_control import ModelConfigSummary, ModelLoadError, summarize_model_config
 from modelanalysis.core.perf import MeasureAgain, PerfMeasurement, PointMeasurementError
 from modelanalysis.core.results import AnalysisResult, ModelOutcome, ModelStatus, PointResult, PointStatus
 from modelanalysis.core.server_metrics import ResourceMetrics
 from modelanalysis.core.spec import Constraints, MeasurementSettings, SweepSpec
 from modelanalysis.core.sweep import Point
 from modelanalysis.engine import STABILITY_PERCENTAGE_NOTE, EngineEvent, EventKind, SweepEngine
-
-# Nothing listens here: the metrics sampler records a missed scrape and goes on (resource columns empty).
-NO_METRICS = "http://127.0.0.1:9/metrics"
-
-
-@dataclass
-class StandInTriton:
-    max_batch_size: dict[str, int]
-    fails_to_load: set[str] = field(default_factory=set)
-    preloaded: set[str] = field(default_factory=set)
-    loaded: set[str] = field(default_factory=set)
-    calls: list[str] = field(default_factory=list)
-
-    def wait_ready(self, timeout_s: float = 10.0) -> None:
-        pass
-
-    def server_version(self) -> str:
-        return "2.51.0"
-
-    def is_model_ready(self, model: str) -> bool:
-        return model in self.preloaded or model in self.loaded
-
-    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def load(self, model: str, config: dict[str, Any] | None = None) -> None:
-        counts = [g["count"] for g in (config or {}).get("instance_group", [])]
-        self.calls.append(f"load {model}" + (f" with {counts[0]} instances" if counts else ""))
-        if model in self.fails_to_load or (config or {}).get("max_batch_size", 0) > 64:
-            raise ModelLoadError(f"failed to load '{model}': ModuleNotFoundError")
-        self.loaded.add(model)
-        if config is not None:
-            self.overrides[model] = config
-
-    def raw_model_config(self, model: str) -> dict[str, Any]:
-        own = {"name": model, "max_batch_size": self.max_batch_size[model],
-               "instance_group": [{"name": model, "count": 1, "kind": "KIND_CPU"}]}  # fmt: skip
-        return self.overrides.get(model, own)
-
-    def unload(self, model: str, timeout_s: float = 60.0) -> None:
-        self.calls.append(f"unload {model}")
-        self.loaded.discard(model)
-        self.preloaded.discard(model)
-
-    def model_config(self, model: str) -> ModelConfigSummary:
-        return summarize_model_config(self.raw_model_config(model))
-
-
-def numbers(point: Point) -> PerfMeasurement:
-    thr = 100.0 * point.batch_size * point.concurrency
-    return PerfMeasurement(
-        throughput_infer_per_sec=thr, latency_p50_ms=1, latency_p90_ms=2, latency_p95_ms=3, latency_p99_ms=4,
-        throughput_ci_low=thr * 0.98, throughput_ci_high=thr * 1.02, windows=3, converged=True,
-    )  # fmt: skip
-
-
-@dataclass
-class Recorder:
-    events: list[EngineEvent] = field(default_factory=list)
-
-    def __call__(self, event: EngineEvent, result: AnalysisResult) -> None:
-        self.events.append(event)
-
-    def kinds(self, kind: EventKind) -> list[EngineEvent]:
-        return [e for e in self.events if e.kind == kind]
-
-
-def spec(models: list[str], batch: list[int], concurrency: list[int], **measurement: object) -> SweepSpec:
-    settings = MeasurementSettings.model_validate({"baselineDurationMs": 0, "metricsIntervalMs": 100, **measurement})
-    return SweepSpec(
-        models=[{"name": m} for m in models], batch_sizes=batch, concurrency=concurrency, measurement=settings
-    )  # type: ignore[list-item]
-
-
-def engine(s: SweepSpec, triton: StandInTriton, journal: Recorder, run: object = None, **kw: object) -> SweepEngine:
-    runner = run or (lambda point, settings: numbers(point))
-    return SweepEngine(s, triton, NO_METRICS, runner, journal, **kw)  # type: ignore[arg-type]
+from tests.fakes import NO_METRICS, Recorder, StandInTriton, engine, numbers, spec
 
 
 def test_baseline_then_each_model_point_by_point_then_unload() -> None:
@@ -290,7 +211,7 @@ def test_the_result_carries_the_best_point_by_the_specs_objective_within_its_con
         snapshots.append((event.kind, best.key if best else None))
 
     triton = StandInTriton({"a": 8, "b": 8})
-    result = SweepEngine(s, triton, NO_METRICS, run, journal).run(AnalysisResult(triton_version="x"))  # type: ignore[arg-type]
+    result = SweepEngine(s, triton, NO_METRICS, run, journal).run(AnalysisResult(triton_version="x"))
     assert result.best is not None and result.best.overall is not None
     assert result.best.overall.key == "a/b1/c4"  # c8 breaks the 4 ms budget; a comes first among equals
     assert result.best.overall.satisfies_constraints

@@ -17,7 +17,7 @@ from modelanalysis.core.spec import MODEL_NAME_MESSAGE, ModelTarget
 from modelanalysis.kube.reconcile import AnalysisRun, TritonSlots, spec_error_message
 from modelanalysis.kube.refusals import api_message, client_message, refusal_message
 from modelanalysis.kube.resource import ARGS_MESSAGE, ENV_MESSAGE, SUB_PATH_MESSAGE, ModelAnalysisSpec
-from tests.unit.test_kube_policy import DEFAULTS, NS, SPEC, RecordingApi
+from tests.fakes import DEFAULTS, NS, SPEC, RecordingApi
 
 HOSTILE_MODEL_NAMES = [
     "add\x00sub",  # NUL: no C string (perf_analyzer's -m, Triton's repository API) can carry it
@@ -149,7 +149,7 @@ def test_a_child_the_api_server_refuses_fails_the_analysis_before_anything_is_cr
     api.refusals["Pod"] = api_message(POD_INVALID)
     events: list[tuple[str, str, str]] = []
     slots = TritonSlots(1)
-    run = AnalysisRun(api, body, DEFAULTS, slots, threading.Event(), lambda *e: events.append(e),  # type: ignore[arg-type]
+    run = AnalysisRun(api, body, DEFAULTS, slots, threading.Event(), lambda *e: events.append(e),
                       logging.getLogger("test"))  # fmt: skip
     run.run()
     assert api.created == [] and not slots.holders

@@ -24,7 +24,7 @@ from modelanalysis.kube.transitions import (
     load_generator_interruption,
     results_write_failure,
 )
-from tests.unit.test_kube_policy import DEFAULTS, NS, SPEC, RecordingApi
+from tests.fakes import DEFAULTS, NS, SPEC, RecordingApi
 from tests.unit.test_kube_status import perf_row
 
 
@@ -46,7 +46,7 @@ def alone_trial(run: AnalysisRun) -> TrialRun:
 def server_check(pod: dict[str, Any] | None) -> str | None:
     body = {"metadata": {"name": "example", "namespace": NS, "uid": "u-1", "generation": 1}, "spec": SPEC}
     run = AnalysisRun(
-        PodApi(body, pod),  # type: ignore[arg-type]
+        PodApi(body, pod),
         body,
         DEFAULTS,
         TritonSlots(1),
@@ -94,7 +94,7 @@ def test_the_journal_writes_the_best_point_to_status_for_kubectl_gets_best_colum
 
     body = {"metadata": {"name": "example", "namespace": NS, "uid": "u-1", "generation": 1}, "spec": SPEC}
     api = PodApi(body, None)
-    run = AnalysisRun(api, body, DEFAULTS, TritonSlots(1), threading.Event(), lambda *e: None,  # type: ignore[arg-type]
+    run = AnalysisRun(api, body, DEFAULTS, TritonSlots(1), threading.Event(), lambda *e: None,
                       logging.getLogger("test"))  # fmt: skip
     budget = Constraints.model_validate({"p99LatencyMs": {"max": 2}})
     result = AnalysisResult(triton_version="x", points=list(POINTS), constraints=budget)
@@ -205,7 +205,7 @@ def point_runner(
     api = JobScriptApi(body, scripts)
     events: list[tuple[str, str, str]] = []
     settings = DEFAULTS.model_copy(update={"poll_interval_seconds": 0.001})
-    run = AnalysisRun(api, body, settings, TritonSlots(1), threading.Event(), lambda *e: events.append(e),  # type: ignore[arg-type]
+    run = AnalysisRun(api, body, settings, TritonSlots(1), threading.Event(), lambda *e: events.append(e),
                       logging.getLogger("test"))  # fmt: skip
     trial = alone_trial(run)
     trial.server_node = "node-1"  # the Triton pod is scheduled: its Jobs go beside it

@@ -145,9 +145,9 @@ def test_a_missed_deleted_event_is_made_up_for_by_looking(stand_in: type[StandIn
 
 
 def test_an_analysis_recreated_under_the_same_name_is_not_mistaken_for_the_old_one(stand_in: type[StandIn]) -> None:
-    stop = handlers.StopSignal(FakeApi(analysis(uid="u-2")), "team-a", "example", "u-1")  # type: ignore[arg-type]
+    stop = handlers.StopSignal(FakeApi(analysis(uid="u-2")), "team-a", "example", "u-1")
     assert stop.gone()
-    assert not handlers.StopSignal(FakeApi(analysis()), "team-a", "example", "u-1").gone()  # type: ignore[arg-type]
+    assert not handlers.StopSignal(FakeApi(analysis()), "team-a", "example", "u-1").gone()
 
 
 def test_a_finished_analysis_starts_nothing_and_a_changed_spec_starts_a_new_run(stand_in: type[StandIn]) -> None:

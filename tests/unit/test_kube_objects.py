@@ -258,7 +258,7 @@ def restricted_jobs() -> list[dict[str, Any]]:
     s = spec(S3_SPEC)
     return [
         objects.load_generator_job("example", NS, 1, s, POINT, "10.1.2.3", SETTINGS, server_node="gpu-node-1"),
-        objects.results_writer_job("example", NS, 1, s, SETTINGS),
+        objects.results_writer_job("example", NS, 1, s, SETTINGS, uid="u-1"),
     ]
 
 
@@ -317,7 +317,7 @@ def test_results_past_a_mebibyte_continue_in_more_configmaps_and_the_writer_moun
     assert [m["metadata"]["name"] for m in maps] == ["example-results", "example-results-2"]
     for m in maps:
         assert sum(len(k.encode()) + len(v.encode()) for k, v in m["data"].items()) <= objects.CONFIGMAP_DATA_LIMIT
-    job = objects.results_writer_job("example", NS, 2, spec(S3_SPEC), SETTINGS, configmaps=len(maps))
+    job = objects.results_writer_job("example", NS, 2, spec(S3_SPEC), SETTINGS, configmaps=len(maps), uid="u-1")
     volumes = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}
     assert [s["configMap"]["name"] for s in volumes["results-in"]["projected"]["sources"]] == [
         "example-results", "example-results-2"]  # fmt: skip

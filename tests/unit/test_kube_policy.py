@@ -10,14 +10,10 @@ from typing import Any
 import pytest
 
 from modelanalysis.kube import objects, policy
-from modelanalysis.kube.ownership import NameTaken
 from modelanalysis.kube.reconcile import AnalysisRun, TritonSlots
 from modelanalysis.kube.resource import ModelAnalysisSpec
 from modelanalysis.kube.settings import OperatorSettings
-
-NS = "team-a"
-SPEC: dict[str, Any] = {"models": [{"name": "add_sub"}], "modelRepository": {"pvc": {"claimName": "models"}}}
-DEFAULTS = OperatorSettings()
+from tests.fakes import DEFAULTS, NS, SPEC, RecordingApi
 
 
 def spec(**triton: Any) -> ModelAnalysisSpec:
@@ -153,46 +149,6 @@ def test_read_only_root_filesystem_is_opt_in_with_a_writable_tmp() -> None:
 # ---- the run refuses before it creates anything ------------------------------------------------------------
 
 
-class RecordingApi:
-    """The API as the run sees it, recording what it creates and the status it writes."""
-
-    def __init__(self, body: dict[str, Any]) -> None:
-        self.body = body
-        self.created: list[dict[str, Any]] = []
-        self.statuses: list[dict[str, Any]] = []
-        self.refusals: dict[str, str] = {}  # kind -> what the API server says to a dry run of it
-        # (kind, name) held by an object the analysis does not own: what KubeApi.read_owned finds on the real API
-        # server by the owner references (tests/test_kube_apply.py checks that for real).
-        self.foreign: set[tuple[str, str]] = set()
-
-    def get_analysis(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return self.body
-
-    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        self.statuses.append(status)
-
-    def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        self.created.append(manifest)
-        return manifest
-
-    def dry_run(self, manifest: dict[str, Any]) -> str | None:
-        return self.refusals.get(manifest["kind"])
-
-    def read(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        return None
-
-    def read_owned(self, kind: str, namespace: str, name: str, owner: dict[str, Any]) -> dict[str, Any] | None:
-        if (kind, name) in self.foreign:
-            raise NameTaken(kind, name, "it has no owner (made by hand or by another tool)")
-        return self.read(kind, namespace, name)
-
-    def delete(self, kind: str, namespace: str, name: str, owner_uid: str) -> None:
-        pass
-
-    def list(self, kind: str, namespace: str, selector: str = "") -> list[dict[str, Any]]:
-        return []
-
-
 def test_a_disallowed_image_fails_the_analysis_and_creates_nothing() -> None:
     body = {
         "metadata": {"name": "example", "namespace": NS, "uid": "u-1", "generation": 1},
@@ -202,7 +158,7 @@ def test_a_disallowed_image_fails_the_analysis_and_creates_nothing() -> None:
     events: list[tuple[str, str, str]] = []
     slots = TritonSlots(1)
     run = AnalysisRun(
-        api,  # type: ignore[arg-type]
+        api,
         body,
         DEFAULTS,
         slots,

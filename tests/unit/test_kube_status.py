@@ -770,7 +770,7 @@ def test_owner_reference_makes_the_analysis_the_controller() -> None:
 def test_a_resumed_run_measures_only_what_status_lacks() -> None:
     """After a restart the operator rebuilds the result from status and the engine continues it: points in
     status, measured or failed, are not run again; another model's same batch and concurrency are not them."""
-    from tests.unit.test_engine import Recorder, StandInTriton, engine, numbers
+    from tests.fakes import Recorder, StandInTriton, engine, numbers
 
     sweep = SweepSpec.model_validate(
         {"models": [{"name": "add_sub"}], "batchSizes": [1, 4, 16], "concurrency": [1, 2],

@@ -20,7 +20,7 @@ from modelanalysis.core.sweep import Point
 from modelanalysis.kube import names, reconcile
 from modelanalysis.kube.ownership import NameTaken, collision_message, first_collision, holder, owned_by
 from modelanalysis.kube.reconcile import AnalysisRun, TritonSlots, copied_results
-from tests.unit.test_kube_policy import DEFAULTS, NS, SPEC, RecordingApi
+from tests.fakes import DEFAULTS, NS, SPEC, RecordingApi
 
 UID = "u-1"
 
@@ -71,7 +71,7 @@ def test_the_collision_sentence_names_the_object_and_both_ways_out() -> None:
 
 def run_with(api: RecordingApi, body: dict[str, Any]) -> tuple[AnalysisRun, list[tuple[str, str, str]]]:
     events: list[tuple[str, str, str]] = []
-    run = AnalysisRun(api, body, DEFAULTS, TritonSlots(1), threading.Event(), lambda *e: events.append(e),  # type: ignore[arg-type]
+    run = AnalysisRun(api, body, DEFAULTS, TritonSlots(1), threading.Event(), lambda *e: events.append(e),
                       logging.getLogger("test"))  # fmt: skip
     return run, events
 

@@ -36,8 +36,7 @@ from modelanalysis.kube.conditions import analysis_result, compact_point, expand
 from modelanalysis.kube.reconcile import AnalysisRun, TritonSlots
 from modelanalysis.kube.resource import ModelAnalysisSpec, ModelAnalysisStatus, Phase, TrialStatus
 from modelanalysis.kube.transitions import trial_end, trials_verdict
-from tests.unit.test_engine import Recorder, StandInTriton, engine, numbers, spec
-from tests.unit.test_kube_policy import DEFAULTS, NS, SPEC, RecordingApi
+from tests.fakes import DEFAULTS, NS, SPEC, Recorder, RecordingApi, StandInTriton, engine, numbers, spec
 
 SEARCH = {**SPEC, "models": [{"name": "add_sub", "configSearch": {"instanceCounts": [1, 2]}}]}
 
@@ -168,7 +167,7 @@ def trial_run(spec_fields: dict[str, Any]) -> tuple[AnalysisRun, RecordingApi]:
     body = {"metadata": {"name": "example", "namespace": NS, "uid": "u-1", "generation": 1},
             "spec": {**SEARCH, **spec_fields}}  # fmt: skip
     api = RecordingApi(body)
-    run = AnalysisRun(api, body, DEFAULTS, TritonSlots(4), threading.Event(), lambda *e: None,  # type: ignore[arg-type]
+    run = AnalysisRun(api, body, DEFAULTS, TritonSlots(4), threading.Event(), lambda *e: None,
                       logging.getLogger("test"))  # fmt: skip
     run.spec = ModelAnalysisSpec.model_validate(body["spec"])
     return run, api

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -11,6 +11,25 @@ from pydantic import ValidationError
 from modelanalysis.kube.ownership import name_taken, owned_by, owner_of
 from modelanalysis.kube.refusals import api_message, client_message
 from modelanalysis.kube.resource import GROUP, PLURAL, VERSION
+
+
+class AnalysisReader(Protocol):
+    """What a run's stop signal asks of the API: the analysis as it is now."""
+
+    def get_analysis(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+
+
+class ChildApi(AnalysisReader, Protocol):
+    """Every call an analysis's run makes (reconcile.AnalysisRun); KubeApi is the real one, tests/fakes.py a
+    recording stand-in."""
+
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None: ...
+    def create(self, manifest: dict[str, Any]) -> dict[str, Any]: ...
+    def dry_run(self, manifest: dict[str, Any]) -> str | None: ...
+    def read(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None: ...
+    def read_owned(self, kind: str, namespace: str, name: str, owner: dict[str, Any]) -> dict[str, Any] | None: ...
+    def delete(self, kind: str, namespace: str, name: str, owner_uid: str) -> None: ...
+    def list(self, kind: str, namespace: str, selector: str = "") -> list[dict[str, Any]]: ...
 
 
 class KubeApi:

@@ -37,10 +37,10 @@ import kopf
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from modelanalysis.kube.api import KubeApi
+from modelanalysis.kube.api import AnalysisReader, ChildApi, KubeApi
 from modelanalysis.kube.leader import LeaderElector
 from modelanalysis.kube.reconcile import AnalysisRun, EventSink, TritonSlots
-from modelanalysis.kube.resource import API_VERSION, FINISHED_PHASES, GROUP, KIND, PLURAL, VERSION
+from modelanalysis.kube.resource import API_VERSION, FINISHED_PHASES, GROUP, KIND, PLURAL, VERSION, Reason
 from modelanalysis.kube.settings import OperatorSettings
 
 Logger = logging.Logger | logging.LoggerAdapter[logging.Logger]
@@ -68,7 +68,7 @@ class StopSignal:
     """The `stopped` of one run: set when its analysis is deleted or the operator exits, or when a look at the
     API (at most every `look_again_s`, while the run waits) finds the analysis gone."""
 
-    def __init__(self, api: KubeApi, namespace: str, name: str, uid: str, look_again_s: float = LOOK_AGAIN_S):
+    def __init__(self, api: AnalysisReader, namespace: str, name: str, uid: str, look_again_s: float = LOOK_AGAIN_S):
         self.api, self.namespace, self.name, self.uid = api, namespace, name, uid
         self.look_again_s = look_again_s
         self.next_look = time.monotonic() + look_again_s
@@ -108,7 +108,7 @@ class Runs:
     """One thread per unfinished analysis (by uid), fed by kopf's watch events."""
 
     def __init__(
-        self, api: KubeApi, settings: OperatorSettings, slots: TritonSlots, *, retry_s: float = RETRY_S
+        self, api: ChildApi, settings: OperatorSettings, slots: TritonSlots, *, retry_s: float = RETRY_S
     ) -> None:
         self.api, self.settings, self.slots, self.retry_s = api, settings, slots, retry_s
         # Each unfinished analysis holds a thread, queued ones included (they poll for a Triton slot); past
@@ -197,7 +197,8 @@ class Runs:
                         "kind": KIND,
                         "metadata": {"name": name, "namespace": namespace, "uid": uid},
                     }
-                    event_sink(reference)("Warning", "RunError", f"{error!r:.400}; retried in {self.retry_s:.0f} s")
+                    retry = f"{error!r:.400}; retried in {self.retry_s:.0f} s"
+                    event_sink(reference)("Warning", Reason.RUN_ERROR, retry)
                     run.stop.wait(self.retry_s)
         finally:
             with self.lock:

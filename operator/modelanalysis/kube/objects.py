@@ -387,7 +387,8 @@ def results_writer_job(
     spec: ModelAnalysisSpec,
     settings: OperatorSettings,
     configmaps: int = 1,
-    uid: str = "",
+    *,
+    uid: str,
 ) -> dict[str, Any]:
     """A short Job that copies the results ConfigMaps' files into the results claim, each written whole (parts
     joined). Files already in the folder that this analysis generation (`uid`, `generation`) did not write are

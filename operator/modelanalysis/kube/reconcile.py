@@ -32,7 +32,7 @@ from modelanalysis.core.trials import Trial, plan_trials
 from modelanalysis.core.variants import plan_variants
 from modelanalysis.engine import EngineEvent, SweepEngine
 from modelanalysis.kube import names, objects, policy
-from modelanalysis.kube.api import KubeApi
+from modelanalysis.kube.api import ChildApi
 from modelanalysis.kube.conditions import (
     analysis_result,
     best_status,
@@ -229,7 +229,7 @@ def stale_children(children: list[dict[str, Any]], generation: int, owner_uid: s
 class AnalysisRun:
     def __init__(
         self,
-        api: KubeApi,
+        api: ChildApi,
         body: dict[str, Any],
         settings: OperatorSettings,
         slots: TritonSlots,

@@ -356,10 +356,14 @@ class ConditionType(StrEnum):
 
 
 class Reason(StrEnum):
-    """Every condition reason and Event reason the operator uses."""
+    """Every condition and Event reason the operator uses, grouped under the condition that carries it (as kueue
+    groups its reasons). Ready=False takes the reason of whatever ended the run, from any group."""
 
-    INVALID_SPEC = "InvalidSpec"
+    # SpecValid
     VALID = "Valid"
+    INVALID_SPEC = "InvalidSpec"
+    IMAGE_NOT_ALLOWED = "ImageNotAllowed"  # spec.triton.image is outside the operator's allowlist
+    # ServerReady
     QUEUED = "Queued"
     POD_CREATED = "PodCreated"
     SERVER_READY = "ServerReady"
@@ -369,12 +373,13 @@ class Reason(StrEnum):
     SERVER_CRASHED = "ServerCrashed"
     SERVER_TIMEOUT = "ServerTimeout"
     SERVER_GONE = "ServerGone"
+    # Profiling
     MEASURING = "Measuring"
     SWEEP_DONE = "SweepDone"
+    # Ready
     SUCCEEDED = "Succeeded"
     NO_POINTS = "NoPointsMeasured"
     RESULTS_WRITE_FAILED = "ResultsWriteFailed"
-    IMAGE_NOT_ALLOWED = "ImageNotAllowed"  # spec.triton.image is outside the operator's allowlist
     NAME_IN_USE = "NameInUse"  # a child's name is held by an object the analysis does not own (kube/ownership.py)
     # Events only
     STARTED = "Started"
@@ -386,6 +391,7 @@ class Reason(StrEnum):
     POINT_NOT_CONVERGED = "PointNotConverged"
     MODEL_PROFILED = "ModelProfiled"
     EARLIER_RESULTS_KEPT = "EarlierResultsKept"  # the results folder held files of another analysis: moved beside
+    RUN_ERROR = "RunError"  # the run raised something unexpected; the handlers retry it (kube/handlers.py)
 
 
 class CompactGpu(BaseModel):
