@@ -10,6 +10,7 @@ apt_packages=(
   prometheus      # a real Prometheus server for the DCGM memory-utilization tests
   openssl         # certificates for the test cluster
   chromium        # headless, for the HTML report's browser test (tests/browser)
+  podman buildah runc debootstrap  # the project's image, built and run by the image tests (scripts/build-image.sh)
 )
 missing=()
 for pkg in "${apt_packages[@]}"; do

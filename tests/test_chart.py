@@ -39,11 +39,27 @@ KOPF_EVENT_RULES = {("", "events"): {"create"}, ("events.k8s.io", "events"): {"c
 APPLICATION_RULES = {
     # Read only: no patch, so the operator cannot put a finalizer on an analysis (issue 13).
     ("modelanalyzer.dev", "modelanalyses"): {"get", "list", "watch"},
-    ("modelanalyzer.dev", "modelanalyses/status"): {"get", "patch", "update"},
-    ("", "pods"): {"get", "list", "watch", "create", "delete"},
-    ("batch", "jobs"): {"get", "list", "watch", "create", "delete"},
-    ("", "configmaps"): {"get", "list", "create", "update", "patch"},
+    ("modelanalyzer.dev", "modelanalyses/status"): {"patch"},
+    ("", "pods"): {"get", "list", "create", "delete"},
+    ("batch", "jobs"): {"get", "list", "create", "delete"},
+    ("", "configmaps"): {"get", "create", "update"},
     ("", "persistentvolumeclaims"): {"get"},
+}
+LEASE_RULES = {("coordination.k8s.io", "leases"): {"get", "create", "update"}}
+# kopf's own calls on the resource it handles: it lists and watches ModelAnalysis objects.
+KOPF_WATCH_RULES = {("modelanalyzer.dev", "modelanalyses"): {"list", "watch"}}
+
+# The client's method names say the verb and the resource: read_namespaced_pod is get on pods.
+CLIENT_VERBS = {"create": "create", "read": "get", "get": "get", "list": "list", "delete": "delete",
+                "patch": "patch", "replace": "update"}  # fmt: skip
+CLIENT_RESOURCES = {
+    "namespaced_pod": ("", "pods"),
+    "namespaced_job": ("batch", "jobs"),
+    "namespaced_config_map": ("", "configmaps"),
+    "namespaced_persistent_volume_claim": ("", "persistentvolumeclaims"),
+    "namespaced_custom_object": ("modelanalyzer.dev", "modelanalyses"),
+    "namespaced_custom_object_status": ("modelanalyzer.dev", "modelanalyses/status"),
+    "namespaced_lease": ("coordination.k8s.io", "leases"),
 }
 
 Manifest = dict[str, Any]
@@ -201,6 +217,30 @@ def test_long_release_names_fit_in_63_characters() -> None:
 
 
 # ---- RBAC --------------------------------------------------------------------------------------------
+
+
+def client_calls(*sources: str) -> dict[tuple[str, str], set[str]]:
+    """(apiGroup, resource) -> verbs of every Kubernetes client call in the operator's modules."""
+    found: dict[tuple[str, str], set[str]] = {}
+    package = Path(__file__).resolve().parents[1] / "operator" / "modelanalysis" / "kube"
+    for source in sources:
+        for verb, resource in re.findall(r"\.(\w+?)_(namespaced_\w+)\(", (package / source).read_text()):
+            if verb in CLIENT_VERBS:
+                found.setdefault(CLIENT_RESOURCES[resource], set()).add(CLIENT_VERBS[verb])
+    return found
+
+
+def test_rbac_grants_exactly_the_verbs_the_operators_code_calls() -> None:
+    """Least privilege, checked: every verb the chart grants the application is one the operator's client calls
+    (kube/api.py; kube/leader.py for the Lease), or kopf's watch; nothing more, nothing less."""
+    calls = client_calls("api.py")
+    granted = {key: set(verbs) for key, verbs in APPLICATION_RULES.items()}
+    for key, verbs in KOPF_WATCH_RULES.items():
+        granted[key] = granted[key] - verbs
+    assert {k: v for k, v in granted.items() if v} == calls
+    assert client_calls("leader.py") == LEASE_RULES
+    (leader,) = [r for r in by_kind(render("replicaCount=2"), "Role") if r["metadata"]["name"].endswith("-leader")]
+    assert rules_of(leader) == LEASE_RULES
 
 
 def test_rbac_all_namespaces_is_exactly_the_contract() -> None:

@@ -162,8 +162,6 @@ class KubeApi:
             items = self.core.list_namespaced_pod(namespace, label_selector=selector).items
         elif kind == "Job":
             items = self.batch.list_namespaced_job(namespace, label_selector=selector).items
-        elif kind == "ConfigMap":
-            items = self.core.list_namespaced_config_map(namespace, label_selector=selector).items
         else:
             raise ValueError(f"unsupported kind {kind}")
         return [self._plain(i) for i in items]
