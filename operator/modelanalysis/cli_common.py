@@ -103,7 +103,7 @@ MEASUREMENT_FLAGS: dict[str, str] = {
     "measurement_interval_ms": "--measurement-interval",
     "convergence_pct": "--convergence",
     "max_point_seconds": "--max-point-seconds",
-    "max_trials": "--max-trials",
+    "max_windows": "--max-trials",
     "stability_percentage": "--stability-percentage",
     "point_timeout_seconds": "--point-timeout",
     "metrics_interval_ms": "--metrics-interval",

@@ -66,6 +66,10 @@ LOAD_GENERATOR_BOTTLENECK_NOTE = (
     "their throughput may be the load generator's limit rather than the server's. Give it more CPU "
     "(operator: loadGenerator.resources) or, on the CLI, a machine with more cores free."
 )
+MAX_TRIALS_NOTE = (
+    "measurement.maxTrials is deprecated: it is measurement.maxWindows now (a trial is what one Triton server "
+    "measures, spec.parallelism.maxTrials). The old name still works for this release."
+)
 STABILITY_PERCENTAGE_NOTE = (
     "--stability-percentage (stabilityPercentage) no longer ends a point: each point is measured until the 95% "
     "confidence interval of its throughput is within --convergence (convergencePct) percent, or its time cap."
@@ -209,6 +213,8 @@ class SweepEngine:
             self._note(NO_MEMORY_UTILIZATION_NOTE)
         if self.spec.measurement.stability_percentage != DEFAULT_STABILITY_PERCENTAGE:
             self._note(STABILITY_PERCENTAGE_NOTE)
+        if self.spec.measurement.max_trials is not None:
+            self._note(MAX_TRIALS_NOTE)
         result.server_version = self.control.server_version() or result.server_version
         if result.baseline is None:
             self.measure_baseline()

@@ -44,7 +44,7 @@ RESULTS_CLAIM = "model-analyzer-results"
 # small machine that other jobs share is (a point that does not converge is still measured).
 FAST_MEASUREMENT = {
     "measurementIntervalMs": 300,
-    "maxTrials": 6,
+    "maxWindows": 6,
     "baselineDurationMs": 300,
 }
 WAIT_S = 300.0  # guards against hanging, never a performance assertion

@@ -37,7 +37,7 @@ pytestmark = pytest.mark.cluster
 
 LOAD_GENERATOR = "app.kubernetes.io/component=load-generator"
 # Six windows of a second each, every point: a precision of 0.01% is never reached, so no point ends early.
-SLOW_POINTS = {"measurementIntervalMs": 1000, "maxTrials": 6, "convergencePct": 0.01, "baselineDurationMs": 300}
+SLOW_POINTS = {"measurementIntervalMs": 1000, "maxWindows": 6, "convergencePct": 0.01, "baselineDurationMs": 300}
 
 
 def slow_analysis(name: str, concurrency: list[int]) -> Json:

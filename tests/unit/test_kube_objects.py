@@ -39,7 +39,7 @@ S3_SPEC: dict[str, Any] = {
         "protocol": "http",
         "measurementIntervalMs": 2500,
         "stabilityPercentage": 7.5,
-        "maxTrials": 4,
+        "maxWindows": 4,
         "convergencePct": 2.5,
         "maxPointSeconds": 45,
         "pointTimeoutSeconds": 900,
@@ -245,7 +245,7 @@ def test_custom_measurement_settings_really_differ_from_defaults() -> None:
     m = spec(S3_SPEC).measurement
     d = MeasurementSettings()
     assert m.protocol == Protocol.HTTP != d.protocol
-    fields = ("measurement_interval_ms", "stability_percentage", "max_trials", "point_timeout_seconds",
+    fields = ("measurement_interval_ms", "stability_percentage", "max_windows", "point_timeout_seconds",
               "convergence_pct", "max_point_seconds")  # fmt: skip
     for field in fields:
         assert getattr(m, field) != getattr(d, field), field

@@ -61,7 +61,7 @@ def test_a_steady_point_ends_after_one_run() -> None:
 
 def test_a_noisy_point_runs_until_its_window_cap_and_keeps_its_estimate() -> None:
     replay = Replay(BUSY)
-    m = measure(replay, maxTrials=12, convergencePct=5)
+    m = measure(replay, maxWindows=12, convergencePct=5)
     assert len(replay.windows_ms) == 4  # 4 runs x 3 windows
     assert m.converged is False and "--max-trials 12" in m.convergence  # type: ignore[attr-defined]
     assert m.throughput_ci_low < m.throughput_infer_per_sec < m.throughput_ci_high  # type: ignore[attr-defined]
@@ -138,7 +138,7 @@ def test_a_search_point_whose_p99_interval_straddles_the_budget_takes_more_windo
 
 def test_a_point_that_stays_undecided_stops_at_its_cap_and_says_so() -> None:
     replay = P99Replay(5.0, [4.6, 5.4, 5.0] * 4)
-    m = measure_against(replay, 5.0, maxTrials=12)
+    m = measure_against(replay, 5.0, maxWindows=12)
     assert len(replay.windows_ms) == 4  # to the window cap, not for ever
     assert m.converged is True  # throughput reached its precision: only the budget decision is open
     assert "--max-trials 12" in m.convergence and "straddles the 5 ms budget" in m.convergence

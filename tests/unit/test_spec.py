@@ -26,7 +26,7 @@ def test_defaults_measure_batch_1_concurrency_1_over_grpc() -> None:
     assert s.concurrency_steps == [1]
     assert s.measurement.protocol == Protocol.GRPC
     assert s.measurement.measurement_interval_ms == 250
-    assert s.measurement.max_trials == 30
+    assert s.measurement.max_windows == 30
     assert s.measurement.convergence_pct == 10.0
 
 
@@ -74,7 +74,7 @@ def test_wire_form_is_camel_case_and_snake_case_is_accepted_too() -> None:
         "models": [{"name": "add_sub"}],
         "batchSizes": [4, 1],
         "concurrency": [2],
-        "measurement": {"protocol": "http", "measurementIntervalMs": 300, "stabilityPercentage": 50, "maxTrials": 5},
+        "measurement": {"protocol": "http", "measurementIntervalMs": 300, "stabilityPercentage": 50, "maxWindows": 5},
     }
     s = SweepSpec.model_validate(wire)
     assert s.batch_sizes == [1, 4]
@@ -103,8 +103,8 @@ def test_unknown_fields_are_refused() -> None:
         ("stability_percentage", 100, True),
         ("stability_percentage", 0, False),
         ("stability_percentage", 100.5, False),
-        ("max_trials", 1, True),
-        ("max_trials", 0, False),
+        ("max_windows", 1, True),
+        ("max_windows", 0, False),
         ("point_timeout_seconds", 9, False),
         ("metrics_interval_ms", 100, True),
         ("metrics_interval_ms", 50, False),
@@ -189,3 +189,12 @@ def test_manifest_takes_the_same_objective_and_constraint_flags_as_profile() -> 
     for command in (args, ["profile", "--triton-url", "127.0.0.1:1", "-m", "x"]):
         refused = CliRunner().invoke(app, [*command, "--latency-budget", "-3"])
         assert refused.exit_code == 1 and "--latency-budget:" in refused.output, refused.output
+
+
+def test_the_old_name_of_max_windows_is_still_accepted_for_one_release() -> None:
+    """v1alpha1 called a point's measurement windows "trials"; a trial is now what one Triton server measures."""
+    old = MeasurementSettings.model_validate({"maxTrials": 7})
+    assert old.max_windows == 7
+    both = MeasurementSettings.model_validate({"maxTrials": 7, "maxWindows": 9})
+    assert both.max_windows == 9  # the new name wins
+    assert MeasurementSettings().max_windows == 30 and MeasurementSettings().max_trials is None

@@ -175,7 +175,7 @@ def measure_point(
             clock() - started,
             run_seconds,
             target_pct=settings.convergence_pct,
-            max_windows=settings.max_trials,
+            max_windows=settings.max_windows,
             max_seconds=cap_seconds,
             undecided=undecided,
         )

@@ -24,7 +24,7 @@ DEFAULT_TRITON_VERSION = "24.08-py3"
 DEFAULT_MEASUREMENT_INTERVAL_MS = 250
 DEFAULT_CONVERGENCE_PCT = 10.0
 DEFAULT_MAX_POINT_SECONDS = 20
-DEFAULT_MAX_TRIALS = 30
+DEFAULT_MAX_WINDOWS = 30
 DEFAULT_STABILITY_PERCENTAGE = 10.0
 
 # Upper bounds of one point. Far above any real use, low enough that a typo or a hostile manifest cannot start a
@@ -113,11 +113,19 @@ class MeasurementSettings(WireModel):
             "not converged (it is still measured)."
         ),
     )
-    max_trials: int = Field(
-        DEFAULT_MAX_TRIALS,
+    max_windows: int = Field(
+        DEFAULT_MAX_WINDOWS,
         ge=1,
         le=10_000,
-        description="Most measurement windows one point may take before it stops, converged or not.",
+        description="Most measurement windows one point may take before it stops, converged or not (CLI: "
+        "--max-trials, the original tool's name).",
+    )
+    max_trials: int | None = Field(
+        None,
+        ge=1,
+        le=10_000,
+        description="Deprecated: the name maxWindows had until v1alpha1 (a 'trial' is now what one Triton server "
+        "measures). Accepted for one more release; maxWindows wins when both are given.",
     )
     stability_percentage: float = Field(
         DEFAULT_STABILITY_PERCENTAGE,
@@ -137,6 +145,12 @@ class MeasurementSettings(WireModel):
     baseline_duration_ms: int = Field(
         1000, ge=0, le=600_000, description="How long the server is sampled with no model loaded."
     )
+
+    @model_validator(mode="after")
+    def _windows_by_their_old_name(self) -> MeasurementSettings:
+        if self.max_trials is not None and "max_windows" not in self.model_fields_set:
+            self.max_windows = self.max_trials
+        return self
 
 
 # Bounds of a config search: Model Analyzer's own search tries at most 5 instances and max batch 128.
