@@ -24,15 +24,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import importlib.metadata
 import itertools
 import json
 import os
-import platform
 import re
 import shutil
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,12 +37,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from modelanalysis import __version__
+from common import consecutive_free_ports, git_facts, interleaved, log, machine_facts, median, ratio, rounded
+
 from modelanalysis.adapters.local_triton import find_local_triton
 from modelanalysis.adapters.metrics_sampler import scrape
 from modelanalysis.adapters.perf_analyzer import find_perf_analyzer, perf_analyzer_env
 from modelanalysis.adapters.triton_control import TritonControl
-from modelanalysis.adapters.triton_server import TritonServerProcess, port_in_use
+from modelanalysis.adapters.triton_server import TritonServerProcess
 from modelanalysis.core.perf import parse_perf_analyzer_csv, perf_analyzer_args
 from modelanalysis.core.spec import MeasurementSettings, ModelTarget, Protocol, SweepSpec
 from modelanalysis.core.sweep import Point, plan_model_points
@@ -57,41 +54,6 @@ SIDES = ("plain", "cli_url", "cli_full")
 TARGET_WALL_RATIO = 1.15
 TARGET_PLAIN_THROUGHPUT = 0.03
 TARGET_SERVER_RATE = 0.05
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def ratio(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None or b == 0 else a / b
-
-
-def median(values: list[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return statistics.median(present) if present else None
-
-
-def rounded(value: Any, digits: int = 4) -> Any:
-    """Round floats everywhere in a JSON-able value, so the file stays readable."""
-    if isinstance(value, float):
-        return round(value, digits)
-    if isinstance(value, dict):
-        return {k: rounded(v, digits) for k, v in value.items()}
-    if isinstance(value, list):
-        return [rounded(v, digits) for v in value]
-    return value
-
-
-def consecutive_free_ports(host: str = "127.0.0.1", count: int = 3) -> int:
-    """A port P with P..P+count-1 all free: `--triton-url host:P` implies gRPC on P+1 and metrics on P+2."""
-    for _ in range(200):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind((host, 0))
-            base = int(s.getsockname()[1])
-        if base + count < 65535 and not any(port_in_use(host, base + i) for i in range(count)):
-            return base
-    raise RuntimeError("no run of free consecutive ports found")
 
 
 # ---------------------------------------------------------------- plain side
@@ -327,7 +289,7 @@ def paired_points(
                 measurement=spec.measurement.model_copy(update={"baseline_duration_ms": 0}),
             )
             measured: dict[str, dict[str, Any]] = {}
-            order = ("plain", "cli_url") if (i + n) % 2 == 0 else ("cli_url", "plain")
+            order = interleaved(i + n, ("plain", "cli_url"))
             for side in order:
                 if side == "plain":
                     measured[side] = plain.sweep(perf_binary, spec.measurement, only=[point])["points"][0]
@@ -494,44 +456,6 @@ def summarize(runs: list[dict[str, Any]], repeats: int) -> dict[str, Any]:
 # ---------------------------------------------------------------- machine facts
 
 
-def git_facts() -> dict[str, Any]:
-    def git(*args: str) -> str:
-        proc = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False)
-        return proc.stdout.strip()
-
-    return {
-        "commit": git("rev-parse", "HEAD"),
-        "dirty_files": git("status", "--porcelain", "--untracked-files=no", "--", "operator").splitlines(),
-    }
-
-
-def machine_facts(perf_binary: Path) -> dict[str, Any]:
-    cpu = ""
-    with contextlib.suppress(OSError):
-        cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                    if ln.startswith("model name")), "")  # fmt: skip
-
-    def version(dist: str) -> str | None:
-        try:
-            return importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            return None
-
-    return {
-        "nproc": os.cpu_count(),
-        "sched_affinity": len(os.sched_getaffinity(0)),
-        "cpu_model": cpu,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "modelanalysis": __version__,
-        "tritonclient": version("tritonclient"),
-        "nvidia_pytriton": version("nvidia-pytriton"),
-        "perf_analyzer": str(perf_binary),
-        "tritonserver": str(find_local_triton().binary),
-        "git_at_end": git_facts(),
-    }
-
-
 # ---------------------------------------------------------------- main
 
 
@@ -594,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
             endpoints = plain.server.endpoints
             log(f"plain server {endpoints.http} ({plain.server_version}); {len(plain.points)} points per sweep")
             for i in range(args.repeats):
-                order = SIDES if i % 2 == 0 else tuple(reversed(SIDES))
+                order = interleaved(i, SIDES)
                 for side in order:
                     log(f"repeat {i + 1}/{args.repeats}: {side} ...")
                     if side == "plain":
@@ -611,7 +535,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    machine = machine_facts(perf_binary)
+    machine = {**machine_facts(perf_binary), "git_at_end": git_facts()}
     machine.update(
         git_at_start=git_at_start,
         tritonserver_version=server_version,

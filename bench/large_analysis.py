@@ -39,7 +39,8 @@ from modelanalysis.kube.resource import GROUP, PLURAL, VERSION, ModelStatusEntry
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
-from operator_vs_perf_analyzer import hostpath_claim, install_operator, kubectl, log, model_volume  # noqa: E402
+from common import log  # noqa: E402
+from operator_vs_perf_analyzer import hostpath_claim, install_operator, kubectl, model_volume  # noqa: E402
 from tests.cluster.controlplane import running_cluster  # noqa: E402
 from tests.unit.test_kube_status import big_status  # noqa: E402
 

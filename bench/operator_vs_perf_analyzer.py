@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common import log
 from kubernetes import client, watch
 
 from modelanalysis import __version__
@@ -47,10 +48,6 @@ DEFAULT_OUT = REPO / "bench" / "results" / "operator-vs-perf-analyzer.json"
 OPERATOR_NS = "model-analyzer"
 TARGET_WALL_RATIO = 1.3
 TARGET_POD_CREATED_S = 1.0
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def load_cli_bench() -> Any:

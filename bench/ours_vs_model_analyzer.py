@@ -33,14 +33,10 @@ import argparse
 import contextlib
 import csv
 import datetime as dt
-import importlib.metadata
 import json
 import os
-import platform
 import re
 import shutil
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,16 +45,28 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from modelanalysis import __version__
+from common import (
+    PERF_ANALYZER,
+    REPO,
+    consecutive_free_ports,
+    git_facts,
+    interleaved,
+    log,
+    machine_facts,
+    median,
+    ratio,
+    rounded,
+    run_timed,
+    spread,
+)
+
 from modelanalysis.adapters.local_triton import find_local_triton
 from modelanalysis.adapters.perf_analyzer import perf_analyzer_env
 from modelanalysis.adapters.triton_control import TritonControl
-from modelanalysis.adapters.triton_server import TritonEndpoints, TritonServerProcess, port_in_use
+from modelanalysis.adapters.triton_server import TritonEndpoints, TritonServerProcess
 
-REPO = Path(__file__).resolve().parent.parent
 MA_VERSION = "1.58.0"
 MA_VENV = Path.home() / ".cache" / "modelanalysis" / "bench" / f"ma-{MA_VERSION}-venv"
-PERF_ANALYZER = REPO / ".venv" / "bin" / "perf_analyzer"
 OURS = REPO / ".venv" / "bin" / "model-analyzer"
 DEFAULT_OUT = REPO / "bench" / "results" / "ours-vs-model-analyzer.json"
 QUICK_OUT = REPO / "bench" / "results" / "ours-vs-model-analyzer-quick.json"
@@ -67,46 +75,6 @@ TARGET_WALL_RATIO = 0.5
 TARGET_SERVER_RATE = 0.05
 
 PointKey = tuple[int, int]  # (batch size, concurrency): one model only
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def ratio(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None or b == 0 else a / b
-
-
-def median(values: list[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return statistics.median(present) if present else None
-
-
-def spread(values: list[float | None]) -> tuple[float, float] | None:
-    present = [v for v in values if v is not None]
-    return (min(present), max(present)) if present else None
-
-
-def rounded(value: Any, digits: int = 4) -> Any:
-    """Round floats everywhere in a JSON-able value, so the file stays readable."""
-    if isinstance(value, float):
-        return round(value, digits)
-    if isinstance(value, dict):
-        return {k: rounded(v, digits) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [rounded(v, digits) for v in value]
-    return value
-
-
-def consecutive_free_ports(host: str = "127.0.0.1", count: int = 3) -> int:
-    """A port P with P..P+count-1 all free: `--triton-url host:P` implies gRPC on P+1 and metrics on P+2."""
-    for _ in range(200):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind((host, 0))
-            base = int(s.getsockname()[1])
-        if base + count < 65535 and not any(port_in_use(host, base + i) for i in range(count)):
-            return base
-    raise RuntimeError("no run of free consecutive ports found")
 
 
 # ---------------------------------------------------------------- Model Analyzer's environment
@@ -230,19 +198,6 @@ def ma_command(
         "--perf-output", "--perf-output-path", str(out / "perf_analyzer_output.txt"),
     ]  # fmt: skip
     return cmd if reload else [*cmd, "--reload-model-disable"]
-
-
-def run_timed(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[int, float, float, list[tuple[float, str]]]:
-    """Run `cmd`, its stdout and stderr merged, and note the time each line arrived (seconds since launch)."""
-    lines: list[tuple[float, str]] = []
-    launched_at = time.time()
-    started = time.perf_counter()
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd) as proc:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append((time.perf_counter() - started, line.rstrip("\n")))
-        rc = proc.wait()
-    return rc, time.perf_counter() - started, launched_at, lines
 
 
 def parse_ma_csv(path: Path, model: str) -> dict[PointKey, dict[str, float | None]]:
@@ -491,7 +446,7 @@ def summarize(runs: list[dict[str, Any]], repeats: int) -> dict[str, Any]:
         ma, ours = by[(i, "ma")], by[(i, "ours")]
         per_repeat.append({
             "repeat": i,
-            "first": "ma" if i % 2 == 0 else "ours",
+            "first": interleaved(i, SIDES)[0],
             "ma_wall_s": ma["wall_s"],
             "ours_wall_s": ours["wall_s"],
             "ours_vs_ma": ratio(ours["wall_s"], ma["wall_s"]),
@@ -661,43 +616,6 @@ def markdown(result: dict[str, Any]) -> str:
 # ---------------------------------------------------------------- machine facts
 
 
-def git_facts() -> dict[str, Any]:
-    def git(*args: str) -> str:
-        proc = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False)
-        return proc.stdout.rstrip()  # porcelain lines start with a space
-
-    return {
-        "commit": git("rev-parse", "HEAD"),
-        # Our CLI runs from the working tree, which others change: which files differed from the commit.
-        "dirty_files": git("status", "--porcelain", "--", "operator").splitlines(),
-    }
-
-
-def machine_facts() -> dict[str, Any]:
-    cpu = ""
-    with contextlib.suppress(OSError):
-        cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                    if ln.startswith("model name")), "")  # fmt: skip
-
-    def version(dist: str) -> str | None:
-        try:
-            return importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            return None
-
-    return {
-        "nproc": os.cpu_count(),
-        "cpu_model": cpu,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "modelanalysis": __version__,
-        "tritonclient": version("tritonclient"),  # the perf_analyzer binary both sides run ships with it
-        "nvidia_pytriton": version("nvidia-pytriton"),
-        "perf_analyzer": str(PERF_ANALYZER),
-        "tritonserver": str(find_local_triton().binary),
-    }
-
-
 # ---------------------------------------------------------------- main
 
 
@@ -761,7 +679,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"Triton {server.version} at {server.endpoints.http}; {len(batches) * len(concurrency)} points a side")
             try:
                 for i in range(args.repeats):
-                    for side in SIDES if i % 2 == 0 else tuple(reversed(SIDES)):
+                    for side in interleaved(i, SIDES):
                         server.put_model_in_state(args.model, loaded=not reload)
                         log(f"repeat {i + 1}/{args.repeats}: {side} ...")
                         keep = None if args.keep is None else args.keep / f"repeat{i}-{side}"

@@ -31,7 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ours_vs_model_analyzer import PERF_ANALYZER, REPO, SharedServer, git_facts, log
+from common import PERF_ANALYZER, REPO, git_facts, log
+from ours_vs_model_analyzer import SharedServer
 
 from modelanalysis.adapters.metrics_sampler import MetricsSampler
 from modelanalysis.adapters.perf_analyzer import perf_analyzer_env

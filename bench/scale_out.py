@@ -54,7 +54,7 @@ from modelanalysis.kube.resource import API_VERSION, GROUP, KIND, PLURAL, VERSIO
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
-from cli_vs_perf_analyzer import git_facts, median, ratio, rounded  # noqa: E402
+from common import git_facts, median, ratio, rounded  # noqa: E402
 from operator_vs_perf_analyzer import (  # noqa: E402
     PodWatch,
     install_operator,

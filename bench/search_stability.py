@@ -32,7 +32,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ours_vs_model_analyzer import REPO, git_facts, log, machine_facts, median, ratio, rounded, run_timed
+from common import REPO, git_facts, interleaved, log, machine_facts, median, ratio, rounded, run_timed
 
 MODEL = "wait_3ms"
 MODELS = REPO / "bench" / "models"
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             sources = {"now": REPO / "operator", "before": worktree(args.before, Path(tmp) / "before")}
             try:
                 for repeat in range(args.repeats):
-                    for side in ("now", "before") if repeat % 2 == 0 else ("before", "now"):
+                    for side in interleaved(repeat, ("now", "before")):
                         log(f"repeat {repeat + 1}/{args.repeats}: {side}")
                         scratch = Path(tmp) / f"{side}-{repeat}"
                         scratch.mkdir()

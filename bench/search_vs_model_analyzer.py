@@ -40,24 +40,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ours_vs_model_analyzer import (
-    MA_VENV,
-    MA_VERSION,
-    OURS,
+from common import (
     PERF_ANALYZER,
     REPO,
     consecutive_free_ports,
-    ensure_model_analyzer,
     git_facts,
+    interleaved,
     log,
-    ma_environment,
     machine_facts,
     median,
     ratio,
     rounded,
-    run_ours_and_read,
     run_timed,
 )
+from ours_vs_model_analyzer import MA_VENV, MA_VERSION, OURS, ensure_model_analyzer, ma_environment, run_ours_and_read
 
 from modelanalysis.adapters.local_triton import find_local_triton
 from modelanalysis.adapters.perf_analyzer import perf_analyzer_env
@@ -498,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
     runs: list[dict[str, Any]] = []
     try:
         for i in range(args.repeats):
-            sides = ["ma", "ours"] if i % 2 == 0 else ["ours", "ma"]
+            sides = interleaved(i, ["ma", "ours"])
             if args.ma_quick:
                 sides.append("ma_quick")
             for side in sides:
