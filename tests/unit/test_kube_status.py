@@ -331,6 +331,30 @@ def test_a_500_point_status_on_an_8_gpu_server_still_fits() -> None:
     assert size < 1_500_000 * 0.75, f"500 points (8 GPUs each) take {size:,} bytes of status"
 
 
+# The API server stores an object of at most this many bytes (etcd's default request limit, 1.5 MiB).
+OBJECT_LIMIT = 1_572_864
+# What the coming per-point figures add to each point in status (TTFT, ITL, output tokens per second: p50 and p99
+# and their intervals; a request rate and what was delivered): a dozen numbers, each as `"key":123.456,`.
+COMING_METRICS_PER_POINT = 12
+
+
+def test_the_largest_admitted_analysis_leaves_status_room_for_more_metrics() -> None:
+    """What status keeps per point is what `kubectl get`, a resumed run and the best choice need: one compact
+    record (CompactPoint: the numbers of one row of the CSV, each GPU's maxima). The full record (every column,
+    the report) lives in the results ConfigMaps and the claim. The largest analysis admission accepts (1000
+    points on an 8-GPU server) must fit under the object limit with a dozen more numbers per point, and a
+    boundary per batch size, to spare."""
+    status = big_status(models=10, batches=10, concurrencies=10, gpus=8)
+    assert len(status.points or []) == 1000
+    size = len(json.dumps(status.wire(), separators=(",", ":")))
+    extra = len(status.points or []) * COMING_METRICS_PER_POINT * len('"ttftP99CIHigh":1234.567,')
+    assert size < OBJECT_LIMIT * 0.7, f"1000 points x 8 GPUs take {size:,} bytes of the {OBJECT_LIMIT:,} limit"
+    assert size + extra < OBJECT_LIMIT * 0.9, (
+        f"{size:,} bytes now plus {extra:,} for {COMING_METRICS_PER_POINT} more numbers per point leaves too little "
+        f"of the {OBJECT_LIMIT:,}-byte limit: keep the new figures in the results ConfigMaps, not in status"
+    )
+
+
 def test_point_errors_are_capped_in_status() -> None:
     point = failed_point().model_copy(update={"error": "x" * 10_000})
     error = compact_point(point).error
