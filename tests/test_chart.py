@@ -11,6 +11,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -214,6 +215,14 @@ def test_long_release_names_fit_in_63_characters() -> None:
     assert out.returncode != 0
     manifests = render("fullnameOverride=" + "x" * 63)
     assert all(len(m["metadata"]["name"]) <= 63 for m in manifests)
+
+
+def test_the_values_schema_is_in_step_with_values_yaml() -> None:
+    """Types and bounds are written once (values.schema.json), descriptions once (values.yaml's `# --` comments):
+    scripts/values_schema.py merges them and checks both name the same values."""
+    script = Path(__file__).resolve().parents[1] / "scripts" / "values_schema.py"
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
 
 
 # ---- RBAC --------------------------------------------------------------------------------------------
