@@ -5,8 +5,9 @@ batching off,on (plus the model's own config), `--concurrency auto --latency-bud
 throughput. Run `--repeats` times (default 5) by each side, interleaved (now first on even repeats, before first
 on odd), never two at once, each starting its own Triton:
 
-  now     this tree's CLI: budget decisions on the p99 interval (core/budget.py); the answer is a boundary, the
-          highest concurrency surely under the budget at the winning variant's batch size.
+  now     this checkout's HEAD (run from a git worktree of it): budget decisions on the p99 interval
+          (core/budget.py); the answer is a boundary, the highest concurrency surely under the budget at the
+          winning variant's batch size.
   before  the CLI of --before (a commit; default: the one before issue 21's change), run from a git worktree of
           it: it decided each bisection step on p99's point value, and answered with one concurrency.
 
@@ -175,7 +176,9 @@ def main(argv: list[str] | None = None) -> int:
                 "budget_ms": args.latency_budget, "before": args.before, "git": git_facts(),
                 "machine": machine_facts(), "runs": []}  # fmt: skip
         with tempfile.TemporaryDirectory(prefix="search-stability-") as tmp:
-            sources = {"now": REPO / "operator", "before": worktree(args.before, Path(tmp) / "before")}
+            # Both sides run from worktrees of commits, so editing this checkout meanwhile changes neither.
+            sources = {side: worktree(commit, Path(tmp) / side) for side, commit in (("now", "HEAD"),
+                                                                                     ("before", args.before))}
             try:
                 for repeat in range(args.repeats):
                     for side in interleaved(repeat, ("now", "before")):
@@ -187,8 +190,9 @@ def main(argv: list[str] | None = None) -> int:
                         log(f"  {run['wall_s']:.0f} s, {run['points']} points, winner {run['winner']}")
                         args.out.write_text(json.dumps(rounded(data), indent=1) + "\n")
             finally:
-                subprocess.run(["git", "worktree", "remove", "--force", str(Path(tmp) / "before")], cwd=REPO,
-                               check=False, capture_output=True)  # fmt: skip
+                for side in sources:
+                    subprocess.run(["git", "worktree", "remove", "--force", str(Path(tmp) / side)], cwd=REPO,
+                                   check=False, capture_output=True)  # fmt: skip
     data["summary"] = summarize(data)
     args.out.write_text(json.dumps(rounded(data), indent=1) + "\n")
     write_markdown(data, args.out.with_suffix(".md"))
