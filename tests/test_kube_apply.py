@@ -28,7 +28,7 @@ from modelanalysis.kube import crd, names, objects
 from modelanalysis.kube.api import KubeApi
 from modelanalysis.kube.conditions import analysis_result
 from modelanalysis.kube.ownership import NameTaken
-from modelanalysis.kube.reconcile import job_outcome, owner_reference, termination_message
+from modelanalysis.kube.readings import job_outcome, owner_reference, termination_message
 from modelanalysis.kube.resource import (
     API_VERSION,
     ARGS_MESSAGE,

@@ -14,9 +14,11 @@ from kubernetes import client
 from pydantic import ValidationError
 
 from modelanalysis.core.spec import MODEL_NAME_MESSAGE, ModelTarget
-from modelanalysis.kube.reconcile import AnalysisRun, TritonSlots, spec_error_message
+from modelanalysis.kube.readings import spec_error_message
+from modelanalysis.kube.reconcile import AnalysisRun
 from modelanalysis.kube.refusals import api_message, client_message, refusal_message
 from modelanalysis.kube.resource import ARGS_MESSAGE, ENV_MESSAGE, SUB_PATH_MESSAGE, ModelAnalysisSpec
+from modelanalysis.kube.slots import TritonSlots
 from tests.fakes import DEFAULTS, NS, SPEC, RecordingApi
 
 HOSTILE_MODEL_NAMES = [

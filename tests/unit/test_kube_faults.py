@@ -16,14 +16,18 @@ from modelanalysis.core.perf import MeasureAgain, PointMeasurementError
 from modelanalysis.core.sweep import Point
 from modelanalysis.core.trials import plan_trials
 from modelanalysis.core.variants import plan_variants
-from modelanalysis.kube.reconcile import AnalysisFailed, AnalysisRun, TrialRun, TritonSlots
+from modelanalysis.kube import journal, point_jobs
+from modelanalysis.kube.failures import AnalysisFailed
+from modelanalysis.kube.reconcile import AnalysisRun
 from modelanalysis.kube.resource import ModelAnalysisSpec
+from modelanalysis.kube.slots import TritonSlots
 from modelanalysis.kube.transitions import (
     MAX_POINT_RUNS,
     after_interruption,
     load_generator_interruption,
     results_write_failure,
 )
+from modelanalysis.kube.trial_run import TrialRun
 from tests.fakes import DEFAULTS, NS, SPEC, RecordingApi
 from tests.unit.test_kube_status import perf_row
 
@@ -99,7 +103,7 @@ def test_the_journal_writes_the_best_point_to_status_for_kubectl_gets_best_colum
     budget = Constraints.model_validate({"p99LatencyMs": {"max": 2}})
     result = AnalysisResult(triton_version="x", points=list(POINTS), constraints=budget)
     result.best = choose_best(result.points, Objective.MAXIMIZE_THROUGHPUT, budget)
-    run.record(EngineEvent(EventKind.POINT_MEASURED, 5, 5, "add_sub"), result)
+    journal.record(run, EngineEvent(EventKind.POINT_MEASURED, 5, 5, "add_sub"), result)
     wire = run.status.wire()["best"]
     assert {k: wire[k] for k in ("model", "batch", "concurrency", "throughput", "throughputCI", "p99")} == {
         "model": "add_sub", "batch": 1, "concurrency": 4, "throughput": 4420.0, "throughputCI": [4301.0, 4539.0],
@@ -222,8 +226,8 @@ def test_a_point_whose_load_generator_pod_is_deleted_is_run_again_and_measured()
         [[lg_pod("lg-2")], [finished_pod("lg-2", 0, measured)]],
     ])  # fmt: skip
     with pytest.raises(MeasureAgain, match="its pod lg-1 was deleted"):  # the engine opens a fresh window
-        run.run_point_job(POINT, "10.0.0.7")
-    perf = run.run_point_job(POINT, "10.0.0.7")
+        point_jobs.run_point_job(run, POINT, "10.0.0.7")
+    perf = point_jobs.run_point_job(run, POINT, "10.0.0.7")
     assert perf.model_dump_json() == measured
     assert len(api.created) == 2 and api.created[0]["metadata"]["name"] == api.created[1]["metadata"]["name"]
     # The interrupted Job and its pod were removed before the rerun, the finished Job after it.
@@ -239,16 +243,16 @@ def test_a_point_interrupted_twice_is_recorded_failed_saying_why() -> None:
         [[lg_pod("lg-2")], []],  # gone between two looks
     ])  # fmt: skip
     with pytest.raises(MeasureAgain):
-        run.run_point_job(POINT, "10.0.0.7")
+        point_jobs.run_point_job(run, POINT, "10.0.0.7")
     with pytest.raises(PointMeasurementError, match=r"interrupted on each of its 2 runs \(last: its pod was deleted\)"):
-        run.run_point_job(POINT, "10.0.0.7")
+        point_jobs.run_point_job(run, POINT, "10.0.0.7")
     assert len(api.created) == 2 and [r for _, r, _ in events] == ["PointInterrupted"]
 
 
 def test_a_measurement_that_fails_on_its_own_is_not_run_again() -> None:
     run, api, events = point_runner([[[finished_pod("lg-1", 1, "perf_analyzer failed (exit 99): no requests")]]])
     with pytest.raises(PointMeasurementError, match="perf_analyzer failed"):
-        run.run_point_job(POINT, "10.0.0.7")
+        point_jobs.run_point_job(run, POINT, "10.0.0.7")
     assert len(api.created) == 1 and events == []
 
 

@@ -16,8 +16,8 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from modelanalysis.kube import handlers
-from modelanalysis.kube.reconcile import TritonSlots
 from modelanalysis.kube.settings import OperatorSettings
+from modelanalysis.kube.slots import TritonSlots
 
 LOG = logging.getLogger("test")
 WAIT_S = 10.0  # guards against hanging, never a performance assertion

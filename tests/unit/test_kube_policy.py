@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from modelanalysis.kube import objects, policy
-from modelanalysis.kube.reconcile import AnalysisRun, TritonSlots
+from modelanalysis.kube.reconcile import AnalysisRun
 from modelanalysis.kube.resource import ModelAnalysisSpec
 from modelanalysis.kube.settings import OperatorSettings
+from modelanalysis.kube.slots import TritonSlots
 from tests.fakes import DEFAULTS, NS, SPEC, RecordingApi
 
 

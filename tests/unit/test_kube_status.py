@@ -35,8 +35,7 @@ from modelanalysis.kube.conditions import (
     model_entry,
     set_condition,
 )
-from modelanalysis.kube.reconcile import (
-    TritonSlots,
+from modelanalysis.kube.readings import (
     job_outcome,
     owner_reference,
     pod_failure,
@@ -45,6 +44,7 @@ from modelanalysis.kube.reconcile import (
     termination_message,
 )
 from modelanalysis.kube.resource import API_VERSION, KIND, ConditionType, ModelAnalysisStatus, Reason
+from modelanalysis.kube.slots import TritonSlots
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 H100 = "GPU-0da54fef-9077-a528-5552-2c32d8979b02"

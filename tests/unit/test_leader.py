@@ -8,8 +8,8 @@ from typing import Any
 
 from modelanalysis.kube.handlers import Runs
 from modelanalysis.kube.leader import Act, LeaseView, Observation, must_step_down, next_act, observe
-from modelanalysis.kube.reconcile import TritonSlots
 from modelanalysis.kube.settings import OperatorSettings
+from modelanalysis.kube.slots import TritonSlots
 
 HELD = LeaseView(holder="pod-a", renew_time="2026-12-01T10:00:00.000000Z", duration_s=15)
 

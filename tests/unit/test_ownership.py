@@ -19,7 +19,9 @@ from modelanalysis.adapters.files import RESULTS_OWNER_FILE, set_aside_earlier_r
 from modelanalysis.core.sweep import Point
 from modelanalysis.kube import names, reconcile
 from modelanalysis.kube.ownership import NameTaken, collision_message, first_collision, holder, owned_by
-from modelanalysis.kube.reconcile import AnalysisRun, TritonSlots, copied_results
+from modelanalysis.kube.readings import copied_results
+from modelanalysis.kube.reconcile import AnalysisRun
+from modelanalysis.kube.slots import TritonSlots
 from tests.fakes import DEFAULTS, NS, SPEC, RecordingApi
 
 UID = "u-1"

@@ -31,10 +31,11 @@ from modelanalysis.core.sweep import Point
 from modelanalysis.core.trials import plan_trials
 from modelanalysis.core.variants import plan_variants
 from modelanalysis.engine import EngineEvent, EventKind
-from modelanalysis.kube import names, objects
+from modelanalysis.kube import journal, names, objects
 from modelanalysis.kube.conditions import analysis_result, compact_point, expand_point
-from modelanalysis.kube.reconcile import AnalysisRun, TritonSlots
+from modelanalysis.kube.reconcile import AnalysisRun
 from modelanalysis.kube.resource import ModelAnalysisSpec, ModelAnalysisStatus, Phase, TrialStatus
+from modelanalysis.kube.slots import TritonSlots
 from modelanalysis.kube.transitions import trial_end, trials_verdict
 from tests.fakes import DEFAULTS, NS, SPEC, Recorder, RecordingApi, StandInTriton, engine, numbers, spec
 
@@ -184,7 +185,7 @@ def test_each_trials_journal_adds_its_share_to_one_status() -> None:
     for trial, throughput in ((first, 100.0), (fourth, 180.0)):
         share = AnalysisResult(triton_version="x", points=[versioned(trial.triton_version, 1, throughput)])
         share.points[0] = share.points[0].model_copy(update={"variant": trial.variants[0].name})
-        run.record(EngineEvent(EventKind.POINT_MEASURED, 1, 1, trial.variants[0].name), share, trial)
+        journal.record(run, EngineEvent(EventKind.POINT_MEASURED, 1, 1, trial.variants[0].name), share, trial)
     wire = run.status.wire()
     assert [p["tritonVersion"] for p in wire["points"]] == ["24.08-py3", "25.01-py3"]
     assert wire["best"]["tritonVersion"] == "25.01-py3" and wire["best"]["throughput"] == 180.0
@@ -193,8 +194,9 @@ def test_each_trials_journal_adds_its_share_to_one_status() -> None:
     assert wire["progress"] == "2/6"
     # After a restart each trial gets back its own share of what status holds.
     again = analysis_result(ModelAnalysisStatus.model_validate(wire), "x")
-    assert [p.point.key for p in run.trial_share(again, fourth).points] == ["25.01-py3/add_sub_config_default/b1/c1"]
-    assert run.trial_share(again, trials[1]).points == []
+    fourth_share = journal.trial_share(run, again, fourth)
+    assert [p.point.key for p in fourth_share.points] == ["25.01-py3/add_sub_config_default/b1/c1"]
+    assert journal.trial_share(run, again, trials[1]).points == []
 
 
 def test_the_analysis_goes_on_unless_every_trial_failed() -> None:
@@ -228,7 +230,7 @@ def test_the_best_point_in_status_carries_its_variants_whole_config_and_the_cli_
                          status=PointStatus.MEASURED, perf=perf)  # fmt: skip
     result = AnalysisResult(triton_version="x", points=[winner], model_configs={"add_sub": own})
     result.best = choose_best(result.points, Objective.MAXIMIZE_THROUGHPUT, Constraints())
-    run.record(EngineEvent(EventKind.POINT_MEASURED, 1, 1, "add_sub_config_1"), result)
+    journal.record(run, EngineEvent(EventKind.POINT_MEASURED, 1, 1, "add_sub_config_1"), result)
     wire = run.status.wire()
     assert wire["best"]["config"] == {**own, "instance_group": [{"count": 2, "kind": "KIND_CPU"}]}  # 2 instances
     assert wire["modelConfigs"] == {"add_sub": own}

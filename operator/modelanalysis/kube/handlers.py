@@ -38,10 +38,12 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from modelanalysis.kube.api import AnalysisReader, ChildApi, KubeApi
+from modelanalysis.kube.failures import EventSink
 from modelanalysis.kube.leader import LeaderElector
-from modelanalysis.kube.reconcile import AnalysisRun, EventSink, TritonSlots
+from modelanalysis.kube.reconcile import AnalysisRun
 from modelanalysis.kube.resource import API_VERSION, FINISHED_PHASES, GROUP, KIND, PLURAL, VERSION, Reason
 from modelanalysis.kube.settings import OperatorSettings
+from modelanalysis.kube.slots import TritonSlots
 
 Logger = logging.Logger | logging.LoggerAdapter[logging.Logger]
 
