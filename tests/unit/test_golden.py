@@ -75,3 +75,18 @@ def test_outputs_are_as_recorded(case: str) -> None:
             path.write_text(text)
         assert path.exists(), f"{path} is missing: run with MODELANALYSIS_UPDATE_GOLDEN=1 to write it"
         assert text == path.read_text(), f"{name} differs from tests/data/golden/{name}"
+
+
+def test_the_metric_tables_name_real_columns_and_fields() -> None:
+    """A point's numbers reach the CSV and status through one table each (core/report.PERF_IN_CSV,
+    kube/conditions.PERF_IN_STATUS): every entry names a PerfMeasurement field and a real column or status key."""
+    from modelanalysis.core.perf import PerfMeasurement
+    from modelanalysis.core.report import INFERENCE_COLUMNS, PERF_IN_CSV
+    from modelanalysis.kube.conditions import INTERVALS_IN_STATUS, PERF_IN_STATUS
+    from modelanalysis.kube.resource import CompactPoint
+
+    perf_fields = set(PerfMeasurement.model_fields)
+    assert all(column in INFERENCE_COLUMNS and field in perf_fields for column, field in PERF_IN_CSV)
+    assert all(key in CompactPoint.model_fields and field in perf_fields for key, field, _ in PERF_IN_STATUS)
+    for key, low, high in INTERVALS_IN_STATUS:
+        assert {low, high} <= perf_fields and key in CompactPoint.model_fields

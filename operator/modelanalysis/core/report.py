@@ -52,6 +52,26 @@ SERVER_ONLY_COLUMNS = [
 ]  # fmt: skip
 
 
+# Each number of a point's measurement in metrics-model-inference.csv: its column and PerfMeasurement's field
+# (INFERENCE_COLUMNS says where the column goes). A new metric is a line here and a place in that list.
+PERF_IN_CSV: tuple[tuple[str, str], ...] = (
+    ("Throughput (infer/sec)", "throughput_infer_per_sec"),
+    ("p99 Latency (ms)", "latency_p99_ms"),
+    ("p50 Latency (ms)", "latency_p50_ms"),
+    ("p90 Latency (ms)", "latency_p90_ms"),
+    ("p95 Latency (ms)", "latency_p95_ms"),
+    ("Avg Latency (ms)", "latency_avg_ms"),
+    ("Throughput 95% CI Low (infer/sec)", "throughput_ci_low"),
+    ("Throughput 95% CI High (infer/sec)", "throughput_ci_high"),
+    ("p99 Latency 95% CI Low (ms)", "latency_p99_ci_low_ms"),
+    ("p99 Latency 95% CI High (ms)", "latency_p99_ci_high_ms"),
+    ("Measurement Windows", "windows"),
+    ("Requests", "requests"),
+    ("Load Generator CPU (cores)", "load_generator_cpu_cores"),
+    ("Load Generator CPU Budget (cores)", "load_generator_cpu_budget_cores"),
+)
+
+
 def _max_over_gpus(gpus: list[GpuMetrics], field: str) -> float | None:
     values = [getattr(g, field) for g in gpus if getattr(g, field) is not None]
     return max(values) if values else None
@@ -82,12 +102,7 @@ def inference_row(
         **_model_columns(outcome),
         "Max Batch Size": outcome.max_batch_size if outcome else None,
         "Satisfies Constraints": _satisfies(p, constraints),
-        "Throughput (infer/sec)": perf.throughput_infer_per_sec if perf else None,
-        "p99 Latency (ms)": perf.latency_p99_ms if perf else None,
-        "p50 Latency (ms)": perf.latency_p50_ms if perf else None,
-        "p90 Latency (ms)": perf.latency_p90_ms if perf else None,
-        "p95 Latency (ms)": perf.latency_p95_ms if perf else None,
-        "Avg Latency (ms)": perf.latency_avg_ms if perf else None,
+        **{column: getattr(perf, field) if perf else None for column, field in PERF_IN_CSV},
         "Server Throughput (infer/sec)": p.server_throughput_infer_per_sec,
         "Max GPU Utilization (%)": _max_over_gpus(gpus, "max_utilization_pct"),
         "Max GPU Memory (MB)": _max_over_gpus(gpus, "max_memory_used_mb"),
@@ -97,19 +112,11 @@ def inference_row(
         "Max CPU Memory (MB)": p.resources.max_cpu_memory_used_mb if p.resources else None,
         "Status": p.status.value,
         "Error": p.error or "",
-        "Throughput 95% CI Low (infer/sec)": perf.throughput_ci_low if perf else None,
-        "Throughput 95% CI High (infer/sec)": perf.throughput_ci_high if perf else None,
-        "p99 Latency 95% CI Low (ms)": perf.latency_p99_ci_low_ms if perf else None,
-        "p99 Latency 95% CI High (ms)": perf.latency_p99_ci_high_ms if perf else None,
-        "Measurement Windows": perf.windows if perf else None,
-        "Requests": perf.requests if perf else None,
         "Converged": _yes_no(perf.converged if perf else None),
         "Convergence": (perf.convergence or "") if perf else "",
         "Server Node": p.placement.server_node or "",
         "Load Generator Node": p.placement.load_generator_node or "",
         "Load Generator Placement": p.placement.load_generator_placement or "",
-        "Load Generator CPU (cores)": perf.load_generator_cpu_cores if perf else None,
-        "Load Generator CPU Budget (cores)": perf.load_generator_cpu_budget_cores if perf else None,
         "Load Generator Bottleneck": _yes_no(perf.load_generator_bottleneck if perf else None),
         "Triton Version": p.triton_version or triton_version,
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from modelanalysis.core.perf import PerfMeasurement
 from modelanalysis.core.results import (
@@ -116,8 +117,39 @@ def _pair(low: float | None, high: float | None) -> list[float] | None:
     return None if low is None or high is None else [round(low, 3), round(high, 3)]
 
 
+# Each number of a point's measurement that status keeps: CompactPoint's field, PerfMeasurement's field, and
+# whether it is rounded (a float) or kept as it is. A new metric is a line here and a CompactPoint field.
+PERF_IN_STATUS: tuple[tuple[str, str, bool], ...] = (
+    ("throughput", "throughput_infer_per_sec", True),
+    ("p50", "latency_p50_ms", True),
+    ("p90", "latency_p90_ms", True),
+    ("p95", "latency_p95_ms", True),
+    ("p99", "latency_p99_ms", True),
+    ("avg", "latency_avg_ms", True),
+    ("windows", "windows", False),
+    ("requests", "requests", False),
+    ("converged", "converged", False),
+    ("load_generator_cpu", "load_generator_cpu_cores", True),
+    ("load_generator_cpu_budget", "load_generator_cpu_budget_cores", True),
+    ("load_generator_bottleneck", "load_generator_bottleneck", False),
+)
+# Intervals, kept as [low, high]: CompactPoint's field and PerfMeasurement's two.
+INTERVALS_IN_STATUS: tuple[tuple[str, str, str], ...] = (
+    ("throughput_ci", "throughput_ci_low", "throughput_ci_high"),
+    ("p99_ci", "latency_p99_ci_low_ms", "latency_p99_ci_high_ms"),
+)
+
+
 def compact_point(p: PointResult) -> CompactPoint:
     perf, res = p.perf, p.resources
+    numbers: dict[str, Any] = {}
+    if perf is not None:
+        for key, field, rounded in PERF_IN_STATUS:
+            value = getattr(perf, field)
+            numbers[key] = _r(value) if rounded else value
+        for key, low, high in INTERVALS_IN_STATUS:
+            numbers[key] = _pair(getattr(perf, low), getattr(perf, high))
+        numbers["convergence"] = short(perf.convergence, 200)
     return CompactPoint(
         model=p.model,
         variant=p.variant or None,
@@ -126,54 +158,26 @@ def compact_point(p: PointResult) -> CompactPoint:
         concurrency=p.concurrency,
         status=p.status.value,
         error=short(p.error),
-        throughput=_r(perf.throughput_infer_per_sec if perf else None),
         server_throughput=_r(p.server_throughput_infer_per_sec),
-        p50=_r(perf.latency_p50_ms if perf else None),
-        p90=_r(perf.latency_p90_ms if perf else None),
-        p95=_r(perf.latency_p95_ms if perf else None),
-        p99=_r(perf.latency_p99_ms if perf else None),
-        avg=_r(perf.latency_avg_ms if perf else None),
         cpu_util=_r(res.max_cpu_utilization_pct if res else None),
         cpu_mem_mb=_r(res.max_cpu_memory_used_mb if res else None),
         gpus=compact_gpus(res),
-        throughput_ci=_pair(perf.throughput_ci_low, perf.throughput_ci_high) if perf else None,
-        p99_ci=_pair(perf.latency_p99_ci_low_ms, perf.latency_p99_ci_high_ms) if perf else None,
-        windows=perf.windows if perf else None,
-        requests=perf.requests if perf else None,
-        converged=perf.converged if perf else None,
-        convergence=short(perf.convergence, 200) if perf else None,
         server_node=p.placement.server_node,
         load_generator_node=p.placement.load_generator_node,
-        load_generator_cpu=_r(perf.load_generator_cpu_cores if perf else None),
-        load_generator_cpu_budget=_r(perf.load_generator_cpu_budget_cores if perf else None),
-        load_generator_bottleneck=perf.load_generator_bottleneck if perf else None,
         started=_r(p.started_at, 1),
         finished=_r(p.finished_at, 1),
+        **numbers,
     )
 
 
 def expand_point(c: CompactPoint, placement: str | None = None) -> PointResult:
     perf = None
     if c.throughput is not None and None not in (c.p50, c.p90, c.p95, c.p99):
-        perf = PerfMeasurement(
-            throughput_infer_per_sec=c.throughput,
-            latency_p50_ms=c.p50 or 0.0,
-            latency_p90_ms=c.p90 or 0.0,
-            latency_p95_ms=c.p95 or 0.0,
-            latency_p99_ms=c.p99 or 0.0,
-            latency_avg_ms=c.avg,
-            throughput_ci_low=c.throughput_ci[0] if c.throughput_ci else None,
-            throughput_ci_high=c.throughput_ci[1] if c.throughput_ci else None,
-            latency_p99_ci_low_ms=c.p99_ci[0] if c.p99_ci else None,
-            latency_p99_ci_high_ms=c.p99_ci[1] if c.p99_ci else None,
-            windows=c.windows,
-            requests=c.requests,
-            converged=c.converged,
-            convergence=c.convergence,
-            load_generator_cpu_cores=c.load_generator_cpu,
-            load_generator_cpu_budget_cores=c.load_generator_cpu_budget,
-            load_generator_bottleneck=c.load_generator_bottleneck,
-        )
+        numbers = {field: getattr(c, key) for key, field, _ in PERF_IN_STATUS}
+        for key, low, high in INTERVALS_IN_STATUS:
+            pair = getattr(c, key)
+            numbers[low], numbers[high] = (pair[0], pair[1]) if pair else (None, None)
+        perf = PerfMeasurement(**numbers, convergence=c.convergence)
     return PointResult(
         model=c.model,
         variant=c.variant or "",
