@@ -65,7 +65,7 @@ def test_a_child_of_a_deleted_analysis_of_the_same_name_is_a_leftover_the_garbag
 
 
 def test_the_collision_sentence_names_the_object_and_both_ways_out() -> None:
-    message = collision_message(NameTaken("ConfigMap", "victim-results", "it has no owner"), "victim")
+    message = collision_message(NameTaken("ConfigMap", "victim-results", "it has no owner"))
     assert message.startswith("ConfigMap victim-results already exists and is not this analysis's (it has no owner)")
     assert "left it untouched" in message and "rename the analysis" in message
     assert "kubectl delete configmap victim-results" in message and "\n" not in message

@@ -21,7 +21,8 @@ from modelanalysis.core.perf import PerfMeasurement
 from modelanalysis.core.results import BudgetBoundary, PointResult
 from modelanalysis.core.spec import SweepSpec
 
-# The same, for an answer judged on several bounds.
+# Why a decision fell back to point values, for an answer judged on several bounds (results.P99_ON_POINT_VALUE
+# says it for p99 alone).
 ON_POINT_VALUE = "judged on point values where a number had no interval: too few requests or windows for one"
 
 
@@ -34,7 +35,7 @@ class Side(StrEnum):
 @dataclass(frozen=True)
 class BudgetVerdict:
     side: Side
-    by_point_value: bool = False  # no interval: decided on the value itself (P99_ON_POINT_VALUE says why)
+    by_point_value: bool = False  # no interval: decided on the value itself (results.P99_ON_POINT_VALUE says why)
 
 
 def p99_verdict(perf: PerfMeasurement | None, budget_ms: float) -> BudgetVerdict:

@@ -76,7 +76,7 @@ def describe_rule(objective: Objective, constraints: Constraints) -> str:
         bounds.append(f"throughput at least {_num(constraints.throughput_infer_per_sec.min)} infer/sec")
     if constraints.gpu_memory_mb is not None:
         bounds.append(f"GPU memory at most {_num(constraints.gpu_memory_mb.max)} MB (where measured)")
-    surely = "surely " if constraints.p99_latency_ms or constraints.throughput_infer_per_sec else ""
+    surely = "surely " if judged_on_intervals(constraints) else ""
     within = f"{surely}within the constraints ({'; '.join(bounds)})" if bounds else "measured (no constraints given)"
     intervals = " (p99 and throughput by their 95% intervals)" if surely else ""
     return (
@@ -88,6 +88,11 @@ def describe_rule(objective: Objective, constraints: Constraints) -> str:
 def satisfies(point: PointResult, constraints: Constraints) -> bool:
     """Model Analyzer's "Satisfies Constraints" (on point values, as its CSV column): a failed point never does."""
     return point.perf is not None and not violations(point, constraints)
+
+
+def judged_on_intervals(constraints: Constraints) -> bool:
+    """Whether a bound is judged on an interval (p99, throughput), so "within" means surely within."""
+    return constraints.p99_latency_ms is not None or constraints.throughput_infer_per_sec is not None
 
 
 def within(point: PointResult, constraints: Constraints) -> BudgetVerdict:
@@ -149,8 +154,8 @@ def _best_of(points: Sequence[PointResult], objective: Objective, constraints: C
     if feasible:
         winner = feasible[0]
         assert winner.perf is not None
-        inside = ("surely within the constraints" if constraints.p99_latency_ms or constraints.throughput_infer_per_sec
-                  else "within the constraints") if constraints.any else "measured"  # fmt: skip
+        surely = "surely " if judged_on_intervals(constraints) else ""
+        inside = f"{surely}within the constraints" if constraints.any else "measured"
         why = f"{metric} of the {len(feasible)} points {inside}"
         if len(feasible) > 1 and _tied(winner, feasible[1], objective):
             why += f"; {feasible[1].point.key} is within its confidence interval (statistically tied)"

@@ -52,7 +52,7 @@ class NameTaken(Exception):
         super().__init__(f"{kind} {name} already exists and is not this analysis's ({owner})")
 
 
-def collision_message(taken: NameTaken, analysis: str, kept: str = "") -> str:
+def collision_message(taken: NameTaken, kept: str = "") -> str:
     """One sentence: which object is in the way, that it was left alone, and the two ways out."""
     return (
         f"{taken.kind} {taken.name} already exists and is not this analysis's ({taken.owner}), so the operator "

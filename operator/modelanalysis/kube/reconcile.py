@@ -147,7 +147,7 @@ class AnalysisRun:
     def collision(self, taken: NameTaken) -> AnalysisFailed:
         points = len(self.status.points or [])
         kept = f"; the {points} points measured so far are kept in status" if points else ""
-        return AnalysisFailed(Reason.NAME_IN_USE, collision_message(taken, self.name, kept))
+        return AnalysisFailed(Reason.NAME_IN_USE, collision_message(taken, kept))
 
     # -- the run --------------------------------------------------------------------------------------
     def run(self) -> None:
