@@ -110,7 +110,7 @@ class StandInTriton:
 
 
 def numbers(point: Point) -> PerfMeasurement:
-    thr = 100.0 * point.batch_size * point.concurrency
+    thr = 100.0 * point.batch_size * point.load.value
     return PerfMeasurement(
         throughput_infer_per_sec=thr, latency_p50_ms=1, latency_p90_ms=2, latency_p95_ms=3, latency_p99_ms=4,
         throughput_ci_low=thr * 0.98, throughput_ci_high=thr * 1.02, windows=3, converged=True,

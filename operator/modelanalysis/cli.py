@@ -41,6 +41,7 @@ from modelanalysis.cli_common import (
     with_objective_options,
 )
 from modelanalysis.core.budget import search_p99_budget
+from modelanalysis.core.load import Load, number_text
 from modelanalysis.core.perf import PerfMeasurement
 from modelanalysis.core.results import AnalysisResult, BestPoint, ModelStatus, PointResult, PointStatus, local_placement
 from modelanalysis.core.spec import (
@@ -67,7 +68,8 @@ RESULT_JSON = "analysis.json"
 
 def model_table(result: AnalysisResult) -> Table:
     table = Table(title="Model Analyzer results", header_style="bold")
-    for column in ("Model", "Batch", "Concurrency", "Throughput (infer/sec)", "95% CI", "Windows", "p50 (ms)",
+    load_column = result.points[0].load.csv_column if result.points else "Concurrency"
+    for column in ("Model", "Batch", load_column, "Throughput (infer/sec)", "95% CI", "Windows", "p50 (ms)",
                    "p99 (ms)", "Max GPU Util (%)", "Max GPU Mem (MB)", "Max CPU Util (%)", "Status"):  # fmt: skip
         table.add_column(column, justify="left" if column in ("Model", "Status") else "right")
     table.caption = "95% CI: half-width of throughput's 95% confidence interval over the windows"
@@ -93,7 +95,7 @@ def model_table(result: AnalysisResult) -> Table:
         table.add_row(
             f"{p.variant_name} @ {p.triton_version}" if p.triton_version else p.variant_name,
             str(p.batch_size),
-            str(p.concurrency),
+            number_text(p.load.value),
             num(p.perf.throughput_infer_per_sec if p.perf else None),
             interval(p.perf),
             str(p.perf.windows) if p.perf and p.perf.windows else "",
@@ -296,7 +298,7 @@ def run_profile(
 
         def record(event: EngineEvent, partial: AnalysisResult) -> None:
             where = (
-                f"{event.model} batch {event.point.batch_size} concurrency {event.point.concurrency}"
+                f"{event.model} {event.point.where}"
                 if event.point
                 else event.model
             )
@@ -351,20 +353,18 @@ def print_best(result: AnalysisResult) -> None:
 
     for b in best.per_version if len(best.per_version) > 1 else []:
         mark = "" if b.satisfies_constraints else " [yellow](none satisfies the constraints)[/]"
-        out.print(f"Best on Triton {b.triton_version}: {config(b)}, batch {b.batch_size}, concurrency "
-                  f"{b.concurrency}{mark}", highlight=False)  # fmt: skip
+        out.print(f"Best on Triton {b.triton_version}: {config(b)}, {b.where}{mark}", highlight=False)
 
     if len(best.per_model) > 1:
         for b in best.per_model:
             mark = "" if b.satisfies_constraints else " [yellow](none satisfies the constraints)[/]"
-            out.print(f"Best for {b.model}: {config(b)}, batch {b.batch_size}, concurrency {b.concurrency}{mark}: "
-                      f"{b.why}", highlight=False)  # fmt: skip
+            out.print(f"Best for {b.model}: {config(b)}, {b.where}{mark}: {b.why}", highlight=False)
     for boundary in best.boundaries:  # with a latency budget: where it falls at each batch size searched
         out.print(f"Boundary: {boundary.sentence()}", highlight=False)
     overall = best.overall
     label = "Best" if overall.satisfies_constraints else "[yellow]No point satisfies the constraints[/]; closest"
     out.print(
-        f"{label}: {config(overall)} batch {overall.batch_size} concurrency {overall.concurrency} "
+        f"{label}: {config(overall)} {overall.where} "
         f"({best.objective.value}): {overall.why}",
         highlight=False,
     )
@@ -385,11 +385,11 @@ def finish(result: AnalysisResult, export_path: Path | None, model_folder: Path 
         if outcome.status == ModelStatus.LOAD_FAILED:
             console.print(f"[red]{outcome.name} failed to load:[/] {outcome.error}", highlight=False)
         # One line per batch size and reason: a search that stops early leaves many steps out for one reason.
-        grouped: dict[tuple[int, str], list[int]] = {}
+        grouped: dict[tuple[int, str], list[Load]] = {}
         for skipped in outcome.skipped:
-            grouped.setdefault((skipped.point.batch_size, skipped.reason), []).append(skipped.point.concurrency)
+            grouped.setdefault((skipped.point.batch_size, skipped.reason), []).append(skipped.point.load)
         for (batch, reason), steps in grouped.items():
-            where = ", ".join(f"c{c}" for c in steps)
+            where = ", ".join(load.key_part for load in steps)
             console.print(f"skipped {outcome.name} b{batch} {where}: {reason}", highlight=False)
     for note in result.notes:
         console.print(f"note: {note}", highlight=False)

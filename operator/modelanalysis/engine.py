@@ -36,6 +36,7 @@ from modelanalysis.adapters.triton_control import (
     ModelLoadError,
     summarize_model_config,
 )
+from modelanalysis.core.load import Load
 from modelanalysis.core.objectives import choose_best
 from modelanalysis.core.perf import MeasureAgain, PerfMeasurement, PointMeasurementError
 from modelanalysis.core.results import (
@@ -47,7 +48,7 @@ from modelanalysis.core.results import (
     PointStatus,
     expected_point_count,
 )
-from modelanalysis.core.search import next_concurrency
+from modelanalysis.core.search import next_load
 from modelanalysis.core.server_metrics import GpuMetrics, ResourceMetrics, aggregate_window
 from modelanalysis.core.spec import DEFAULT_STABILITY_PERCENTAGE, MeasurementSettings, SweepSpec
 from modelanalysis.core.sweep import Point, SkippedPoint, plan_model_points
@@ -315,7 +316,7 @@ class SweepEngine:
         self._record(EventKind.LOADED, model=name)
         try:
             for batch in sorted({p.batch_size for p in plan.points}):
-                steps = [p.concurrency for p in plan.points if p.batch_size == batch]
+                steps = [p.load for p in plan.points if p.batch_size == batch]
                 self.profile_batch(variant, batch, steps, outcome)
             outcome.status = ModelStatus.PROFILED
             measured = len(self._measured(name))
@@ -344,36 +345,34 @@ class SweepEngine:
             p for p in self.result.points if p.variant_name == variant_name and p.triton_version == self.triton_version
         ]
 
-    def profile_batch(self, variant: ModelVariant, batch: int, steps: list[int], outcome: ModelOutcome) -> None:
-        """Measure one batch size at the concurrency values the search picks, one at a time; record the steps it
+    def profile_batch(self, variant: ModelVariant, batch: int, steps: list[Load], outcome: ModelOutcome) -> None:
+        """Measure one batch size at the loads the search picks, one at a time; record the steps it
         left out, with why."""
         budget = self.spec.constraints.p99_latency_ms
         model, name, tag = variant.model, variant.name, variant.point_variant
         while True:
             measured = [p for p in self._measured(name) if p.batch_size == batch]
-            step = next_concurrency(steps, measured, self.spec.concurrency_search, budget.max if budget else None)
-            if step.concurrency is None:
+            step = next_load(steps, measured, self.spec.concurrency_search, budget.max if budget else None)
+            if step.load is None:
                 break
-            point = Point(
-                model=model, batch_size=batch, concurrency=step.concurrency, variant=tag,
-                triton_version=self.triton_version,
-            )  # fmt: skip
+            version = self.triton_version
+            point = Point(model=model, batch_size=batch, load=step.load, variant=tag, triton_version=version)
             self.checkpoint()
             self._record(EventKind.POINT, model=name, point=point)
             result = self.measure_point(point, self.spec.measurement)
             self.result.points.append(result)
             kind = EventKind.POINT_MEASURED if result.status == PointStatus.MEASURED else EventKind.POINT_FAILED
             self._record(kind, name, point, result.error or "", result)
-        measured_steps = {p.concurrency for p in measured}
+        measured_steps = {p.load for p in measured}
         known = {s.point.key for s in outcome.skipped}
         version = self.triton_version
         left_out = [
             SkippedPoint(
-                point=Point(model=model, batch_size=batch, concurrency=c, variant=tag, triton_version=version),
+                point=Point(model=model, batch_size=batch, load=load, variant=tag, triton_version=version),
                 reason=step.reason,
             )
-            for c in steps
-            if c not in measured_steps
+            for load in steps
+            if load not in measured_steps
         ]
         outcome.skipped.extend(s for s in left_out if s.point.key not in known)
 

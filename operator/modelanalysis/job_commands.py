@@ -24,6 +24,7 @@ from modelanalysis.adapters.files import (
     write_results_owner,
 )
 from modelanalysis.adapters.perf_analyzer import PerfAnalyzerError, measure_point
+from modelanalysis.core.load import Load
 from modelanalysis.core.parts import join_parts
 from modelanalysis.core.spec import MeasurementSettings
 from modelanalysis.core.sweep import Point
@@ -41,7 +42,9 @@ def _perf_point_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--model", required=True)
     parser.add_argument("--batch", type=int, required=True)
-    parser.add_argument("--concurrency", type=int, required=True)
+    load = parser.add_mutually_exclusive_group(required=True)  # the point's load (core/load.py: CLI_FLAG)
+    load.add_argument("--concurrency", type=int)
+    load.add_argument("--request-rate", type=float)
     parser.add_argument("--grpc-url", required=True)
     parser.add_argument("--http-url", required=True)
     parser.add_argument("--measurement", default="{}", help="The analysis's measurement settings, as JSON.")
@@ -65,7 +68,8 @@ def perf_point(argv: Sequence[str]) -> int:
         where = ".".join(str(part) for part in first["loc"])
         print(f"error: --measurement: {where}: {first['msg']}", file=sys.stderr)
         return 2
-    point = Point(model=args.model, batch_size=args.batch, concurrency=args.concurrency)
+    load = Load.concurrency(args.concurrency) if args.concurrency is not None else Load.request_rate(args.request_rate)
+    point = Point(model=args.model, batch_size=args.batch, load=load)
     try:
         result = measure_point(point, settings, args.grpc_url, args.http_url, cpu_budget_cores=args.cpu_budget,
                                p99_budget_ms=args.p99_budget_ms)  # fmt: skip

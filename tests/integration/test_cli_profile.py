@@ -474,9 +474,9 @@ def test_constraints_judge_every_point_and_the_best_is_printed_and_saved(
     assert result.best is not None and result.best.overall is not None
     best = result.best.overall
     fastest = max(rows, key=lambda r: float(r["Throughput (infer/sec)"]))
-    assert (best.model, best.concurrency) == ("add_sub", int(fastest["Concurrency"]))
+    assert (best.model, best.load.value) == ("add_sub", int(fastest["Concurrency"]))
     assert best.satisfies_constraints and best.throughput_ci_low is not None
-    assert f"Best: add_sub batch 1 concurrency {best.concurrency} (maximize-throughput)" in proc.stdout
+    assert f"Best: add_sub batch 1 concurrency {best.load.value} (maximize-throughput)" in proc.stdout
     assert "highest throughput of the 2 points surely within the constraints" in proc.stdout
 
     export = tmp_path / "none"
@@ -504,8 +504,8 @@ def test_a_config_and_concurrency_search_returns_its_best_variant(
     ]
     assert result.models[1].changes == "2 instances, dynamic batching"
     for variant in ("add_sub_config_default", "add_sub_config_0"):
-        measured = [p.concurrency for p in result.points if p.variant == variant]
-        skipped = [s.point.concurrency for s in result.outcome(variant).skipped]  # type: ignore[union-attr]
+        measured = [p.load.value for p in result.points if p.variant == variant]
+        skipped = [s.point.load.value for s in result.outcome(variant).skipped]  # type: ignore[union-attr]
         assert measured[0] == 1 and sorted(measured + skipped) == [1, 2, 4], (variant, measured, skipped)
     rows = read_csv(export / INFERENCE)
     assert [r["Model Config Path"] for r in rows] == [p.variant for p in result.points]

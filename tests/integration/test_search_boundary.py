@@ -44,12 +44,12 @@ def test_the_boundary_brackets_the_true_crossing_of_a_model_that_sleeps(
     assert all(boundary.surely_under < c < boundary.surely_over for c in boundary.undecided)
     # It decided on intervals, not on point values: the windows held enough requests.
     assert boundary.on_point_value == [], boundary
-    under = next(p for p in result.points if p.concurrency == boundary.surely_under)
+    under = next(p for p in result.points if p.load.value == boundary.surely_under)
     assert under.perf is not None and under.perf.latency_p99_ci_high_ms is not None
     assert under.perf.latency_p99_ci_high_ms <= budget
     # The answer is stated where a user reads it: the CLI's output and the best point.
     assert f"Boundary: sleep_10ms batch 1: concurrency {boundary.surely_under} is the highest surely under" in (
         proc.stdout
     )
-    assert result.best.overall is not None and result.best.overall.concurrency <= boundary.surely_under
+    assert result.best.overall is not None and result.best.overall.load.value <= boundary.surely_under
     assert wait_until_gone(no_leftover_triton) == {}

@@ -22,6 +22,7 @@ from modelanalysis.core.convergence import (
     t_quantile_975,
     warmup_windows,
 )
+from modelanalysis.core.load import Load
 from modelanalysis.core.perf import (
     PerfRun,
     PerfWindow,
@@ -160,7 +161,8 @@ def test_output_without_windows_gives_none() -> None:
 
 # -- one point from several runs --------------------------------------------------------------------------
 def run_of(windows: list[float], p99: float = 2.0, requests: int = 1000, concurrency: int = 1) -> PerfRun:
-    summary = parse_perf_analyzer_csv(REPORT.read_text(), concurrency).model_copy(update={"latency_p99_ms": p99})
+    summary = parse_perf_analyzer_csv(REPORT.read_text(), Load.concurrency(concurrency))
+    summary = summary.model_copy(update={"latency_p99_ms": p99})
     return PerfRun(summary, [PerfWindow(w, p99) for w in windows], requests)
 
 

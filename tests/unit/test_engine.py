@@ -46,7 +46,7 @@ def test_a_model_that_fails_to_load_is_recorded_and_the_others_still_run() -> No
 
 def test_a_point_that_cannot_be_measured_is_failed_with_its_reason_and_the_sweep_goes_on() -> None:
     def run(point: Point, settings: MeasurementSettings) -> PerfMeasurement:
-        if point.concurrency == 2:
+        if point.load.value == 2:
             raise PointMeasurementError("perf_analyzer failed (exit 99): Failed to retrieve results from inference")
         return numbers(point)
 
@@ -66,7 +66,7 @@ def test_a_point_cut_off_from_outside_is_measured_again_in_a_fresh_window() -> N
 
     def run(point: Point, settings: MeasurementSettings) -> PerfMeasurement:
         tries.append(point.key)
-        if tries.count(point.key) == 1 and point.concurrency == 2:
+        if tries.count(point.key) == 1 and point.load.value == 2:
             raise MeasureAgain("its pod lg-1 was deleted")
         return numbers(point)
 
@@ -186,7 +186,7 @@ def test_each_point_records_where_it_ran_and_a_busy_load_generator_is_noted() ->
         return Placement(server_node="gpu", load_generator_node=next(nodes), load_generator_placement="Anywhere")
 
     def busy_at_c2(point: Point, settings: MeasurementSettings) -> PerfMeasurement:
-        return numbers(point).model_copy(update={"load_generator_bottleneck": point.concurrency == 2})
+        return numbers(point).model_copy(update={"load_generator_bottleneck": point.load.value == 2})
 
     result = engine(spec(["a"], [1], [1, 2]), StandInTriton({"a": 8}), Recorder(), busy_at_c2, where_ran=where).run(
         AnalysisResult(triton_version="x")
@@ -199,7 +199,7 @@ def test_each_point_records_where_it_ran_and_a_busy_load_generator_is_noted() ->
 def test_the_result_carries_the_best_point_by_the_specs_objective_within_its_constraints() -> None:
     # numbers(): throughput 100 x batch x concurrency; give p99 = concurrency ms so a budget cuts the climb.
     def run(point: Point, settings: MeasurementSettings) -> PerfMeasurement:
-        return numbers(point).model_copy(update={"latency_p99_ms": float(point.concurrency)})
+        return numbers(point).model_copy(update={"latency_p99_ms": float(point.load.value)})
 
     s = spec(["a", "b"], [1], [1, 2, 4, 8]).model_copy(
         update={"constraints": Constraints.model_validate({"p99LatencyMs": {"max": 4}})}
@@ -234,10 +234,10 @@ def test_when_no_point_satisfies_the_result_says_so_and_names_the_closest() -> N
 
 def saturating(point: Point) -> PerfMeasurement:
     """Throughput that rises to concurrency 4 and stays flat after; p99 that grows with the load."""
-    thr = 1000.0 * min(point.concurrency, 4)
+    thr = 1000.0 * min(point.load.value, 4)
     return PerfMeasurement(
         throughput_infer_per_sec=thr, latency_p50_ms=1, latency_p90_ms=1, latency_p95_ms=1,
-        latency_p99_ms=float(point.concurrency), throughput_ci_low=thr * 0.98, throughput_ci_high=thr * 1.02,
+        latency_p99_ms=float(point.load.value), throughput_ci_low=thr * 0.98, throughput_ci_high=thr * 1.02,
     )  # fmt: skip
 
 
@@ -249,9 +249,9 @@ def test_a_concurrency_search_measures_until_saturation_and_records_the_rest_as_
     journal = Recorder()
     run = engine(s, StandInTriton({"a": 8}), journal, lambda p, _: saturating(p))
     result = run.run(AnalysisResult(triton_version=""))
-    assert [p.concurrency for p in result.points if p.batch_size == 1] == [1, 2, 4, 8, 16]
+    assert [p.load.value for p in result.points if p.batch_size == 1] == [1, 2, 4, 8, 16]
     skipped = result.models[0].skipped
-    assert [k.point.concurrency for k in skipped if k.point.batch_size == 1] == [32, 64]
+    assert [k.point.load.value for k in skipped if k.point.batch_size == 1] == [32, 64]
     assert all("saturated" in k.reason for k in skipped)
     last = journal.kinds(EventKind.PROFILED)[-1]
     assert (last.done, last.total) == (10, 10)  # the total shrank to what the search measured
@@ -268,9 +268,9 @@ def test_a_latency_budget_search_bisects_and_the_best_stays_under_the_budget() -
     result = engine(s, StandInTriton({"a": 8}), Recorder(), lambda p, _: saturating(p)).run(
         AnalysisResult(triton_version="")
     )
-    assert [p.concurrency for p in result.points] == [1, 2, 4, 3]
+    assert [p.load.value for p in result.points] == [1, 2, 4, 3]
     assert result.best is not None and result.best.overall is not None
-    assert result.best.overall.concurrency == 3
+    assert result.best.overall.load.value == 3
 
 
 def test_each_config_variant_is_loaded_through_its_override_and_measured_as_its_own_model() -> None:

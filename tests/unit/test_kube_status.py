@@ -15,6 +15,7 @@ import pytest
 
 from modelanalysis.cli_cluster import result_from_body
 from modelanalysis.core.html_report import report_data
+from modelanalysis.core.load import Load
 from modelanalysis.core.perf import parse_perf_analyzer_csv
 from modelanalysis.core.report import csv_files
 from modelanalysis.core.results import AnalysisResult, ModelOutcome, ModelStatus, PointResult, PointStatus
@@ -125,7 +126,7 @@ def test_set_condition_caps_the_message() -> None:
 
 
 def perf_row(concurrency: int) -> Any:
-    return parse_perf_analyzer_csv(data("perf-analyzer-2.50-add_sub.csv"), concurrency)
+    return parse_perf_analyzer_csv(data("perf-analyzer-2.50-add_sub.csv"), Load.concurrency(concurrency))
 
 
 def gpu_point(concurrency: int = 1) -> PointResult:
@@ -179,7 +180,7 @@ def test_compact_then_expand_gives_the_point_back(point: PointResult) -> None:
     compact = compact_point(point)
     back = expand_point(compact)
     assert back.status == point.status and back.error == point.error
-    assert (back.model, back.batch_size, back.concurrency) == (point.model, point.batch_size, point.concurrency)
+    assert (back.model, back.batch_size, back.load.value) == (point.model, point.batch_size, point.load.value)
     assert (back.perf is None) == (point.perf is None)
     if point.perf and back.perf:
         for field, value in point.perf.model_dump().items():

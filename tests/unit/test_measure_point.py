@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from modelanalysis.adapters.perf_analyzer import PerfAnalyzerError, measure_point
+from modelanalysis.core.load import Load
 from modelanalysis.core.perf import PerfRun, PerfWindow, parse_perf_analyzer_csv, parse_perf_analyzer_windows
 from modelanalysis.core.spec import MeasurementSettings
 from modelanalysis.core.sweep import Point
@@ -17,7 +18,7 @@ from modelanalysis.core.sweep import Point
 DATA = Path(__file__).resolve().parents[1] / "data"
 BUSY = [w.throughput_infer_per_sec for w in parse_perf_analyzer_windows(
     (DATA / "perf_analyzer" / "add_sub-b1-c1-24-windows-busy.txt").read_text())]  # fmt: skip
-SUMMARY = parse_perf_analyzer_csv((DATA / "perf-analyzer-2.50-add_sub.csv").read_text(), 1)
+SUMMARY = parse_perf_analyzer_csv((DATA / "perf-analyzer-2.50-add_sub.csv").read_text(), Load.concurrency(1))
 POINT = Point(model="add_sub", batch_size=1, concurrency=1)
 NO_REQUESTS = (
     "perf_analyzer failed (exit 3): Pass [1] cb::Error: No valid requests recorded within time interval. "

@@ -70,7 +70,7 @@ def test_a_failed_point_never_satisfies() -> None:
 def test_without_constraints_the_highest_throughput_wins_and_a_tie_within_the_interval_is_said() -> None:
     best = choose_best(POINTS, Objective.MAXIMIZE_THROUGHPUT, Constraints())
     assert best.overall is not None
-    assert (best.overall.concurrency, best.overall.satisfies_constraints) == (16, True)
+    assert (best.overall.load.value, best.overall.satisfies_constraints) == (16, True)
     assert (best.overall.throughput_ci_low, best.overall.throughput_ci_high) == (5060.0, 5460.0)
     # concurrency 8's interval reaches into 16's: the answer says they are statistically tied.
     assert "add_sub/b1/c8 is within its confidence interval" in best.overall.why
@@ -79,7 +79,7 @@ def test_without_constraints_the_highest_throughput_wins_and_a_tie_within_the_in
 
 def test_a_latency_budget_picks_the_highest_throughput_under_it() -> None:
     best = choose_best(POINTS, Objective.MAXIMIZE_THROUGHPUT, constraints(p99LatencyMs={"max": 2.0}))
-    assert best.overall is not None and best.overall.concurrency == 4 and best.overall.satisfies_constraints
+    assert best.overall is not None and best.overall.load.value == 4 and best.overall.satisfies_constraints
     assert "of the 3 points surely within the constraints" in best.overall.why
     assert "statistically tied" not in best.overall.why  # 2's high 2849 < 4's low 4301
     assert "judged on point values" in best.overall.why  # these points have no p99 interval: it says so
@@ -91,7 +91,7 @@ def test_a_point_only_probably_within_the_budget_is_named_beside_the_answer_neve
     points = [point("add_sub", 4, 4420.0, 4301.0, 4539.0, 1.61, p99_ci=(1.5, 1.7)),
               point("add_sub", 8, 5180.0, 5010.0, 5350.0, 2.90, p99_ci=(2.6, 3.2))]  # fmt: skip
     best = choose_best(points, Objective.MAXIMIZE_THROUGHPUT, constraints(p99LatencyMs={"max": 3.0}))
-    assert best.overall is not None and best.overall.concurrency == 4 and best.overall.satisfies_constraints
+    assert best.overall is not None and best.overall.load.value == 4 and best.overall.satisfies_constraints
     assert best.overall.probably_within == "add_sub/b1/c8"
     assert "add_sub/b1/c8 ranks higher but is only probably within" in best.overall.why
     assert "judged on point values" not in best.overall.why
@@ -110,7 +110,7 @@ def test_a_throughput_floor_is_judged_on_the_throughput_interval() -> None:
 
 def test_minimize_latency_picks_the_lowest_p99_within_the_constraints() -> None:
     best = choose_best(POINTS, Objective.MINIMIZE_LATENCY, constraints(throughputInferPerSec={"min": 2000}))
-    assert best.overall is not None and best.overall.concurrency == 2
+    assert best.overall is not None and best.overall.load.value == 2
     assert best.overall.why.startswith("lowest p99 latency")
 
 
@@ -119,7 +119,7 @@ def test_when_no_point_satisfies_the_closest_is_named() -> None:
     best = choose_best(POINTS, Objective.MAXIMIZE_THROUGHPUT, strict)
     assert best.overall is not None and not best.overall.satisfies_constraints
     # c1: p99 84% over + throughput 70% short; c8: p99 480% over; c2: 110% + 44%: c1 breaks them least.
-    assert best.overall.concurrency == 1
+    assert best.overall.load.value == 1
     assert best.overall.why.startswith("no point satisfies the constraints; closest: p99 latency (ms) 0.92 > 0.5")
     assert best.overall.summary().startswith("none satisfy; closest add_sub/b1/c1")
 
@@ -127,7 +127,7 @@ def test_when_no_point_satisfies_the_closest_is_named() -> None:
 def test_best_per_model_and_overall_and_nothing_measured() -> None:
     other = [point("resnet", 1, 300.0, 290.0, 310.0, 3.0), point("resnet", 2, 520.0, 500.0, 540.0, 3.9)]
     best = choose_best([*POINTS, *other, failed("resnet", 4)], Objective.MAXIMIZE_THROUGHPUT, Constraints())
-    assert [(b.model, b.concurrency) for b in best.per_model] == [("add_sub", 16), ("resnet", 2)]
+    assert [(b.model, b.load.value) for b in best.per_model] == [("add_sub", 16), ("resnet", 2)]
     assert best.overall is not None and best.overall.model == "add_sub"
     nothing = choose_best([failed("resnet", 1)], Objective.MAXIMIZE_THROUGHPUT, Constraints())
     assert nothing.overall is None and nothing.per_model == []

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from modelanalysis.core.load import Load
 from modelanalysis.core.perf import PerfReportError, parse_perf_analyzer_csv, perf_analyzer_args
 from modelanalysis.core.spec import MeasurementSettings, Protocol
 from modelanalysis.core.sweep import Point
@@ -23,7 +24,7 @@ def report() -> str:
 
 
 def test_row_for_the_asked_concurrency_with_latencies_in_ms(report: str) -> None:
-    m = parse_perf_analyzer_csv(report, concurrency=1)
+    m = parse_perf_analyzer_csv(report, Load.concurrency(1))
     assert m.throughput_infer_per_sec == pytest.approx(2620.35)
     assert m.latency_p50_ms == pytest.approx(0.263)
     assert m.latency_p90_ms == pytest.approx(0.361)
@@ -32,7 +33,7 @@ def test_row_for_the_asked_concurrency_with_latencies_in_ms(report: str) -> None
     # Average: the sum of the breakdown columns (1+104+45+13+133+79+0 us); perf_analyzer printed 379 us.
     assert m.latency_avg_ms == pytest.approx(0.375)
 
-    m2 = parse_perf_analyzer_csv(report, concurrency=2)
+    m2 = parse_perf_analyzer_csv(report, Load.concurrency(2))
     assert m2.throughput_infer_per_sec == pytest.approx(3846.99)
     assert m2.latency_p99_ms == pytest.approx(1.955)
     assert m2.latency_avg_ms == pytest.approx(0.514)
@@ -40,7 +41,7 @@ def test_row_for_the_asked_concurrency_with_latencies_in_ms(report: str) -> None
 
 @pytest.mark.parametrize("concurrency", [1, 2])
 def test_real_percentiles_are_ordered(report: str, concurrency: int) -> None:
-    m = parse_perf_analyzer_csv(report, concurrency)
+    m = parse_perf_analyzer_csv(report, Load.concurrency(concurrency))
     assert 0 < m.latency_p50_ms <= m.latency_p90_ms <= m.latency_p95_ms <= m.latency_p99_ms
     assert m.throughput_infer_per_sec > 0
 
@@ -51,12 +52,13 @@ def test_without_a_concurrency_the_last_row_is_taken(report: str) -> None:
 
 def test_a_single_row_report_is_read_for_its_own_concurrency(report: str) -> None:
     header, _, second = report.splitlines()
-    assert parse_perf_analyzer_csv(f"{header}\n{second}\n", 2).throughput_infer_per_sec == pytest.approx(3846.99)
+    row = parse_perf_analyzer_csv(f"{header}\n{second}\n", Load.concurrency(2))
+    assert row.throughput_infer_per_sec == pytest.approx(3846.99)
 
 
 def test_a_report_without_the_asked_concurrency_is_an_error_not_another_row(report: str) -> None:
     with pytest.raises(PerfReportError, match="no row for concurrency 4"):
-        parse_perf_analyzer_csv(report, concurrency=4)
+        parse_perf_analyzer_csv(report, Load.concurrency(4))
 
 
 @pytest.mark.parametrize(
@@ -71,7 +73,7 @@ def test_a_missing_column_is_named(report: str) -> None:
     header, first, _ = report.splitlines()
     text = f"{header.replace('p99 latency', 'p98 latency')}\n{first}\n"
     with pytest.raises(PerfReportError, match="p99 latency"):
-        parse_perf_analyzer_csv(text, 1)
+        parse_perf_analyzer_csv(text, Load.concurrency(1))
 
 
 @pytest.mark.parametrize("cut", [2, 9, 12])
@@ -79,18 +81,18 @@ def test_a_truncated_row_is_a_report_error(report: str, cut: int) -> None:
     header, first, _ = report.splitlines()
     short = ",".join(first.split(",")[:cut])
     with pytest.raises(PerfReportError):
-        parse_perf_analyzer_csv(f"{header}\n{short}\n", 1)
+        parse_perf_analyzer_csv(f"{header}\n{short}\n", Load.concurrency(1))
 
 
 def test_a_non_numeric_cell_is_a_report_error(report: str) -> None:
     header, first, _ = report.splitlines()
     with pytest.raises(PerfReportError):
-        parse_perf_analyzer_csv(f"{header}\n{first.replace('2620.35', 'n/a')}\n", 1)
+        parse_perf_analyzer_csv(f"{header}\n{first.replace('2620.35', 'n/a')}\n", Load.concurrency(1))
 
 
 def test_average_is_left_out_when_the_breakdown_is_missing() -> None:
     text = "Concurrency,Inferences/Second,p50 latency,p90 latency,p95 latency,p99 latency\n3,100,1000,2000,3000,4000\n"
-    m = parse_perf_analyzer_csv(text, 3)
+    m = parse_perf_analyzer_csv(text, Load.concurrency(3))
     assert m.latency_avg_ms is None
     assert (m.latency_p50_ms, m.latency_p99_ms) == (1.0, 4.0)
 

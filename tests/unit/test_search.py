@@ -3,16 +3,33 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
+from modelanalysis.core.load import Load, LoadValue
 from modelanalysis.core.perf import PerfMeasurement
 from modelanalysis.core.results import AnalysisResult, PointResult, PointStatus
-from modelanalysis.core.search import next_concurrency, rises_over
+from modelanalysis.core.search import next_load, rises_over
 from modelanalysis.core.spec import ConcurrencySearch, SweepSpec, doubling_steps
 
 SEARCH = ConcurrencySearch()
 STEPS = doubling_steps(64)
 RECORDED = Path(__file__).resolve().parents[1] / "data" / "cli-cpu-add_sub-concurrency-climb.json"
+
+
+@dataclass(frozen=True)
+class Step:
+    concurrency: LoadValue | None
+    reason: str
+
+
+def next_concurrency(
+    steps: list[int], measured: Iterable[PointResult], search: ConcurrencySearch | None, budget: float | None = None
+) -> Step:
+    """The search's next step over concurrency values, as a number."""
+    step = next_load([Load.concurrency(s) for s in steps], measured, search, budget)
+    return Step(step.load.value if step.load else None, step.reason)
 
 
 def point(
@@ -42,7 +59,7 @@ def climb(measured: dict[int, PointResult], budget: float | None = None) -> list
     done: list[PointResult] = []
     while (step := next_concurrency(STEPS, done, SEARCH, budget)).concurrency is not None:
         done.append(measured[step.concurrency])
-    return [p.concurrency for p in done]
+    return [int(p.load.value) for p in done]
 
 
 def test_doubling_steps_end_at_the_maximum() -> None:
@@ -143,7 +160,7 @@ def test_on_a_real_recorded_climb_the_search_stops_near_the_knee() -> None:
     """add_sub on this 2-core machine's CPU, batch 1 and 8 at concurrency 1 to 32 (tests/data/README.md)."""
     recorded = AnalysisResult.model_validate(json.loads(RECORDED.read_text()))
     for batch in (1, 8):
-        table = {p.concurrency: p for p in recorded.points if p.batch_size == batch}
+        table = {p.load.value: p for p in recorded.points if p.batch_size == batch}
         steps = sorted(table)
         done: list[PointResult] = []
         while (step := next_concurrency(steps, done, SEARCH)).concurrency is not None:

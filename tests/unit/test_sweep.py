@@ -13,7 +13,7 @@ def sweep(batches: list[int], concurrency: list[int], models: tuple[str, ...] = 
 
 
 def pairs(points: list[Point]) -> list[tuple[int, int]]:
-    return [(p.batch_size, p.concurrency) for p in points]
+    return [(p.batch_size, p.load.value) for p in points]
 
 
 def test_points_are_batch_major_in_ascending_order() -> None:

@@ -130,9 +130,9 @@ def test_the_best_is_reported_per_version_and_overall() -> None:
     points = [versioned("24.08-py3", 1, 100), versioned("24.08-py3", 2, 150), versioned("25.01-py3", 1, 180)]
     best = choose_best(points, Objective.MAXIMIZE_THROUGHPUT, Constraints())
     assert best.overall is not None and best.overall.triton_version == "25.01-py3"
-    assert [(b.triton_version, b.concurrency) for b in best.per_version] == [("24.08-py3", 2), ("25.01-py3", 1)]
+    assert [(b.triton_version, b.load.value) for b in best.per_version] == [("24.08-py3", 2), ("25.01-py3", 1)]
     assert best.overall.summary().startswith("25.01-py3/add_sub_config_0/b1/c1 180.0 infer/s")
-    assert choose_best(points[:2], Objective.MAXIMIZE_THROUGHPUT, Constraints()).per_version[0].concurrency == 2
+    assert choose_best(points[:2], Objective.MAXIMIZE_THROUGHPUT, Constraints()).per_version[0].load.value == 2
 
 
 def test_status_keeps_each_points_version() -> None:

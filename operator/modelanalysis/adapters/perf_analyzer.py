@@ -108,7 +108,7 @@ def run_perf_analyzer_once(
         if proc.returncode != 0 or not report.exists():
             raise PerfAnalyzerError(f"perf_analyzer failed (exit {proc.returncode}): {last_lines(proc)}")
         try:
-            summary = parse_perf_analyzer_csv(report.read_text(), point.concurrency)
+            summary = parse_perf_analyzer_csv(report.read_text(), point.load)
         except PerfReportError as exc:
             raise PerfAnalyzerError(str(exc)) from None
     return PerfRun(summary, parse_perf_analyzer_windows(proc.stdout), parse_request_count(proc.stdout))

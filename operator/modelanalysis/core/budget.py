@@ -83,7 +83,7 @@ def boundary(points: Sequence[PointResult], budget_ms: float) -> BudgetBoundary 
     surely-over concurrency bounds it from above; the highest surely-under one below that is the answer."""
     if not points:
         return None
-    verdicts = {p.concurrency: p99_verdict(p.perf, budget_ms) for p in points}
+    verdicts = {p.load.value: p99_verdict(p.perf, budget_ms) for p in points}
     over = [c for c, v in verdicts.items() if v.side == Side.OVER]
     high = min(over) if over else None
     under = [c for c, v in verdicts.items() if v.side == Side.UNDER and (high is None or c < high)]

@@ -21,8 +21,9 @@ from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
+from modelanalysis.core.load import Load, number_text
 from modelanalysis.core.objectives import choose_best, describe_rule
-from modelanalysis.core.report import INFERENCE_COLUMNS, inference_row
+from modelanalysis.core.report import inference_columns, inference_row, load_column
 from modelanalysis.core.results import AnalysisResult, ModelStatus, PointResult, PointStatus
 from modelanalysis.core.server_metrics import ResourceMetrics
 
@@ -115,9 +116,10 @@ def report_data(result: AnalysisResult) -> dict[str, Any]:
         for p in result.points
     ]
     # Text columns hold indexes into `strings`: model names, config paths and sentences repeat down a column.
-    text_columns = {i for i, c in enumerate(INFERENCE_COLUMNS) if any(isinstance(row[c], str) for row in table)}
+    columns = inference_columns(result)
+    text_columns = {i for i, c in enumerate(columns) if any(isinstance(row[c], str) for row in table)}
     rows = [
-        [intern(row[c] or "") if i in text_columns else _round(row[c]) for i, c in enumerate(INFERENCE_COLUMNS)]
+        [intern(row[c] or "") if i in text_columns else _round(row[c]) for i, c in enumerate(columns)]
         for row in table
     ]
     uuids = gpu_uuids(result)
@@ -131,7 +133,7 @@ def report_data(result: AnalysisResult) -> dict[str, Any]:
 
     baseline = result.baseline
     return {
-        "columns": INFERENCE_COLUMNS,
+        "columns": columns,
         "text": sorted(text_columns),
         "strings": list(strings),
         "rows": rows,
@@ -246,14 +248,15 @@ def _best_table(result: AnalysisResult) -> str:
         util = max((g.max_utilization_pct for g in gpus if g.max_utilization_pct is not None), default=None)
         mem = max((g.max_memory_used_mb for g in gpus if g.max_memory_used_mb is not None), default=None)
         mark = "★ overall" if index == overall and len(best) > 1 else "★"
+        load = number_text(p.load.value)
         rows.append(
-            f"<tr class=best data-point={index}><td>{mark}<td>{_e(model)}<td>{p.batch_size}<td>{p.concurrency}"
+            f"<tr class=best data-point={index}><td>{mark}<td>{_e(model)}<td>{p.batch_size}<td>{load}"
             f"<td>{_num(perf.throughput_infer_per_sec)}<td>{_e(_ci(p))}<td>{_num(perf.latency_p99_ms, 3)}"
             f"<td>{_num(util)}<td>{_num(mem)}"
         )
     head = "".join(
         f"<th>{c}"
-        for c in ("", "Model", "Batch", "Concurrency", "Throughput (infer/sec)", "95% CI", "p99 Latency (ms)",
+        for c in ("", "Model", "Batch", load_column(result), "Throughput (infer/sec)", "95% CI", "p99 Latency (ms)",
                   "Max GPU Util (%)", "Max GPU Mem (MB)")
     )  # fmt: skip
     # Beside the answer: a better-ranked point only probably within the constraints, and where the p99 budget
@@ -292,12 +295,13 @@ def _problems(result: AnalysisResult) -> str:
     ]
     items += _capped(failed, "failed points")
     # One line per model (or variant), batch size and reason: a search that stops early skips many steps.
-    grouped: dict[tuple[str, int, str], list[int]] = {}
+    grouped: dict[tuple[str, int, str], list[Load]] = {}
     for m in result.models:
         for s in m.skipped:
-            grouped.setdefault((m.name, s.point.batch_size, s.reason), []).append(s.point.concurrency)
+            grouped.setdefault((m.name, s.point.batch_size, s.reason), []).append(s.point.load)
     skipped = [
-        f"<li class=skipped><b>{_e(name)} b{batch} {_e(', '.join(f'c{c}' for c in steps))}</b> skipped: {_e(reason)}"
+        f"<li class=skipped><b>{_e(name)} b{batch} {_e(', '.join(load.key_part for load in steps))}</b> skipped: "
+        f"{_e(reason)}"
         for (name, batch, reason), steps in grouped.items()
     ]
     items += _capped(skipped, "skipped points")
@@ -309,7 +313,7 @@ def _problems(result: AnalysisResult) -> str:
             by_model.setdefault(p.variant_name, []).append(p)
     for model, points in by_model.items():
         first = points[0].perf.convergence if points[0].perf else None
-        where = ", ".join(f"b{p.batch_size}/c{p.concurrency}" for p in points)
+        where = ", ".join(f"b{p.batch_size}/{p.load.key_part}" for p in points)
         items.append(
             f"<li class=unconverged><b>{_e(model)}</b>: {len(points)} point{'s' if len(points) > 1 else ''} did not "
             f"converge ({_e(where)}); their numbers stand with the wider interval. First: "

@@ -185,11 +185,7 @@ def _best_of(points: Sequence[PointResult], objective: Objective, constraints: C
     why += f" (throughput {perf.throughput_infer_per_sec:,.1f} infer/sec"
     why += _interval(perf.throughput_ci_low, perf.throughput_ci_high) + f"; p99 {perf.latency_p99_ms:.3f} ms)"
     return BestPoint(
-        model=winner.model,
-        variant=winner.variant,
-        triton_version=winner.triton_version,
-        batch_size=winner.batch_size,
-        concurrency=winner.concurrency,
+        **winner.identity(),
         throughput_infer_per_sec=perf.throughput_infer_per_sec,
         throughput_ci_low=perf.throughput_ci_low,
         throughput_ci_high=perf.throughput_ci_high,

@@ -19,6 +19,7 @@ from modelanalysis.core.convergence import (
     mean_interval,
     warmup_windows,
 )
+from modelanalysis.core.load import Load
 from modelanalysis.core.spec import MeasurementSettings, Protocol
 from modelanalysis.core.sweep import Point
 
@@ -121,7 +122,7 @@ def perf_analyzer_args(
     return [
         "-m", point.model,
         "-b", str(point.batch_size),
-        "--concurrency-range", f"{point.concurrency}:{point.concurrency}",
+        *point.load.perf_analyzer_args(),
         "-u", url,
         "-i", settings.protocol.value,
         "--measurement-interval", str(settings.measurement_interval_ms),
@@ -133,18 +134,26 @@ def perf_analyzer_args(
     ]  # fmt: skip
 
 
-def parse_perf_analyzer_csv(text: str, concurrency: int | None = None) -> PerfMeasurement:
-    """Read perf_analyzer's `-f` CSV: one row per concurrency; take the row for `concurrency` (or the last one).
+def _same_number(text: str, value: float) -> bool:
+    try:
+        return float(text) == float(value)
+    except ValueError:
+        return False
 
-    A report with rows for other concurrencies but none for `concurrency` is an error: their numbers must
-    never stand in for the point asked for.
+
+def parse_perf_analyzer_csv(text: str, load: Load | None = None) -> PerfMeasurement:
+    """Read perf_analyzer's `-f` CSV: one row per load (its first column: Concurrency or Request Rate); take the
+    row for `load` (or the last one).
+
+    A report with rows for other loads but none for `load` is an error: their numbers must never stand in for
+    the point asked for.
     """
     rows = list(csv.DictReader(io.StringIO(text)))
-    if concurrency is not None and any(r.get("Concurrency") is not None for r in rows):
-        found = [(r.get("Concurrency") or "").strip() for r in rows]
-        rows = [r for r, c in zip(rows, found, strict=True) if c == str(concurrency)]
+    if load is not None and any(r.get(load.csv_column) is not None for r in rows):
+        found = [(r.get(load.csv_column) or "").strip() for r in rows]
+        rows = [r for r, value in zip(rows, found, strict=True) if _same_number(value, load.value)]
         if not rows:
-            raise PerfReportError(f"perf_analyzer's report has no row for concurrency {concurrency} (rows: {found})")
+            raise PerfReportError(f"perf_analyzer's report has no row for {load.words} (rows: {found})")
     if not rows:
         raise PerfReportError("perf_analyzer wrote no measurement row")
     row = rows[-1]

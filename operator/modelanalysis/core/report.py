@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from modelanalysis.core.load import CSV_COLUMN
 from modelanalysis.core.objectives import satisfies
 from modelanalysis.core.results import AnalysisResult, ModelOutcome, PointResult
 from modelanalysis.core.server_metrics import GpuMetrics
@@ -19,6 +20,7 @@ GPU_CSV = "metrics-model-gpu.csv"
 SERVER_ONLY_CSV = "metrics-server-only.csv"
 
 SERVER_ONLY_MODEL = "triton-server"
+LOAD_COLUMN = "Concurrency"  # the load's column in the lists below; core/load.CSV_COLUMN names it per kind
 
 INFERENCE_COLUMNS = [
     # Model Analyzer's columns
@@ -98,7 +100,7 @@ def inference_row(
     return {
         "Model": p.model,
         "Batch": p.batch_size,
-        "Concurrency": p.concurrency,
+        p.load.csv_column: p.load.value,
         **_model_columns(outcome),
         "Max Batch Size": outcome.max_batch_size if outcome else None,
         "Satisfies Constraints": _satisfies(p, constraints),
@@ -133,7 +135,7 @@ def _gpu_rows(
         "Triton Version": p.triton_version or triton_version,
         "Model": p.model,
         "Batch": p.batch_size,
-        "Concurrency": p.concurrency,
+        p.load.csv_column: p.load.value,
         **_model_columns(outcome),
         "Satisfies Constraints": _satisfies(p, constraints),
     }
@@ -154,12 +156,26 @@ def _gpu_rows(
     ]
 
 
+def load_column(result: AnalysisResult) -> str:
+    """The load's column: Concurrency, or Request Rate for a rate sweep (an analysis offers one kind of load)."""
+    return result.points[0].load.csv_column if result.points else LOAD_COLUMN
+
+
+def _with_load_column(columns: list[str], result: AnalysisResult) -> list[str]:
+    """Model Analyzer's columns with the load's own in Concurrency's place."""
+    return [load_column(result) if c == LOAD_COLUMN else c for c in columns]
+
+
+def inference_columns(result: AnalysisResult) -> list[str]:
+    return _with_load_column(INFERENCE_COLUMNS, result)
+
+
 def inference_frame(result: AnalysisResult) -> pd.DataFrame:
     rows = [
         inference_row(p, result.outcome(p.variant_name, p.triton_version), result.constraints, result.triton_version)
         for p in result.points
     ]
-    return pd.DataFrame(rows, columns=INFERENCE_COLUMNS)
+    return pd.DataFrame(rows, columns=inference_columns(result))
 
 
 def gpu_frame(result: AnalysisResult) -> pd.DataFrame:
@@ -169,7 +185,7 @@ def gpu_frame(result: AnalysisResult) -> pd.DataFrame:
         for row in _gpu_rows(p, result.outcome(p.variant_name, p.triton_version), result.constraints,
                              result.triton_version)
     ]  # fmt: skip
-    return pd.DataFrame(rows, columns=GPU_COLUMNS)
+    return pd.DataFrame(rows, columns=_with_load_column(GPU_COLUMNS, result))
 
 
 def server_only_frame(result: AnalysisResult) -> pd.DataFrame:
@@ -198,10 +214,14 @@ def server_only_frame(result: AnalysisResult) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=SERVER_ONLY_COLUMNS)
 
 
+def _integral(value: Any) -> bool:
+    return float(value).is_integer()
+
+
 def _to_csv(frame: pd.DataFrame) -> str:
     # Integers stay integers when a column has empty cells (pandas would print 8.0 otherwise).
-    for column in ("Batch", "Concurrency", "Max Batch Size", "Measurement Windows", "Requests"):
-        if column in frame:
+    for column in ("Batch", *CSV_COLUMN.values(), "Max Batch Size", "Measurement Windows", "Requests"):
+        if column in frame and frame[column].dropna().map(_integral).all():
             frame[column] = frame[column].astype("Int64")
     return frame.to_csv(index=False, float_format="%.3f")
 

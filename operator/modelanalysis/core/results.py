@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from modelanalysis.core.convergence import MIN_REQUESTS_FOR_P99, MIN_WINDOWS
+from modelanalysis.core.load import LoadValue, PointIdentity, number_text
 from modelanalysis.core.perf import PerfMeasurement
 from modelanalysis.core.server_metrics import (
     ResourceMetrics,
@@ -17,7 +18,7 @@ from modelanalysis.core.server_metrics import (
     server_inference_rate,
 )
 from modelanalysis.core.spec import Constraints, Objective, SweepSpec
-from modelanalysis.core.sweep import Point, SkippedPoint, plan_model_points, point_key
+from modelanalysis.core.sweep import Point, SkippedPoint, plan_model_points
 from modelanalysis.core.variants import ModelVariant, plan_variants
 
 
@@ -51,15 +52,12 @@ def local_placement(hostname: str, server_host: str | None = None) -> Placement:
     )
 
 
-class PointResult(BaseModel):
-    """One batch x concurrency point of one model: perf_analyzer's numbers and the server's resource use."""
+class PointResult(PointIdentity):
+    """One batch x load point of one model: perf_analyzer's numbers and the server's resource use."""
 
-    model: str
-    batch_size: int
-    concurrency: int
+    WIRE_ORDER = ("model", "batch_size", "load", "status", "variant", "triton_version")
+
     status: PointStatus
-    variant: str = ""  # the config variant measured (core/variants.py); empty: the model's own config
-    triton_version: str = ""  # the Triton release it ran on, when an analysis compares several
     error: str | None = None
     perf: PerfMeasurement | None = None
     resources: ResourceMetrics | None = None
@@ -71,17 +69,7 @@ class PointResult(BaseModel):
 
     @property
     def point(self) -> Point:
-        return Point(
-            model=self.model,
-            batch_size=self.batch_size,
-            concurrency=self.concurrency,
-            variant=self.variant,
-            triton_version=self.triton_version,
-        )
-
-    @property
-    def variant_name(self) -> str:
-        return self.variant or self.model
+        return Point(**self.identity())
 
     @classmethod
     def from_window(
@@ -97,11 +85,7 @@ class PointResult(BaseModel):
     ) -> PointResult:
         """A point from what perf_analyzer said and the server samples taken while it ran (CLI and operator)."""
         return cls(
-            model=point.model,
-            batch_size=point.batch_size,
-            concurrency=point.concurrency,
-            variant=point.variant,
-            triton_version=point.triton_version,
+            **point.identity(),
             status=PointStatus.MEASURED if perf else PointStatus.FAILED,
             error=error,
             perf=perf,
@@ -156,10 +140,11 @@ class BudgetBoundary(BaseModel):
     triton_version: str = ""
     batch_size: int
     budget_ms: float
-    surely_under: int | None = Field(None, description="The highest concurrency surely under the budget: deploy it.")
-    surely_over: int | None = Field(None, description="The lowest concurrency surely over it.")
-    undecided: list[int] = Field(default_factory=list, description="Measured between them, intervals straddling it.")
-    on_point_value: list[int] = Field(default_factory=list, description="Decided on the point value (no interval).")
+    # Loads, by their value (a boundary is of one kind of load).
+    surely_under: LoadValue | None = Field(None, description="The highest load surely under the budget: deploy it.")
+    surely_over: LoadValue | None = Field(None, description="The lowest load surely over it.")
+    undecided: list[LoadValue] = Field(default_factory=list, description="Measured between, intervals straddling it.")
+    on_point_value: list[LoadValue] = Field(default_factory=list, description="Decided on point values (no interval).")
 
     @property
     def name(self) -> str:
@@ -183,19 +168,16 @@ class BudgetBoundary(BaseModel):
         return text
 
 
-def _listed(values: Sequence[int]) -> str:
-    return ", ".join(str(v) for v in values)
+def _listed(values: Sequence[float]) -> str:
+    return ", ".join(number_text(v) for v in values)
 
 
 
-class BestPoint(BaseModel):
+class BestPoint(PointIdentity):
     """The point chosen for one model (or overall), with its numbers and why it won (core/objectives.py)."""
 
-    model: str
-    variant: str = ""  # the config variant it was measured in (core/variants.py); empty: the model's own config
-    triton_version: str = ""  # the Triton release it ran on, when an analysis compares several
-    batch_size: int
-    concurrency: int
+    WIRE_ORDER = ("model", "variant", "triton_version", "batch_size", "load")
+
     throughput_infer_per_sec: float
     throughput_ci_low: float | None = None
     throughput_ci_high: float | None = None
@@ -206,10 +188,6 @@ class BestPoint(BaseModel):
     # A point that ranks higher (or, with none surely within, this one) but is only probably within the
     # constraints: by its values, with a 95% interval straddling a bound (core/budget.py).
     probably_within: str = ""
-
-    @property
-    def key(self) -> str:
-        return point_key(self.variant or self.model, self.batch_size, self.concurrency, self.triton_version)
 
     def summary(self) -> str:
         """One short line: where it is and what it gives (the operator's Best column)."""
@@ -265,7 +243,7 @@ def expected_point_count(
     """Points the sweep will have run when done, as far as is known: a variant that failed to load has none; a
     loaded one has the points measured plus those planned and not yet measured or skipped (a concurrency
     search skips the rest of a batch's steps when it stops, and may add bisection points); one not reached yet
-    counts every batch x concurrency pair. `variants` and `triton_version`: a trial's share (default: all)."""
+    counts every batch x load pair. `variants` and `triton_version`: a trial's share (default: all)."""
     total = 0
     for variant in plan_variants(spec) if variants is None else variants:
         outcome = result.outcome(variant.name, triton_version)
@@ -283,5 +261,5 @@ def expected_point_count(
             ).points
             total += len(measured) + sum(1 for p in planned if p.key not in measured and p.key not in skipped)
         else:
-            total += len(spec.batch_sizes) * len(spec.concurrency_steps)
+            total += len(spec.batch_sizes) * len(spec.load_steps)
     return total

@@ -1,4 +1,4 @@
-"""Concurrency search: which concurrency to measure next at one batch size, and when to stop.
+"""Load search: which load (concurrency today) to measure next at one batch size, and when to stop.
 
 A pure decision over the points already measured, so the engine asks it again after every point and a
 resumed run (the operator after a restart) gets the same answer from the same points, with nothing kept in
@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from modelanalysis.core.budget import Side, boundary, p99_verdict
+from modelanalysis.core.load import WORDS, Load
 from modelanalysis.core.results import PointResult, PointStatus
 from modelanalysis.core.spec import ConcurrencySearch
 
@@ -27,10 +28,10 @@ STEPS_WITHOUT_GAIN = 2
 
 
 @dataclass(frozen=True)
-class NextConcurrency:
-    """Measure `concurrency` next; or, when it is None, the search at this batch size is over, for `reason`."""
+class NextLoad:
+    """Measure at `load` next; or, when it is None, the search at this batch size is over, for `reason`."""
 
-    concurrency: int | None
+    load: Load | None
     reason: str = ""
 
 
@@ -48,19 +49,19 @@ def rises_over(candidate: PointResult, best: PointResult, min_gain_pct: float) -
     return low is None or high is None or low > high
 
 
-def next_concurrency(
-    steps: list[int],
+def next_load(
+    steps: list[Load],
     measured: Iterable[PointResult],
     search: ConcurrencySearch | None,
     p99_budget_ms: float | None = None,
-) -> NextConcurrency:
-    """The next concurrency to measure at one batch size, given the points measured there so far."""
-    by_concurrency = {p.concurrency: p for p in measured}
+) -> NextLoad:
+    """The next load to measure at one batch size, given the points measured there so far."""
+    by_load = {p.load: p for p in measured}
     if search is None:
         for step in steps:
-            if step not in by_concurrency:
-                return NextConcurrency(step)
-        return NextConcurrency(None, "every concurrency measured")
+            if step not in by_load:
+                return NextLoad(step)
+        return NextLoad(None, f"every {WORDS[steps[0].kind] if steps else 'load'} measured")
 
     # 1. Climb: walk the steps measured so far, in order, until one ends the climb. A step whose p99 interval
     #    straddles the budget (undecided) does not end it: the next step shows whether the load is too much.
@@ -68,11 +69,11 @@ def next_concurrency(
     without_gain = 0
     broke_budget = False
     for step in steps:
-        point = by_concurrency.get(step)
+        point = by_load.get(step)
         if point is None:
-            return NextConcurrency(step)
+            return NextLoad(step)
         if point.status != PointStatus.MEASURED:
-            return NextConcurrency(None, f"concurrency {step} failed, so higher ones were not tried")
+            return NextLoad(None, f"{step.words} failed, so higher ones were not tried")
         if p99_budget_ms is not None and p99_verdict(point.perf, p99_budget_ms).side == Side.OVER:
             broke_budget = True
             break
@@ -82,25 +83,27 @@ def next_concurrency(
             without_gain += 1
             if without_gain >= STEPS_WITHOUT_GAIN:
                 assert best is not None
-                return NextConcurrency(
+                return NextLoad(
                     None,
                     f"throughput saturated: no rise of {search.min_gain_pct:g}% (outside the 95% CI) over "
-                    f"concurrency {best.concurrency}'s {_throughput(best):,.1f} infer/sec in {STEPS_WITHOUT_GAIN} "
+                    f"{best.load.words}'s {_throughput(best):,.1f} infer/sec in {STEPS_WITHOUT_GAIN} "
                     "steps",
                 )
     if not broke_budget:
-        return NextConcurrency(None, "every concurrency step measured")
+        return NextLoad(None, f"every {WORDS[steps[0].kind]} step measured")
 
     # 2. Bisect the two gaps at the edges of the boundary: between the highest load surely under the budget and
     #    the first undecided one above it, and between the last undecided one and the lowest load surely over
     #    it. Loads between two undecided ones are not measured: they would be undecided too.
     assert p99_budget_ms is not None
-    found = boundary(list(by_concurrency.values()), p99_budget_ms)
+    found = boundary(list(by_load.values()), p99_budget_ms)
     assert found is not None and found.surely_over is not None
+    kind = steps[0].kind
     low, high, band = found.surely_under or 0, found.surely_over, found.undecided
-    if low == 0 and not band and high == min(by_concurrency):
-        return NextConcurrency(None, f"p99 breaks the {p99_budget_ms:g} ms budget already at concurrency {high}")
+    if low == 0 and not band and high == min(load.value for load in by_load):
+        first = Load(kind=kind, value=high)
+        return NextLoad(None, f"p99 breaks the {p99_budget_ms:g} ms budget already at {first.words}")
     for a, b in ((low, band[0] if band else high), (band[-1] if band else low, high)):
         if b - a > 1:
-            return NextConcurrency((a + b) // 2)
-    return NextConcurrency(None, f"the search's boundary: {found.sentence()}")
+            return NextLoad(Load(kind=kind, value=int(a + b) // 2))
+    return NextLoad(None, f"the search's boundary: {found.sentence()}")

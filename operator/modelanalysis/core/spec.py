@@ -14,6 +14,8 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from modelanalysis.core.load import Load
+
 DEFAULT_TRITON_VERSION = "24.08-py3"
 # Defaults for a point: 250 ms windows, 3 to a perf_analyzer run, until throughput's 95% interval is within
 # +-10% (tighter than what perf_analyzer's default stability rule, 3 windows within a 10% spread, amounts to),
@@ -324,3 +326,8 @@ class SweepSpec(WireModel):
         if self.concurrency_search is not None:
             return doubling_steps(self.concurrency_search.max_concurrency)
         return [1]
+
+    @property
+    def load_steps(self) -> list[Load]:
+        """The loads a sweep may measure at each batch size, ascending."""
+        return [Load.concurrency(c) for c in self.concurrency_steps]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from modelanalysis.core.load import Load
 from modelanalysis.core.perf import PerfMeasurement
 from modelanalysis.core.results import (
     AnalysisResult,
@@ -140,6 +141,11 @@ INTERVALS_IN_STATUS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+def load_in_status(load: Load) -> dict[str, Any]:
+    """A point's load as status writes it: its own field (`concurrency: 4`)."""
+    return {load.kind.value: load.value}
+
+
 def compact_point(p: PointResult) -> CompactPoint:
     perf, res = p.perf, p.resources
     numbers: dict[str, Any] = {}
@@ -155,7 +161,7 @@ def compact_point(p: PointResult) -> CompactPoint:
         variant=p.variant or None,
         triton_version=p.triton_version or None,
         batch=p.batch_size,
-        concurrency=p.concurrency,
+        **load_in_status(p.load),
         status=p.status.value,
         error=short(p.error),
         server_throughput=_r(p.server_throughput_infer_per_sec),
@@ -183,7 +189,7 @@ def expand_point(c: CompactPoint, placement: str | None = None) -> PointResult:
         variant=c.variant or "",
         triton_version=c.triton_version or "",
         batch_size=c.batch,
-        concurrency=c.concurrency,
+        load=Load.of(c),
         status=PointStatus(c.status),
         error=c.error,
         perf=perf,
@@ -218,7 +224,7 @@ def model_entry(outcome: ModelOutcome) -> ModelStatusEntry:
         max_batch_size=outcome.max_batch_size,
         instance_group=outcome.instance_group or None,
         skipped=[
-            SkippedPointStatus(batch=s.point.batch_size, concurrency=s.point.concurrency, reason=s.reason)
+            SkippedPointStatus(batch=s.point.batch_size, **load_in_status(s.point.load), reason=s.reason)
             for s in outcome.skipped
         ]
         or None,
@@ -235,7 +241,7 @@ def best_status(best: BestPoint, result: AnalysisResult, variant: ModelVariant |
         variant_changes=outcome.changes if outcome else None,
         triton_version=best.triton_version or None,
         batch=best.batch_size,
-        concurrency=best.concurrency,
+        **load_in_status(best.load),
         throughput=round(best.throughput_infer_per_sec, 3),
         throughput_ci=_pair(best.throughput_ci_low, best.throughput_ci_high),
         p99=round(best.latency_p99_ms, 3),
@@ -292,7 +298,7 @@ def analysis_result(status: ModelAnalysisStatus, triton_version: str) -> Analysi
                         point=Point(
                             model=m.model or m.name,
                             batch_size=s.batch,
-                            concurrency=s.concurrency,
+                            load=Load.of(s),
                             variant=m.name if m.model else "",
                             triton_version=m.triton_version or "",
                         ),

@@ -6,6 +6,7 @@ import hashlib
 import re
 from collections.abc import Sequence
 
+from modelanalysis.core.load import Load
 from modelanalysis.core.sweep import Point
 from modelanalysis.core.trials import Trial
 from modelanalysis.kube.resource import GROUP
@@ -47,7 +48,8 @@ def triton_pod_name(analysis: str, generation: int, trial: int | None = None) ->
 
 
 def point_job_name(analysis: str, generation: int, point: Point) -> str:
-    tail = f"-{dns_label(point.model)[:20]}-b{point.batch_size}-c{point.concurrency}-{short_hash(point.key, 4)}"
+    load = point.load.key_part.replace(".", "p")  # c4, r100, r2p5
+    tail = f"-{dns_label(point.model)[:20]}-b{point.batch_size}-{load}-{short_hash(point.key, 4)}"
     return fit(f"{fit(analysis, MAX_NAME - len(tail) - 4)}-g{generation}{tail}")
 
 
@@ -71,19 +73,19 @@ def labels(analysis: str, generation: int, component: str) -> dict[str, str]:
 
 
 def planned_point_job_names(
-    analysis: str, generation: int, trials: Sequence[Trial], batch_sizes: Sequence[int], concurrency: Sequence[int]
+    analysis: str, generation: int, trials: Sequence[Trial], batch_sizes: Sequence[int], loads: Sequence[Load]
 ) -> set[str]:
     """The load-generator Job names a sweep may use: every variant of every trial at every listed batch size and
-    concurrency step (a superset: batches a model cannot take are skipped later, and a search's bisection steps
+    load step (a superset: batches a model cannot take are skipped later, and a search's bisection steps
     are known only as it goes; those are checked when their Job is created)."""
     return {
         point_job_name(
             analysis,
             generation,
-            Point(model=v.model, batch_size=b, concurrency=c, variant=v.point_variant, triton_version=t.triton_version),
+            Point(model=v.model, batch_size=b, load=load, variant=v.point_variant, triton_version=t.triton_version),
         )
         for t in trials
         for v in t.variants
         for b in batch_sizes
-        for c in concurrency
+        for load in loads
     }

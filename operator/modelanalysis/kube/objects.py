@@ -14,6 +14,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from modelanalysis.core.budget import search_p99_budget
+from modelanalysis.core.load import Load
 from modelanalysis.core.parts import pack_files
 from modelanalysis.core.sweep import Point
 from modelanalysis.kube import names
@@ -228,20 +229,24 @@ def _restricted_job(
 # that CPU on the node, so the scheduler does not pack the Job where it would starve; each point records what
 # perf_analyzer really used and says when it passed 80% of this (README: "Where the load generator runs").
 CONCURRENCY_PER_CORE = 4
+# An open-loop rate is sent from a few worker threads, each starting requests on a schedule: far cheaper per
+# request than one blocked thread per request in flight.
+REQUESTS_PER_SECOND_PER_CORE = 2000
 MIN_LOAD_GENERATOR_CPU, MAX_LOAD_GENERATOR_CPU = 1, 4
 LOAD_GENERATOR_MEMORY = "256Mi"
 HOSTNAME_FIELD = "metadata.name"  # a Node's name, as DaemonSets pin their pods
 
 
-def default_load_generator_cpu(concurrency: int) -> int:
-    return min(max(MIN_LOAD_GENERATOR_CPU, math.ceil(concurrency / CONCURRENCY_PER_CORE)), MAX_LOAD_GENERATOR_CPU)
+def default_load_generator_cpu(load: Load) -> int:
+    per_core = CONCURRENCY_PER_CORE if load.is_concurrency else REQUESTS_PER_SECOND_PER_CORE
+    return min(max(MIN_LOAD_GENERATOR_CPU, math.ceil(load.value / per_core)), MAX_LOAD_GENERATOR_CPU)
 
 
 def load_generator_resources(load_generator: LoadGeneratorSettings, point: Point) -> dict[str, Any]:
-    """The spec's resources for the Job, else a CPU request sized to the point's concurrency."""
+    """The spec's resources for the Job, else a CPU request sized to the point's load."""
     if load_generator.resources:
         return quantities(load_generator.resources)
-    cpu = default_load_generator_cpu(point.concurrency)
+    cpu = default_load_generator_cpu(point.load)
     return {"requests": {"cpu": str(cpu), "memory": LOAD_GENERATOR_MEMORY}}
 
 
@@ -323,7 +328,7 @@ def load_generator_job(
         "args": [
             f"--model={point.model}",
             f"--batch={point.batch_size}",
-            f"--concurrency={point.concurrency}",
+            point.load.cli_arg,
             f"--grpc-url={host}:{GRPC_PORT}",
             f"--http-url={host}:{HTTP_PORT}",
             f"--measurement={m.model_dump_json(by_alias=True)}",

@@ -48,7 +48,7 @@ def check_image(run: AnalysisRun, spec: ModelAnalysisSpec) -> None:
 
 
 def check_children(run: AnalysisRun, spec: ModelAnalysisSpec) -> None:
-    first = Point(model=spec.models[0].name, batch_size=spec.batch_sizes[0], concurrency=spec.concurrency_steps[0])
+    first = Point(model=spec.models[0].name, batch_size=spec.batch_sizes[0], load=spec.load_steps[0])
     children = [
         ("Triton pod", "spec.triton", objects.triton_pod(run.name, run.namespace, run.generation, spec,
                                                          run.settings)),
@@ -75,8 +75,7 @@ def check_names(run: AnalysisRun, spec: ModelAnalysisSpec, trials: list[Trial]) 
     for trial in trials:
         run.read_child("Pod", names.triton_pod_name(run.name, run.generation, None if alone else trial.index))
     run.read_child("ConfigMap", names.results_configmap_name(run.name))
-    jobs = names.planned_point_job_names(run.name, run.generation, trials, spec.batch_sizes,
-                                         spec.concurrency_steps)  # fmt: skip
+    jobs = names.planned_point_job_names(run.name, run.generation, trials, spec.batch_sizes, spec.load_steps)
     if spec.results.pvc is not None:
         jobs.add(names.results_job_name(run.name, run.generation))
 

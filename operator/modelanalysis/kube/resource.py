@@ -11,8 +11,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from modelanalysis.core.load import Load, point_key
 from modelanalysis.core.spec import CONTROL, NO_UNPRINTABLE, UNPRINTABLE, SweepSpec, WireModel, cel_string, has_control
-from modelanalysis.core.sweep import point_key
 from modelanalysis.core.variants import plan_variants
 
 GROUP = "modelanalyzer.dev"
@@ -456,7 +456,7 @@ class CompactPoint(BaseModel):
 
     @property
     def key(self) -> str:
-        return point_key(self.variant or self.model, self.batch, self.concurrency, self.triton_version or "")
+        return point_key(self.variant or self.model, self.batch, Load.of(self), self.triton_version or "")
 
 
 class CompactBaseline(BaseModel):
