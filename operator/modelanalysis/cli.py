@@ -31,16 +31,17 @@ from modelanalysis.cli_common import (
     CONCURRENCY_HELP,
     CONFIG_SEARCH_HELP,
     MAX_CONCURRENCY_HELP,
+    REQUEST_RATE_HELP,
     console,
     explain,
     fail,
-    parse_concurrency,
     parse_config_search,
     parse_int_list,
+    parse_load,
     with_measurement_options,
     with_objective_options,
 )
-from modelanalysis.core.budget import search_p99_budget
+from modelanalysis.core.budget import not_delivered_sentence, search_p99_budget
 from modelanalysis.core.load import Load, number_text
 from modelanalysis.core.perf import PerfMeasurement
 from modelanalysis.core.results import AnalysisResult, BestPoint, ModelStatus, PointResult, PointStatus, local_placement
@@ -86,6 +87,8 @@ def model_table(result: AnalysisResult) -> Table:
     def status(p: PointResult) -> str:
         if p.status != PointStatus.MEASURED:
             return "[red]Failed[/]"
+        if not_delivered_sentence(p):
+            return "[yellow]Not delivered[/]"
         return "[yellow]Not converged[/]" if p.perf and p.perf.converged is False else "Measured"
 
     for p in result.points:
@@ -148,8 +151,9 @@ def profile(
         typer.Option("--model-folder", help="The Triton model repository. Needed unless --triton-url is given."),
     ] = None,
     batch: Annotated[str, typer.Option("--batch", "-b", help="Comma-separated batch sizes, e.g. 1,4,8.")] = "1",
-    concurrency: Annotated[str, typer.Option("--concurrency", "-c", help=CONCURRENCY_HELP)] = "1",
+    concurrency: Annotated[str | None, typer.Option("--concurrency", "-c", help=CONCURRENCY_HELP)] = None,
     max_concurrency: Annotated[int | None, typer.Option(help=MAX_CONCURRENCY_HELP)] = None,
+    request_rate: Annotated[str | None, typer.Option("--request-rate", help=REQUEST_RATE_HELP)] = None,
     instance_counts: Annotated[str | None, typer.Option(help=CONFIG_SEARCH_HELP["instance_counts"])] = None,
     max_batch_sizes: Annotated[str | None, typer.Option(help=CONFIG_SEARCH_HELP["max_batch_sizes"])] = None,
     dynamic_batching: Annotated[str | None, typer.Option(help=CONFIG_SEARCH_HELP["dynamic_batching"])] = None,
@@ -193,8 +197,9 @@ def profile(
     objective: Objective,
     constraints: Constraints,
 ) -> None:
-    """Measure each model at every batch x concurrency point, and the server alone (baseline)."""
-    concurrency_values, concurrency_search = parse_concurrency(concurrency, max_concurrency)
+    """Measure each model at every batch x load point (concurrency or request rate), and the server alone
+    (baseline)."""
+    concurrency_values, concurrency_search, rates = parse_load(concurrency, max_concurrency, request_rate)
     config_search = parse_config_search(instance_counts, max_batch_sizes, dynamic_batching)
     try:
         spec = SweepSpec(
@@ -204,6 +209,7 @@ def profile(
             batch_sizes=parse_int_list("--batch", batch),
             concurrency=concurrency_values,
             concurrency_search=concurrency_search,
+            request_rate=rates,
             measurement=measurement,
             objective=objective,
             constraints=constraints,
@@ -394,6 +400,14 @@ def finish(result: AnalysisResult, export_path: Path | None, model_folder: Path 
     for note in result.notes:
         console.print(f"note: {note}", highlight=False)
     print_best(result)
+    undelivered = [(p, why) for p in result.points if (why := not_delivered_sentence(p))]
+    if undelivered:
+        first, why = undelivered[0]
+        console.print(
+            f"note: {len(undelivered)} of {len(result.points)} points did not get the rate they offered, so they are "
+            f"no measurement at that rate (Delivered: No in the CSV); first, {first.variant_name} {first.where}: {why}",
+            highlight=False,
+        )
     unconverged = [p for p in result.points if p.perf is not None and p.perf.converged is False]
     if unconverged:
         console.print(

@@ -18,14 +18,16 @@ from modelanalysis.cli_common import (
     CONCURRENCY_HELP,
     CONFIG_SEARCH_HELP,
     MAX_CONCURRENCY_HELP,
+    REQUEST_RATE_HELP,
     explain,
     fail,
-    parse_concurrency,
     parse_config_search,
     parse_int_list,
+    parse_load,
     with_measurement_options,
     with_objective_options,
 )
+from modelanalysis.core.load import Load
 from modelanalysis.core.parts import join_parts
 from modelanalysis.core.results import AnalysisResult
 from modelanalysis.core.spec import ConcurrencySearch, ConfigSearch, Constraints, MeasurementSettings, Objective
@@ -90,6 +92,7 @@ def build_manifest(
     config_search: ConfigSearch | None = None,
     triton_versions: list[str] | None = None,
     max_trials: int | None = None,
+    request_rate: list[float] | None = None,
 ) -> dict[str, Any]:
     repo: dict[str, Any]
     if model_repository.startswith("pvc://"):
@@ -110,6 +113,7 @@ def build_manifest(
             if concurrency_search is not None
             else {}
         ),
+        **({"requestRate": [Load.request_rate(r).value for r in request_rate]} if request_rate is not None else {}),
         "modelRepository": repo,
     }
     triton = {
@@ -212,8 +216,9 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option(help="Secret with the credentials for an s3:// or gs:// repository.")
         ] = None,
         batch: Annotated[str, typer.Option("--batch", "-b", help="Comma-separated batch sizes.")] = "1",
-        concurrency: Annotated[str, typer.Option("--concurrency", "-c", help=CONCURRENCY_HELP)] = "1",
+        concurrency: Annotated[str | None, typer.Option("--concurrency", "-c", help=CONCURRENCY_HELP)] = None,
         max_concurrency: Annotated[int | None, typer.Option(help=MAX_CONCURRENCY_HELP)] = None,
+        request_rate: Annotated[str | None, typer.Option("--request-rate", help=REQUEST_RATE_HELP)] = None,
         instance_counts: Annotated[str | None, typer.Option(help=CONFIG_SEARCH_HELP["instance_counts"])] = None,
         max_batch_sizes: Annotated[str | None, typer.Option(help=CONFIG_SEARCH_HELP["max_batch_sizes"])] = None,
         dynamic_batching: Annotated[str | None, typer.Option(help=CONFIG_SEARCH_HELP["dynamic_batching"])] = None,
@@ -238,7 +243,7 @@ def register(app: typer.Typer) -> None:
         constraints: Constraints,
     ) -> None:
         """Print a ModelAnalysis manifest, for `kubectl apply -f -` or a GitOps repository."""
-        concurrency_values, concurrency_search = parse_concurrency(concurrency, max_concurrency)
+        concurrency_values, concurrency_search, rates = parse_load(concurrency, max_concurrency, request_rate)
         config_search = parse_config_search(instance_counts, max_batch_sizes, dynamic_batching)
         body = build_manifest(
             name,
@@ -258,6 +263,7 @@ def register(app: typer.Typer) -> None:
             config_search,
             [v.strip() for v in triton_versions.split(",") if v.strip()] if triton_versions else None,
             parallel_trials,
+            rates,
         )
         sys.stdout.write(yaml.safe_dump(body, sort_keys=False))
 

@@ -45,6 +45,35 @@ CONCURRENCY_HELP = (
 MAX_CONCURRENCY_HELP = "With --concurrency auto: the highest concurrency the climb may reach."
 
 
+REQUEST_RATE_HELP = (
+    "Open-loop load instead of --concurrency: comma-separated request rates (requests per second), e.g. 100,200,400. "
+    "A point whose rate the server or perf_analyzer could not deliver says so."
+)
+
+
+def parse_load(
+    concurrency: str | None, max_concurrency: int | None, request_rate: str | None
+) -> tuple[list[int] | None, ConcurrencySearch | None, list[float] | None]:
+    """--concurrency (values or auto) or --request-rate (values), as the spec's three fields: one kind of load."""
+    if request_rate is None:
+        return *parse_concurrency(concurrency or "1", max_concurrency), None
+    if concurrency is not None or max_concurrency is not None:
+        raise fail("give either --request-rate (open loop) or --concurrency (closed loop), not both.")
+    rates = []
+    for item in request_rate.split(","):
+        try:
+            rate = float(item)
+        except ValueError:
+            rate = 0.0
+        if not rate > 0 or rate != rate or rate == float("inf"):
+            raise fail(
+                f"--request-rate {request_rate!r}: {item.strip()!r} is not a positive number of requests per second; "
+                "give a comma-separated list like 100,200,400."
+            )
+        rates.append(rate)
+    return None, None, rates
+
+
 def parse_concurrency(text: str, max_concurrency: int | None) -> tuple[list[int] | None, ConcurrencySearch | None]:
     """--concurrency as the spec's two fields: a list of values, or `auto` (a search)."""
     if text.strip().lower() == "auto":
@@ -100,6 +129,7 @@ def explain(error: ValidationError) -> str:
 # from MeasurementSettings, the one source the CRD is generated from too.
 MEASUREMENT_FLAGS: dict[str, str] = {
     "protocol": "--protocol",
+    "request_distribution": "--request-distribution",
     "measurement_interval_ms": "--measurement-interval",
     "convergence_pct": "--convergence",
     "max_point_seconds": "--max-point-seconds",

@@ -12,6 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from modelanalysis import job_commands
+from modelanalysis.core.load import Load
 from modelanalysis.core.perf import PerfMeasurement
 from modelanalysis.core.spec import MeasurementSettings, Protocol
 from modelanalysis.core.sweep import Point
@@ -412,3 +413,14 @@ def test_a_sub_path_outside_the_claim_is_refused_saying_how_to_fix(where: str, s
 def test_a_sub_path_inside_the_claim_is_accepted(sub_path: str) -> None:
     wire = {**PVC_SPEC, "results": {"pvc": {"claimName": "results", "subPath": sub_path}}}
     assert spec(wire).results.pvc is not None
+
+
+def test_an_open_loop_point_job_passes_the_rate_and_the_analysis_distribution() -> None:
+    wire = {k: v for k, v in S3_SPEC.items() if k != "concurrency"}
+    wire |= {"requestRate": [250], "measurement": {"requestDistribution": "poisson"}}
+    point = Point(model="Text_Encoder", batch_size=4, load=Load.request_rate(250))
+    job = objects.load_generator_job("example", NS, 2, spec(wire), point, "10.1.2.3", SETTINGS, server_node="n")
+    args = container(job)["args"]
+    assert "--request-rate=250" in args and not any(a.startswith("--concurrency") for a in args)
+    assert json.loads(next(a for a in args if a.startswith("--measurement="))[14:])["requestDistribution"] == "poisson"
+    assert "-b4-r250-" in job["metadata"]["name"]

@@ -14,6 +14,7 @@ from modelanalysis.core.report import (
     GPU_CSV,
     INFERENCE_COLUMNS,
     INFERENCE_CSV,
+    OPEN_LOOP_COLUMNS,
     SERVER_ONLY_COLUMNS,
     SERVER_ONLY_CSV,
     csv_files,
@@ -49,6 +50,9 @@ PERF = PerfMeasurement(
     latency_p99_ms=2.603,
     latency_avg_ms=0.375,
 )
+
+# A concurrency analysis's columns: the open-loop ones appear only when the load is a request rate.
+CLOSED_LOOP_COLUMNS = [c for c in INFERENCE_COLUMNS if c not in OPEN_LOOP_COLUMNS]
 CPU_ONLY = ResourceMetrics(max_cpu_utilization_pct=62.5, max_cpu_memory_used_mb=810.14, sample_count=3)
 TWO_GPUS = ResourceMetrics(
     gpus=[
@@ -120,7 +124,7 @@ def test_file_names_are_model_analyzers() -> None:
 @pytest.mark.parametrize(
     ("name", "ma_header", "columns"),
     [
-        (INFERENCE_CSV, MA_INFERENCE_HEADER, INFERENCE_COLUMNS),
+        (INFERENCE_CSV, MA_INFERENCE_HEADER, CLOSED_LOOP_COLUMNS),
         (GPU_CSV, MA_GPU_HEADER, GPU_COLUMNS),
         (SERVER_ONLY_CSV, MA_SERVER_ONLY_HEADER, SERVER_ONLY_COLUMNS),
     ],
@@ -230,7 +234,7 @@ def test_rows_keep_the_measured_order_and_text_with_commas_is_quoted() -> None:
     parsed = rows(text)
     assert [(r["Batch"], r["Concurrency"]) for r in parsed] == [("4", "1"), ("1", "2"), ("8", "1")]
     assert parsed[2]["Error"] == 'perf_analyzer failed: "a, b" | c'
-    assert all(len(r) == len(INFERENCE_COLUMNS) for r in parsed)
+    assert all(len(r) == len(CLOSED_LOOP_COLUMNS) for r in parsed)
 
 
 def test_satisfies_constraints_is_judged_against_the_results_constraints() -> None:

@@ -24,6 +24,7 @@ from modelanalysis.core.perf import (
     parse_perf_analyzer_csv,
     parse_perf_analyzer_windows,
     parse_request_count,
+    parse_send_rate,
     perf_analyzer_args,
 )
 from modelanalysis.core.spec import MeasurementSettings
@@ -111,7 +112,10 @@ def run_perf_analyzer_once(
             summary = parse_perf_analyzer_csv(report.read_text(), point.load)
         except PerfReportError as exc:
             raise PerfAnalyzerError(str(exc)) from None
-    return PerfRun(summary, parse_perf_analyzer_windows(proc.stdout), parse_request_count(proc.stdout))
+    send_rate, delayed = parse_send_rate(proc.stdout)
+    return PerfRun(
+        summary, parse_perf_analyzer_windows(proc.stdout), parse_request_count(proc.stdout), send_rate, delayed
+    )
 
 
 def measure_point(

@@ -64,6 +64,44 @@ def floor_verdict(value: float, low: float | None, high: float | None, floor: fl
     return BudgetVerdict(Side.UNDECIDED)
 
 
+# An open-loop point delivered its rate when throughput reaches the offered rate x batch, less this share: a
+# window that starts or ends between two requests of a constant rate reads a little under it.
+DELIVERY_TOLERANCE = 0.02
+
+
+def offered_infer_per_sec(point: PointResult) -> float | None:
+    """What an open-loop point offered, in inferences per second (requests per second x batch); None for
+    closed-loop load, which offers no rate."""
+    return None if point.load.is_concurrency else point.load.value * point.batch_size
+
+
+def delivery_verdict(point: PointResult) -> BudgetVerdict | None:
+    """Whether an open-loop point's offered rate was delivered (UNDER: surely; OVER: surely not, by throughput's
+    whole interval below it; UNDECIDED), or None where no rate was offered or nothing was measured."""
+    offered = offered_infer_per_sec(point)
+    perf = point.perf
+    if offered is None or perf is None:
+        return None
+    floor = offered * (1 - DELIVERY_TOLERANCE)
+    return floor_verdict(perf.throughput_infer_per_sec, perf.throughput_ci_low, perf.throughput_ci_high, floor)
+
+
+def not_delivered_sentence(point: PointResult) -> str | None:
+    """Why an open-loop point is not a measurement at its rate (None when it surely or probably is): who did not
+    keep up, the load generator (it sent fewer requests than asked) or the server (it answered fewer)."""
+    verdict = delivery_verdict(point)
+    if verdict is None or verdict.side != Side.OVER:
+        return None
+    perf, offered = point.perf, offered_infer_per_sec(point)
+    assert perf is not None and offered is not None
+    text = f"offered {point.load.words} ({offered:,.0f} infer/sec), delivered {perf.throughput_infer_per_sec:,.0f}"
+    sent = perf.send_rate_per_sec
+    if sent is not None and sent * point.batch_size < offered * (1 - DELIVERY_TOLERANCE):
+        delayed = f", {perf.delayed_requests_pct:.0f}% of requests started late" if perf.delayed_requests_pct else ""
+        return f"{text}: perf_analyzer sent only {sent:,.0f} requests/sec{delayed} (the load generator fell behind)"
+    return f"{text}: the server did not keep up"
+
+
 def search_p99_budget(spec: SweepSpec) -> float | None:
     """The p99 budget a concurrency search decides against (None: no search, or no budget). Its points are
     measured until their p99 interval lies on one side of it, within the point's caps."""

@@ -44,8 +44,10 @@ CLI_FLAG = {LoadKind.CONCURRENCY: "--concurrency", LoadKind.REQUEST_RATE: "--req
 
 
 def number_text(value: float) -> str:
-    """4 -> '4', 2.5 -> '2.5': how a load value is written in keys, names and arguments."""
-    return f"{value:g}"
+    """4 -> '4', 2.5 -> '2.5', 1000000 -> '1000000' (never 1e+06): a load value in keys, names and arguments."""
+    if isinstance(value, int) or float(value).is_integer():
+        return str(int(value))
+    return f"{value:f}".rstrip("0").rstrip(".")
 
 
 LoadValue = int | float  # an int for concurrency; a rate may be fractional

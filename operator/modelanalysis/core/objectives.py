@@ -17,7 +17,16 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel
 
-from modelanalysis.core.budget import ON_POINT_VALUE, BudgetVerdict, Side, boundaries, floor_verdict, p99_verdict
+from modelanalysis.core.budget import (
+    ON_POINT_VALUE,
+    BudgetVerdict,
+    Side,
+    boundaries,
+    delivery_verdict,
+    floor_verdict,
+    offered_infer_per_sec,
+    p99_verdict,
+)
 from modelanalysis.core.results import BestChoice, BestPoint, PointResult
 from modelanalysis.core.spec import Constraints, Objective
 
@@ -31,8 +40,12 @@ class Violation(BaseModel):
     relative: float
 
     def sentence(self) -> str:
-        side = ">" if self.what != "throughput" else "<"
+        side = "<" if self.what in FLOORS else ">"
         return f"{self.what} {_num(self.value)} {side} {_num(self.bound)} (by {100 * self.relative:.0f}%)"
+
+
+DELIVERED = "delivered throughput"  # an open-loop point's, against the rate it offered (core/budget.py)
+FLOORS = ("throughput", DELIVERED)
 
 
 def _num(value: float) -> str:
@@ -63,6 +76,12 @@ def violations(point: PointResult, constraints: Constraints) -> list[Violation]:
     if constraints.gpu_memory_mb is not None and memory is not None and memory > constraints.gpu_memory_mb.max:
         bound = constraints.gpu_memory_mb.max
         found.append(Violation(what="GPU memory (MB)", value=memory, bound=bound, relative=(memory - bound) / bound))
+    offered = offered_infer_per_sec(point)
+    delivery = delivery_verdict(point)
+    if offered and delivery is not None and delivery.side == Side.OVER:
+        # A rate the server did not sustain is no measurement at that rate, whatever the constraints.
+        short = (offered - perf.throughput_infer_per_sec) / offered
+        found.append(Violation(what=DELIVERED, value=perf.throughput_infer_per_sec, bound=offered, relative=short))
     return found
 
 
@@ -108,6 +127,9 @@ def within(point: PointResult, constraints: Constraints) -> BudgetVerdict:
     if constraints.throughput_infer_per_sec is not None:
         verdicts.append(floor_verdict(perf.throughput_infer_per_sec, perf.throughput_ci_low,
                                       perf.throughput_ci_high, constraints.throughput_infer_per_sec.min))  # fmt: skip
+    delivery = delivery_verdict(point)
+    if delivery is not None and delivery.side == Side.OVER:
+        return BudgetVerdict(Side.OVER)  # a rate not delivered; one whose interval reaches it counts as held
     memory = gpu_memory_mb(point)
     if constraints.gpu_memory_mb is not None and memory is not None and memory > constraints.gpu_memory_mb.max:
         return BudgetVerdict(Side.OVER)

@@ -91,6 +91,11 @@ class PerfMeasurement(BaseModel):
     load_generator_cpu_cores: float | None = None
     load_generator_cpu_budget_cores: float | None = None
     load_generator_bottleneck: bool | None = None
+    # Open-loop (request-rate) points: the rate perf_analyzer actually sent at (its "Avg send request rate"), and
+    # the share of requests it started late because it could not keep up ("... of the requests were delayed").
+    # Empty where it printed neither: it does when it falls behind the rate asked for.
+    send_rate_per_sec: float | None = None
+    delayed_requests_pct: float | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,8 @@ class PerfRun:
     summary: PerfMeasurement
     windows: list[PerfWindow] = field(default_factory=list)
     requests: int | None = None
+    send_rate_per_sec: float | None = None
+    delayed_requests_pct: float | None = None
 
 
 class PerfReportError(ValueError):
@@ -123,6 +130,7 @@ def perf_analyzer_args(
         "-m", point.model,
         "-b", str(point.batch_size),
         *point.load.perf_analyzer_args(),
+        *([] if point.load.is_concurrency else ["--request-distribution", settings.request_distribution.value]),
         "-u", url,
         "-i", settings.protocol.value,
         "--measurement-interval", str(settings.measurement_interval_ms),
@@ -196,6 +204,8 @@ _PASS = re.compile(
     r"Pass \[(\d+)\] throughput: ([0-9.eE+-]+) infer/sec\. (?:p99 latency: ([0-9.]+) usec|Avg latency)"
 )
 _REQUEST_COUNT = re.compile(r"Request count: (\d+)")
+_SEND_RATE = re.compile(r"Avg send request rate: ([0-9.eE+-]+)")
+_DELAYED = re.compile(r"([0-9.]+)% of the requests were delayed")
 
 
 def parse_perf_analyzer_windows(output: str) -> list[PerfWindow]:
@@ -214,6 +224,19 @@ def parse_request_count(output: str) -> int | None:
     """Requests perf_analyzer timed over its reported windows (its "Client: Request count")."""
     found = _REQUEST_COUNT.search(output)
     return int(found[1]) if found else None
+
+
+def parse_send_rate(output: str) -> tuple[float | None, float | None]:
+    """An open-loop run's send rate (requests per second) and share of delayed requests (%), where printed."""
+    rate, delayed = _SEND_RATE.search(output), _DELAYED.search(output)
+    return (float(rate[1]) if rate else None), (float(delayed[1]) if delayed else None)
+
+
+def _delayed_share(runs: Sequence[PerfRun]) -> float | None:
+    """The mean share of delayed requests over the runs; a run that printed none delayed none (perf_analyzer
+    prints it only when it falls behind)."""
+    shares = [r.delayed_requests_pct for r in runs]
+    return None if all(s is None for s in shares) else statistics.fmean(s or 0.0 for s in shares)
 
 
 def _mean(values: Sequence[float | None]) -> float | None:
@@ -269,4 +292,6 @@ def combine_runs(runs: Sequence[PerfRun], verdict: Verdict, batch_size: int, win
         requests=sum(c for c in request_counts if c is not None) if any(request_counts) else None,
         converged=verdict.converged,
         convergence=verdict.reason,
+        send_rate_per_sec=_mean([r.send_rate_per_sec for r in kept_runs]),
+        delayed_requests_pct=_delayed_share(kept_runs),
     )

@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from modelanalysis.core.budget import Side, delivery_verdict
 from modelanalysis.core.load import CSV_COLUMN
 from modelanalysis.core.objectives import satisfies
 from modelanalysis.core.results import AnalysisResult, ModelOutcome, PointResult
@@ -21,6 +22,10 @@ SERVER_ONLY_CSV = "metrics-server-only.csv"
 
 SERVER_ONLY_MODEL = "triton-server"
 LOAD_COLUMN = "Concurrency"  # the load's column in the lists below; core/load.CSV_COLUMN names it per kind
+
+# Open-loop load: whether the offered rate was delivered, and what perf_analyzer sent where it fell behind (in
+# request-rate analyses only).
+OPEN_LOOP_COLUMNS = ("Delivered", "Send Rate (req/sec)", "Delayed Requests (%)")
 
 INFERENCE_COLUMNS = [
     # Model Analyzer's columns
@@ -38,6 +43,7 @@ INFERENCE_COLUMNS = [
     # where the point ran, and the load generator's own CPU use (README: "Where the load generator runs")
     "Server Node", "Load Generator Node", "Load Generator Placement",
     "Load Generator CPU (cores)", "Load Generator CPU Budget (cores)", "Load Generator Bottleneck",
+    *OPEN_LOOP_COLUMNS,
     # the Triton release the point ran on (several when spec.triton.versions compares them)
     "Triton Version",
 ]  # fmt: skip
@@ -71,6 +77,8 @@ PERF_IN_CSV: tuple[tuple[str, str], ...] = (
     ("Requests", "requests"),
     ("Load Generator CPU (cores)", "load_generator_cpu_cores"),
     ("Load Generator CPU Budget (cores)", "load_generator_cpu_budget_cores"),
+    ("Send Rate (req/sec)", "send_rate_per_sec"),
+    ("Delayed Requests (%)", "delayed_requests_pct"),
 )
 
 
@@ -120,6 +128,7 @@ def inference_row(
         "Load Generator Node": p.placement.load_generator_node or "",
         "Load Generator Placement": p.placement.load_generator_placement or "",
         "Load Generator Bottleneck": _yes_no(perf.load_generator_bottleneck if perf else None),
+        "Delivered": _yes_no(None if (delivery := delivery_verdict(p)) is None else delivery.side != Side.OVER),
         "Triton Version": p.triton_version or triton_version,
     }
 
@@ -162,8 +171,10 @@ def load_column(result: AnalysisResult) -> str:
 
 
 def _with_load_column(columns: list[str], result: AnalysisResult) -> list[str]:
-    """Model Analyzer's columns with the load's own in Concurrency's place."""
-    return [load_column(result) if c == LOAD_COLUMN else c for c in columns]
+    """Model Analyzer's columns with the load's own in Concurrency's place; the open-loop columns only where the
+    load is a rate."""
+    load = load_column(result)
+    return [load if c == LOAD_COLUMN else c for c in columns if load != LOAD_COLUMN or c not in OPEN_LOOP_COLUMNS]
 
 
 def inference_columns(result: AnalysisResult) -> list[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import unicodedata
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 from pydantic.alias_generators import to_camel
@@ -36,8 +36,11 @@ DEFAULT_STABILITY_PERCENTAGE = 10.0
 #   4096 is four times that, and about the most one perf_analyzer process can keep in flight.
 # - batch size: each request carries this many samples. Model Analyzer's search stops at 128 and Triton model
 #   configs rarely allow more than a few thousand; 65536 (2**16) leaves room for tiny inputs and no more.
+# - request rate: requests started per second, open loop. A million a second is past what one perf_analyzer
+#   process can send (tens of thousands here); the bound only keeps a typo from being taken literally.
 MAX_CONCURRENCY = 4096
 MAX_BATCH_SIZE = 65_536
+MAX_REQUEST_RATE = 1_000_000
 
 # Characters that no name, path or argument of a spec may hold: control characters (NUL, escape, newline),
 # invisible format characters (zero-width space, bidi overrides, a byte-order mark) and every kind of space.
@@ -74,6 +77,7 @@ def has_control(text: str) -> bool:
 
 BatchSize = Annotated[int, Field(ge=1, le=MAX_BATCH_SIZE)]
 Concurrency = Annotated[int, Field(ge=1, le=MAX_CONCURRENCY)]
+RequestRate = Annotated[float, Field(gt=0, le=MAX_REQUEST_RATE)]
 
 
 class WireModel(BaseModel):
@@ -87,10 +91,22 @@ class Protocol(StrEnum):
     HTTP = "http"
 
 
+class RequestDistribution(StrEnum):
+    """How an open-loop rate spaces its requests (perf_analyzer's --request-distribution)."""
+
+    CONSTANT = "constant"  # evenly: 100/s is one request every 10 ms
+    POISSON = "poisson"  # at random, as independent users arrive: bursts and gaps, the same mean rate
+
+
 class MeasurementSettings(WireModel):
     """How perf_analyzer measures one point, and how server metrics are sampled meanwhile."""
 
     protocol: Protocol = Field(Protocol.GRPC, description="Protocol perf_analyzer uses to reach Triton.")
+    request_distribution: RequestDistribution = Field(
+        RequestDistribution.CONSTANT,
+        description="With requestRate: how requests are spaced, constant (evenly) or poisson (at random, as "
+        "independent users arrive).",
+    )
     measurement_interval_ms: int = Field(
         DEFAULT_MEASUREMENT_INTERVAL_MS,
         ge=100,
@@ -259,6 +275,12 @@ class ConcurrencySearch(WireModel):
     )
 
 
+ONE_KIND_OF_LOAD = (
+    "give either requestRate (open loop) or concurrency/concurrencySearch (closed loop), not both: an analysis "
+    "offers one kind of load"
+)
+
+
 def doubling_steps(max_concurrency: int) -> list[int]:
     """1, 2, 4, ... up to max_concurrency (which ends the list even when it is not a power of two)."""
     steps = [1]
@@ -291,6 +313,14 @@ class SweepSpec(WireModel):
         description="Search concurrency instead of measuring every value: climb the steps and stop at saturation "
         "or the p99 budget; the steps not measured are recorded as skipped, with why.",
     )
+    request_rate: list[RequestRate] | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description=f"Open-loop load instead of concurrency: requests started per second, whether or not earlier "
+        f"ones have answered (each above 0, at most {MAX_REQUEST_RATE:,}). Not with concurrency or "
+        "concurrencySearch.",
+    )
     measurement: MeasurementSettings = Field(default_factory=MeasurementSettings)
     objective: Objective = Field(
         Objective.MAXIMIZE_THROUGHPUT,
@@ -299,11 +329,17 @@ class SweepSpec(WireModel):
     )
     constraints: Constraints = Field(default_factory=Constraints)
 
-    @field_validator("batch_sizes", "concurrency")
+    @field_validator("batch_sizes", "concurrency", "request_rate")
     @classmethod
-    def _sorted_unique(cls, values: list[int] | None) -> list[int] | None:
+    def _sorted_unique(cls, values: list[Any] | None) -> list[Any] | None:
         # The order of a sweep is always ascending, whatever order the user typed.
         return None if values is None else sorted(set(values))
+
+    @model_validator(mode="after")
+    def _one_kind_of_load(self) -> SweepSpec:
+        if self.request_rate is not None and (self.concurrency is not None or self.concurrency_search is not None):
+            raise ValueError(ONE_KIND_OF_LOAD)
+        return self
 
     @field_validator("models")
     @classmethod
@@ -330,4 +366,6 @@ class SweepSpec(WireModel):
     @property
     def load_steps(self) -> list[Load]:
         """The loads a sweep may measure at each batch size, ascending."""
+        if self.request_rate is not None:
+            return [Load.request_rate(r) for r in self.request_rate]
         return [Load.concurrency(c) for c in self.concurrency_steps]

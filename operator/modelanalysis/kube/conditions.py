@@ -129,6 +129,8 @@ PERF_IN_STATUS: tuple[tuple[str, str, bool], ...] = (
     ("avg", "latency_avg_ms", True),
     ("windows", "windows", False),
     ("requests", "requests", False),
+    ("send_rate", "send_rate_per_sec", True),
+    ("delayed_pct", "delayed_requests_pct", True),
     ("converged", "converged", False),
     ("load_generator_cpu", "load_generator_cpu_cores", True),
     ("load_generator_cpu_budget", "load_generator_cpu_budget_cores", True),

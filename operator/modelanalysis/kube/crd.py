@@ -22,6 +22,7 @@ from modelanalysis.core.spec import (
     MAX_VARIANTS,
     MODEL_NAME_CEL,
     MODEL_NAME_MESSAGE,
+    ONE_KIND_OF_LOAD,
 )
 from modelanalysis.kube.resource import (
     ARGS_CEL,
@@ -70,7 +71,8 @@ _VARIANTS = (
     + " : 1).sum()"
 )
 _STEPS = (
-    f"(has(self.concurrency) ? size(self.concurrency) : has({_SEARCH}) ? "
+    "(has(self.requestRate) ? size(self.requestRate) : "
+    f"has(self.concurrency) ? size(self.concurrency) : has({_SEARCH}) ? "
     + _doubling_steps_cel(
         f"(has({_SEARCH}.maxConcurrency) ? {_SEARCH}.maxConcurrency : {DEFAULT_MAX_SEARCH_CONCURRENCY})"
     )
@@ -87,6 +89,10 @@ CEL_RULES: dict[str, list[dict[str, str]]] = {
             "rule": f"{_VERSIONS} * {_VARIANTS} * {_size_or_1('self.batchSizes')} * {_STEPS} <= {MAX_POINTS}",
             "message": f"Triton versions x models (with their config variants) x batchSizes x concurrency steps must "
             f"be at most {MAX_POINTS} points (status keeps each one); split the sweep into several analyses",
+        },
+        {
+            "rule": "!has(self.requestRate) || (!has(self.concurrency) && !has(self.concurrencySearch))",
+            "message": ONE_KIND_OF_LOAD,
         },
         {
             "rule": "self.models.all(m, self.models.filter(x, x.name == m.name).size() == 1)",

@@ -321,7 +321,7 @@ class ModelAnalysisSpec(SweepSpec):
     def _status_fits(self) -> ModelAnalysisSpec:
         # Every point is kept in status, which must stay well under the API server's 1.5 MB object limit.
         versions = max(1, len(self.triton.compared_versions))
-        points = versions * len(plan_variants(self)) * len(self.batch_sizes) * len(self.concurrency_steps)
+        points = versions * len(plan_variants(self)) * len(self.batch_sizes) * len(self.load_steps)
         if points > MAX_POINTS:
             raise ValueError(
                 f"Triton versions x models (with their config variants) x batchSizes x concurrency steps is {points} "
@@ -417,7 +417,8 @@ class CompactPoint(BaseModel):
         None, alias="tritonVersion", description="The Triton release it ran on (when spec.triton.versions is set)."
     )
     batch: int
-    concurrency: int
+    concurrency: int | None = Field(None, description="Closed-loop load: requests kept in flight.")
+    request_rate: float | None = Field(None, alias="requestRate", description="Open-loop load: requests per second.")
     status: str
     error: str | None = None
     throughput: float | None = Field(None, description="perf_analyzer's throughput (infer/sec).")
@@ -436,6 +437,12 @@ class CompactPoint(BaseModel):
     p99_ci: list[float] | None = Field(None, alias="p99CI", description="95% confidence interval of p99: [low, high].")
     windows: int | None = Field(None, description="Measurement windows the numbers rest on.")
     requests: int | None = Field(None, description="Requests timed over the point.")
+    send_rate: float | None = Field(
+        None, alias="sendRate", description="Open loop: the rate perf_analyzer sent at, where it fell behind."
+    )
+    delayed_pct: float | None = Field(
+        None, alias="delayedPct", description="Open loop: the share of requests started late (%)."
+    )
     converged: bool | None = Field(None, description="Whether throughput reached the precision asked for.")
     convergence: str | None = Field(None, description="Why measuring the point stopped.")
     server_node: str | None = Field(None, alias="serverNode", description="Node the Triton pod ran on.")
@@ -468,8 +475,11 @@ class CompactBaseline(BaseModel):
 
 
 class SkippedPointStatus(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
     batch: int
-    concurrency: int
+    concurrency: int | None = None
+    request_rate: float | None = Field(None, alias="requestRate")
     reason: str
 
 
@@ -512,7 +522,8 @@ class BestStatus(BaseModel):
         None, alias="tritonVersion", description="The Triton release it ran on (when spec.triton.versions is set)."
     )
     batch: int
-    concurrency: int
+    concurrency: int | None = Field(None, description="Closed-loop load: requests kept in flight.")
+    request_rate: float | None = Field(None, alias="requestRate", description="Open-loop load: requests per second.")
     throughput: float = Field(description="Throughput (infer/sec).")
     throughput_ci: list[float] | None = Field(
         None, alias="throughputCI", description="95% confidence interval of throughput: [low, high]."

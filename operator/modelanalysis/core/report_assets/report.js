@@ -16,9 +16,12 @@
   var text = {};
   D.text.forEach(function (i) { text[i] = true; });
   function col(name) { return D.columns.indexOf(name); }
+  // The load axis: Concurrency (closed loop), or Request Rate in an open-loop analysis.
+  var LOAD = col("Concurrency") >= 0 ? "Concurrency" : "Request Rate";
+  var LOAD_AXIS = LOAD === "Concurrency" ? "concurrency" : "request rate (req/sec)";
   function val(row, i) { return text[i] ? D.strings[row[i]] : row[i]; }
   var C = {
-    model: col("Model"), config: col("Model Config Path"), batch: col("Batch"), conc: col("Concurrency"), status: col("Status"),
+    model: col("Model"), config: col("Model Config Path"), batch: col("Batch"), conc: col(LOAD), status: col("Status"),
     tp: col("Throughput (infer/sec)"), tpLo: col("Throughput 95% CI Low (infer/sec)"),
     tpHi: col("Throughput 95% CI High (infer/sec)"), p99: col("p99 Latency (ms)"),
     p99Lo: col("p99 Latency 95% CI Low (ms)"), p99Hi: col("p99 Latency 95% CI High (ms)"),
@@ -168,7 +171,7 @@
   // -- the plots ----------------------------------------------------------------------------------------
   function tip(p) {
     if (p.tip) return p.tip;
-    var r = p.r, s = p.model + " batch " + p.batch + " concurrency " + p.conc +
+    var r = p.r, s = p.model + " batch " + p.batch + " " + LOAD.toLowerCase() + " " + p.conc +
       "\nthroughput " + fmt(r[C.tp]) + " infer/sec";
     if (r[C.tpLo] !== null) s += " [" + fmt(r[C.tpLo]) + " – " + fmt(r[C.tpHi]) + "]";
     s += "\np99 " + fmt(r[C.p99], 3) + " ms";
@@ -205,7 +208,7 @@
   function resourceChart(box, pts, title, y, get, base) {
     var series = byBatch(pts, function (p) { return pt(p, p.conc, get(p)); });
     if (!series.length) return note(box, title + ": no values in this model's points.");
-    chart(box, {title: title, x: "concurrency", y: y, xKind: "conc", series: series,
+    chart(box, {title: title, x: LOAD_AXIS, y: y, xKind: "conc", series: series,
       base: base === null || base === undefined ? null : {y: base, label: "server alone " + fmt(base)}});
   }
 
@@ -223,9 +226,9 @@
         var r = p.r;
         return pt(p, r[C.p99], r[C.tp], {xLo: r[C.p99Lo], xHi: r[C.p99Hi], yLo: r[C.tpLo], yHi: r[C.tpHi]});
       })});
-    chart(box, {title: "Throughput vs concurrency", x: "concurrency", y: "throughput (infer/sec)", xKind: "conc",
+    chart(box, {title: "Throughput vs " + LOAD.toLowerCase(), x: LOAD_AXIS, y: "throughput (infer/sec)", xKind: "conc",
       series: byBatch(pts, function (p) { return pt(p, p.conc, p.r[C.tp], {yLo: p.r[C.tpLo], yHi: p.r[C.tpHi]}); })});
-    chart(box, {title: "p99 latency vs concurrency", x: "concurrency", y: "p99 latency (ms)", xKind: "conc",
+    chart(box, {title: "p99 latency vs " + LOAD.toLowerCase(), x: LOAD_AXIS, y: "p99 latency (ms)", xKind: "conc",
       budgetY: D.p99Budget, series: byBatch(pts, function (p) { return pt(p, p.conc, p.r[C.p99], {yLo: p.r[C.p99Lo], yHi: p.r[C.p99Hi]}); })});
     var res = el("div", {"class": "charts"}, root);
     if (D.empty.gpu) note(res, D.empty.gpu);

@@ -1,0 +1,58 @@
+"""Open-loop load end to end on the real local Triton and perf_analyzer: a rate the machine sustains is
+delivered within its interval; a rate far above what one perf_analyzer process can send says it was not."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from modelanalysis.core.load import LoadKind
+from modelanalysis.core.results import AnalysisResult
+from tests.integration.conftest import RunCli, wait_until_gone
+
+# 100 requests a second is a small share of what add_sub serves here (thousands); no machine sends a million.
+SUSTAINED, IMPOSSIBLE = 100, 1_000_000
+
+
+def test_a_request_rate_sweep_measures_each_rate_and_says_which_was_not_delivered(
+    run_cli: RunCli, no_leftover_triton: Path, tmp_path: Path, fast_flags: list[str]
+) -> None:
+    export = tmp_path / "rates"
+    proc = run_cli("profile", "--model-folder", no_leftover_triton, "--model-names", "add_sub", "--request-rate",
+                   f"{IMPOSSIBLE},{SUSTAINED}", *fast_flags, "--export", "--export-path", export)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    with (export / "metrics-model-inference.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["Request Rate"] for r in rows] == [str(SUSTAINED), str(IMPOSSIBLE)]  # ascending, whatever was typed
+    assert "Concurrency" not in rows[0]
+    sustained, impossible = rows
+    low = float(sustained["Throughput 95% CI Low (infer/sec)"])
+    high = float(sustained["Throughput 95% CI High (infer/sec)"])
+    assert low <= SUSTAINED <= high, (low, high)
+    assert sustained["Delivered"] == "Yes" and sustained["Satisfies Constraints"] == "Yes"
+    assert impossible["Delivered"] == "No" and impossible["Satisfies Constraints"] == "No"
+    assert float(impossible["Throughput (infer/sec)"]) < IMPOSSIBLE / 10
+    assert "points did not get the rate they offered" in proc.stderr
+    result = AnalysisResult.model_validate_json((export / "analysis.json").read_text())
+    assert [p.key for p in result.points] == [f"add_sub/b1/r{SUSTAINED}", f"add_sub/b1/r{IMPOSSIBLE}"]
+    assert all(p.load.kind == LoadKind.REQUEST_RATE for p in result.points)
+    assert result.best is not None and result.best.overall is not None
+    assert result.best.overall.load.value == SUSTAINED
+    assert f"Best: add_sub batch 1 request rate {SUSTAINED}/s" in proc.stdout
+    assert wait_until_gone(no_leftover_triton) == {}
+
+
+def test_a_rate_and_a_concurrency_together_are_refused_before_anything_starts(
+    run_cli: RunCli, model_repo: Path
+) -> None:
+    proc = run_cli("profile", "--model-folder", model_repo, "--model-names", "add_sub", "--request-rate", "100",
+                   "--concurrency", "2")  # fmt: skip
+    assert proc.returncode == 1
+    assert "give either --request-rate (open loop) or --concurrency (closed loop), not both" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_rate_that_is_not_a_number_is_refused_in_one_sentence(run_cli: RunCli, model_repo: Path) -> None:
+    proc = run_cli("profile", "--model-folder", model_repo, "--model-names", "add_sub", "--request-rate", "100,fast")
+    assert proc.returncode == 1
+    assert "'fast' is not a positive number of requests per second" in proc.stderr
