@@ -475,6 +475,32 @@ REFUSED = [
         ["spec.models[0].configSearch.dynamicBatching[0]", "boolean"],
         id="dynamic-batching-not-a-boolean",
     ),
+    # Open-loop load and inputs (core/load.py, core/inputs.py).
+    pytest.param(
+        with_spec(requestRate=[100], concurrency=[1]), ["spec", "give either requestRate", "not both"],
+        id="rate-and-concurrency",
+    ),
+    pytest.param(with_spec(requestRate=[0]), ["spec.requestRate[0]", "greater than 0"], id="rate-0"),
+    pytest.param(
+        with_spec(inputs={"data": "../secrets.json"}), ["spec.inputs.data", "inside the model repository claim"],
+        id="input-data-outside-the-claim",
+    ),
+    pytest.param(
+        with_spec(models=[{"name": "m", "inputs": {"data": "/etc/passwd"}}]),
+        ["spec.models[0].inputs.data", "no leading /"],
+        id="model-input-data-absolute",
+    ),
+    pytest.param(
+        with_spec(modelRepository={"uri": "s3://b/m"}, inputs={"data": "in.json"}),
+        ["spec", "give modelRepository.pvc"],
+        id="input-data-without-a-claim",
+    ),
+    pytest.param(
+        with_spec(inputs={"sharedMemory": "system"}), ["spec.inputs.sharedMemory", "must be none in a ModelAnalysis"],
+        id="shared-memory-in-a-job",
+    ),
+    pytest.param(with_spec(inputs={"shapes": ["INPUT_IDS"]}), ["spec.inputs.shapes[0]", "should match"],
+                 id="shape-without-dims"),
     # Triton versions and parallel trials (core/trials.py).
     pytest.param(
         with_spec(triton={"version": "24.08-py3", "versions": ["24.08-py3", "25.01-py3"]}),

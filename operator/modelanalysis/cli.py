@@ -30,21 +30,33 @@ from modelanalysis.adapters.triton_server import TritonEndpoints, TritonServerPr
 from modelanalysis.cli_common import (
     CONCURRENCY_HELP,
     CONFIG_SEARCH_HELP,
+    INPUT_HELP,
     MAX_CONCURRENCY_HELP,
     REQUEST_RATE_HELP,
+    check_input_data_file,
     console,
     explain,
     fail,
     parse_config_search,
+    parse_inputs,
     parse_int_list,
     parse_load,
     with_measurement_options,
     with_objective_options,
 )
 from modelanalysis.core.budget import not_delivered_sentence, search_p99_budget
+from modelanalysis.core.inputs import SharedMemory
 from modelanalysis.core.load import Load, number_text
 from modelanalysis.core.perf import PerfMeasurement
-from modelanalysis.core.results import AnalysisResult, BestPoint, ModelStatus, PointResult, PointStatus, local_placement
+from modelanalysis.core.results import (
+    NOT_MEASURABLE,
+    AnalysisResult,
+    BestPoint,
+    ModelStatus,
+    PointResult,
+    PointStatus,
+    local_placement,
+)
 from modelanalysis.core.spec import (
     DEFAULT_TRITON_VERSION,
     Constraints,
@@ -154,6 +166,10 @@ def profile(
     concurrency: Annotated[str | None, typer.Option("--concurrency", "-c", help=CONCURRENCY_HELP)] = None,
     max_concurrency: Annotated[int | None, typer.Option(help=MAX_CONCURRENCY_HELP)] = None,
     request_rate: Annotated[str | None, typer.Option("--request-rate", help=REQUEST_RATE_HELP)] = None,
+    shape: Annotated[list[str] | None, typer.Option("--shape", help=INPUT_HELP["shape"])] = None,
+    input_data: Annotated[str | None, typer.Option("--input-data", help=INPUT_HELP["input_data"])] = None,
+    string_length: Annotated[int | None, typer.Option(help=INPUT_HELP["string_length"])] = None,
+    shared_memory: Annotated[SharedMemory | None, typer.Option(help=INPUT_HELP["shared_memory"])] = None,
     instance_counts: Annotated[str | None, typer.Option(help=CONFIG_SEARCH_HELP["instance_counts"])] = None,
     max_batch_sizes: Annotated[str | None, typer.Option(help=CONFIG_SEARCH_HELP["max_batch_sizes"])] = None,
     dynamic_batching: Annotated[str | None, typer.Option(help=CONFIG_SEARCH_HELP["dynamic_batching"])] = None,
@@ -201,11 +217,13 @@ def profile(
     (baseline)."""
     concurrency_values, concurrency_search, rates = parse_load(concurrency, max_concurrency, request_rate)
     config_search = parse_config_search(instance_counts, max_batch_sizes, dynamic_batching)
+    names = [n.strip() for n in model_names.split(",") if n.strip()]
+    inputs, own_inputs = parse_inputs(shape, input_data, string_length, shared_memory, names)
+    check_input_data_file(input_data)
     try:
         spec = SweepSpec(
-            models=[
-                ModelTarget(name=n.strip(), config_search=config_search) for n in model_names.split(",") if n.strip()
-            ],
+            models=[ModelTarget(name=n, config_search=config_search, inputs=own_inputs.get(n)) for n in names],
+            inputs=inputs,
             batch_sizes=parse_int_list("--batch", batch),
             concurrency=concurrency_values,
             concurrency_search=concurrency_search,
@@ -315,19 +333,22 @@ def run_profile(
                 EventKind.POINT_MEASURED: f"measured {where}",
                 EventKind.POINT_FAILED: f"[red]failed[/] {where}",
                 EventKind.LOAD_FAILED: f"[red]{event.model} failed to load[/]",
+                EventKind.REFUSED: f"[red]{event.model} refused[/]",
                 EventKind.UNLOADED: f"unloaded {event.model}",
             }.get(event.kind, event.kind.value)
             progress.update(task, description=text, completed=event.done, total=event.total)
             if event.kind == EventKind.POINT_FAILED:  # load failures are summed up once, at the end
                 progress.console.print(f"[red]{where}:[/] {event.message}", highlight=False)
             # The files are whole after every point, so Ctrl-C loses nothing.
-            recorded = event.kind in (EventKind.POINT_MEASURED, EventKind.POINT_FAILED, EventKind.LOAD_FAILED)
+            recorded = event.kind in (EventKind.POINT_MEASURED, EventKind.POINT_FAILED, EventKind.LOAD_FAILED,
+                                      EventKind.REFUSED)  # fmt: skip
             if recorded and export_path is not None:
                 export(partial, export_path)
 
         def run_point(point: Point, settings: MeasurementSettings) -> PerfMeasurement:
             return measure_point(point, settings, endpoints.grpc, endpoints.http, perf_binary,
-                                 p99_budget_ms=search_p99_budget(spec))  # fmt: skip
+                                 p99_budget_ms=search_p99_budget(spec),
+                                 input_args=spec.inputs_for(point.model).perf_analyzer_args())  # fmt: skip
 
         placement = local_placement(socket.gethostname(), endpoints.http.rpartition(":")[0])
 
@@ -341,6 +362,7 @@ def run_profile(
             owns_server=owns_server,
             model_config_path=lambda m: str((model_folder / m / "config.pbtxt").resolve()) if model_folder else "",
             where_ran=lambda: placement,
+            read_input_data=lambda path: Path(path).read_text(),
         ).run(result)
 
 
@@ -390,6 +412,8 @@ def finish(result: AnalysisResult, export_path: Path | None, model_folder: Path 
     for outcome in result.models:
         if outcome.status == ModelStatus.LOAD_FAILED:
             console.print(f"[red]{outcome.name} failed to load:[/] {outcome.error}", highlight=False)
+        elif outcome.status == ModelStatus.REFUSED:
+            console.print(f"[red]refused[/] {outcome.error}", highlight=False)
         # One line per batch size and reason: a search that stops early leaves many steps out for one reason.
         grouped: dict[tuple[int, str], list[Load]] = {}
         for skipped in outcome.skipped:
@@ -422,7 +446,7 @@ def finish(result: AnalysisResult, export_path: Path | None, model_folder: Path 
         for folder in export_winners(result, export_path, model_folder):
             console.print(f"The winning config, ready to deploy: {folder}/config.pbtxt", highlight=False)
         console.print(f"Results written to {export_path}/", highlight=False)
-    failed = [m for m in result.models if m.status == ModelStatus.LOAD_FAILED]
+    failed = [m for m in result.models if m.status in NOT_MEASURABLE]
     failed_points = [p for p in result.points if p.status == PointStatus.FAILED]
     if result.interrupted:
         raise typer.Exit(code=130)

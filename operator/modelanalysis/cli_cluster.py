@@ -10,23 +10,26 @@ from typing import Annotated, Any
 
 import typer
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from modelanalysis.cli_common import (
     CONCURRENCY_HELP,
     CONFIG_SEARCH_HELP,
+    INPUT_HELP,
     MAX_CONCURRENCY_HELP,
     REQUEST_RATE_HELP,
     explain,
     fail,
     parse_config_search,
+    parse_inputs,
     parse_int_list,
     parse_load,
     with_measurement_options,
     with_objective_options,
 )
+from modelanalysis.core.inputs import InputSettings, SharedMemory
 from modelanalysis.core.load import Load
 from modelanalysis.core.parts import join_parts
 from modelanalysis.core.results import AnalysisResult
@@ -74,6 +77,16 @@ def read_results(core: Any, name: str, namespace: str) -> dict[str, str]:
         index += 1
 
 
+MANIFEST_INPUT_DATA_HELP = (
+    "What perf_analyzer sends: random (default), zero, or a JSON file in its input-data format, as a path inside "
+    "the model repository claim (the load-generator Job mounts it read-only)."
+)
+
+
+def _wire(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
 def build_manifest(
     name: str,
     namespace: str | None,
@@ -93,6 +106,7 @@ def build_manifest(
     triton_versions: list[str] | None = None,
     max_trials: int | None = None,
     request_rate: list[float] | None = None,
+    inputs: tuple[InputSettings, dict[str, InputSettings]] | None = None,
 ) -> dict[str, Any]:
     repo: dict[str, Any]
     if model_repository.startswith("pvc://"):
@@ -104,8 +118,12 @@ def build_manifest(
     if credentials_secret:
         repo["credentialsSecret"] = credentials_secret
     variants = {"configSearch": config_search.model_dump(by_alias=True, exclude_none=True)} if config_search else {}
+    general, own = inputs or (InputSettings(), {})
     spec: dict[str, Any] = {
-        "models": [{"name": m, **variants} for m in models],
+        "models": [
+            {"name": m, **variants, **({"inputs": _wire(own[m])} if m in own else {})} for m in models
+        ],
+        **({"inputs": _wire(general)} if general.given else {}),
         "batchSizes": batch_sizes,
         **({"concurrency": concurrency} if concurrency is not None else {}),
         **(
@@ -219,6 +237,10 @@ def register(app: typer.Typer) -> None:
         concurrency: Annotated[str | None, typer.Option("--concurrency", "-c", help=CONCURRENCY_HELP)] = None,
         max_concurrency: Annotated[int | None, typer.Option(help=MAX_CONCURRENCY_HELP)] = None,
         request_rate: Annotated[str | None, typer.Option("--request-rate", help=REQUEST_RATE_HELP)] = None,
+        shape: Annotated[list[str] | None, typer.Option("--shape", help=INPUT_HELP["shape"])] = None,
+        input_data: Annotated[str | None, typer.Option("--input-data", help=MANIFEST_INPUT_DATA_HELP)] = None,
+        string_length: Annotated[int | None, typer.Option(help=INPUT_HELP["string_length"])] = None,
+        shared_memory: Annotated[SharedMemory | None, typer.Option(help=INPUT_HELP["shared_memory"])] = None,
         instance_counts: Annotated[str | None, typer.Option(help=CONFIG_SEARCH_HELP["instance_counts"])] = None,
         max_batch_sizes: Annotated[str | None, typer.Option(help=CONFIG_SEARCH_HELP["max_batch_sizes"])] = None,
         dynamic_batching: Annotated[str | None, typer.Option(help=CONFIG_SEARCH_HELP["dynamic_batching"])] = None,
@@ -245,13 +267,15 @@ def register(app: typer.Typer) -> None:
         """Print a ModelAnalysis manifest, for `kubectl apply -f -` or a GitOps repository."""
         concurrency_values, concurrency_search, rates = parse_load(concurrency, max_concurrency, request_rate)
         config_search = parse_config_search(instance_counts, max_batch_sizes, dynamic_batching)
+        models = [m.strip() for m in model_names.split(",") if m.strip()]
+        inputs = parse_inputs(shape, input_data, string_length, shared_memory, models)
         body = build_manifest(
             name,
             namespace,
             model_repository,
             results,
             credentials_secret,
-            [m.strip() for m in model_names.split(",") if m.strip()],
+            models,
             parse_int_list("--batch", batch),
             concurrency_values,
             triton_version,
@@ -264,6 +288,7 @@ def register(app: typer.Typer) -> None:
             [v.strip() for v in triton_versions.split(",") if v.strip()] if triton_versions else None,
             parallel_trials,
             rates,
+            inputs,
         )
         sys.stdout.write(yaml.safe_dump(body, sort_keys=False))
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar, cast, get_type_hints
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from modelanalysis.core.inputs import RANDOM, ZERO, InputSettings, SharedMemory, parse_input_data, parse_shape
 from modelanalysis.core.spec import ConcurrencySearch, ConfigSearch, Constraints, MeasurementSettings, Objective
 
 # soft_wrap: an error stays on one line when stderr is not a terminal (logs, CI).
@@ -72,6 +74,56 @@ def parse_load(
             )
         rates.append(rate)
     return None, None, rates
+
+
+INPUT_HELP = {
+    "shape": "Shape of a variable-size input, perf_analyzer's NAME:D1[,D2...] (dims after the batch one), e.g. "
+    "INPUT_IDS:128; MODEL/NAME:DIMS for one model only. Repeat it for several inputs.",
+    "input_data": "What perf_analyzer sends: random (default), zero, or a JSON file in its input-data format.",
+    "string_length": "Length of the random strings sent to BYTES inputs.",
+    "shared_memory": "How tensors reach Triton: none (default), system, or cuda (a GPU on this machine).",
+}
+
+
+def parse_inputs(
+    shapes: list[str] | None,
+    input_data: str | None,
+    string_length: int | None,
+    shared_memory: SharedMemory | None,
+    model_names: list[str],
+) -> tuple[InputSettings, dict[str, InputSettings]]:
+    """The input flags as spec.inputs and each model's own (a MODEL/NAME:DIMS shape is that model's alone)."""
+    general: list[str] = []
+    scoped: dict[str, list[str]] = {}
+    for text in shapes or []:
+        prefix, _, rest = text.partition("/")
+        model = prefix if rest and prefix in model_names else None
+        try:
+            shape = parse_shape(rest if model else text)
+        except ValueError as exc:
+            raise fail(f"--shape {text!r}: {exc}.") from None
+        (scoped.setdefault(model, []) if model else general).append(shape.text)
+    try:
+        settings = InputSettings(
+            shapes=general or None, data=input_data, string_length=string_length, shared_memory=shared_memory
+        )
+    except ValidationError as exc:
+        raise fail(f"invalid input options: {explain(exc)}.") from None
+    return settings, {model: InputSettings(shapes=given) for model, given in scoped.items()}
+
+
+def check_input_data_file(path: str | None) -> None:
+    """A local --input-data file that is missing or not perf_analyzer's format fails now, before any server
+    starts (each model's own inputs are checked against it once loaded)."""
+    if path is None or path in (RANDOM, ZERO):
+        return
+    try:
+        parse_input_data(Path(path).read_text(), path)
+    except OSError as exc:
+        message = f"--input-data {path}: cannot read it ({exc.strerror or exc}); give random, zero or a JSON file."
+        raise fail(message) from None
+    except ValueError as exc:
+        raise fail(f"--input-data: {exc}.") from None
 
 
 def parse_concurrency(text: str, max_concurrency: int | None) -> tuple[list[int] | None, ConcurrencySearch | None]:

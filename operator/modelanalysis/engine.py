@@ -36,10 +36,12 @@ from modelanalysis.adapters.triton_control import (
     ModelLoadError,
     summarize_model_config,
 )
+from modelanalysis.core.inputs import InputCheck, SharedMemory, check_inputs, parse_input_data
 from modelanalysis.core.load import Load
 from modelanalysis.core.objectives import choose_best
 from modelanalysis.core.perf import MeasureAgain, PerfMeasurement, PointMeasurementError
 from modelanalysis.core.results import (
+    NOT_MEASURABLE,
     AnalysisResult,
     ModelOutcome,
     ModelStatus,
@@ -105,6 +107,7 @@ class EventKind(StrEnum):
     LOADING = "loading"
     LOADED = "loaded"
     LOAD_FAILED = "load-failed"
+    REFUSED = "refused"  # loaded, but what perf_analyzer would send does not fit it (core/inputs.py)
     POINT = "point"  # a point starts
     POINT_MEASURED = "point-measured"
     POINT_FAILED = "point-failed"
@@ -165,6 +168,7 @@ class SweepEngine:
         wait: Callable[[float], None] = time.sleep,
         variants: Sequence[ModelVariant] | None = None,
         triton_version: str = "",
+        read_input_data: Callable[[str], str] | None = None,
     ) -> None:
         self.spec = spec
         # What this server measures (core/trials.py): by default every variant of every model; the points and
@@ -187,6 +191,10 @@ class SweepEngine:
         self.where_ran = where_ran
         self.checkpoint = checkpoint
         self.wait = wait
+        # Reads an input-data file to check it against each model before any point runs (the CLI: a local file).
+        # None where this process cannot see the file (the operator: it is on the model claim, which only the
+        # load-generator Job mounts): perf_analyzer then reads it, and its own error is the point's.
+        self.read_input_data = read_input_data
         self.result = AnalysisResult(triton_version="")
         self._own_configs: dict[str, dict[str, Any]] = {}  # each model's own config, as Triton read it
 
@@ -221,7 +229,7 @@ class SweepEngine:
             self.measure_baseline()
         for variant in self.variants:
             outcome = result.outcome(variant.name, self.triton_version)
-            if outcome is not None and outcome.status in (ModelStatus.PROFILED, ModelStatus.LOAD_FAILED):
+            if outcome is not None and (outcome.status == ModelStatus.PROFILED or outcome.status in NOT_MEASURABLE):
                 continue
             self.checkpoint()
             self.profile_model(variant)
@@ -299,7 +307,16 @@ class SweepEngine:
             )
             self._record(EventKind.LOAD_FAILED, model=name, message=str(exc))
             return
-        plan = plan_model_points(self.spec, model, config.max_batch_size, variant.point_variant, self.triton_version)
+        check = self._check_inputs(model, config)
+        if check.refusal is not None:
+            refused = outcome_of(variant, self.triton_version, status=ModelStatus.REFUSED, error=check.refusal,
+                                 max_batch_size=config.max_batch_size)  # fmt: skip
+            self.result.models.append(refused)
+            self._record(EventKind.REFUSED, model=name, message=check.refusal)
+            self._leave(variant, unload)
+            return
+        plan = plan_model_points(self.spec, model, config.max_batch_size, variant.point_variant, self.triton_version,
+                                 batch_limit=(check.max_batch, check.max_batch_reason) if check.max_batch else None)
         outcome = self.result.outcome(name, self.triton_version)
         if outcome is None:  # a resumed run already has it, with the points measured before
             outcome = outcome_of(
@@ -331,6 +348,24 @@ class SweepEngine:
         self._leave(variant, unload)
         if unload:
             self._record(EventKind.UNLOADED, model=name)
+
+    def _check_inputs(self, model: str, config: ModelConfigSummary) -> InputCheck:
+        """Whether the model can be measured with what perf_analyzer is to send it (core/inputs.py)."""
+        settings = self.spec.inputs_for(model)
+        data = None
+        if settings.data_file and self.read_input_data is not None:
+            try:
+                data = parse_input_data(self.read_input_data(settings.data_file), settings.data_file)
+            except OSError as exc:
+                return InputCheck(f"{model}: cannot read input data {settings.data_file} ({exc.strerror or exc})")
+            except ValueError as exc:
+                return InputCheck(f"{model}: {exc}")
+        if settings.shared_memory == SharedMemory.CUDA and self.result.baseline and not self.result.baseline.gpus:
+            return InputCheck(
+                f"{model}: --shared-memory cuda (inputs.sharedMemory) needs a GPU, and this server reports none (no "
+                "GPU metrics); use system or none"
+            )
+        return check_inputs(model, list(config.inputs), settings, data, self.spec.scoped_shapes(model))
 
     def _leave(self, variant: ModelVariant, unload: bool) -> None:
         own = self._own_configs.get(variant.model)

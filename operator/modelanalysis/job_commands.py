@@ -24,6 +24,7 @@ from modelanalysis.adapters.files import (
     write_results_owner,
 )
 from modelanalysis.adapters.perf_analyzer import PerfAnalyzerError, measure_point
+from modelanalysis.core.inputs import InputSettings
 from modelanalysis.core.load import Load
 from modelanalysis.core.parts import join_parts
 from modelanalysis.core.spec import MeasurementSettings
@@ -52,6 +53,7 @@ def _perf_point_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--cpu-budget", type=float, help="Cores the Job was given (default: the CPUs this process may use)."
     )
+    parser.add_argument("--inputs", help="What perf_analyzer sends the model (spec.inputs, merged), as JSON.")
     parser.add_argument(
         "--p99-budget-ms", type=float, help="A concurrency search's p99 budget: measure until p99's interval is on "
         "one side of it (within the caps)."
@@ -68,11 +70,17 @@ def perf_point(argv: Sequence[str]) -> int:
         where = ".".join(str(part) for part in first["loc"])
         print(f"error: --measurement: {where}: {first['msg']}", file=sys.stderr)
         return 2
+    try:
+        inputs = InputSettings.model_validate_json(args.inputs) if args.inputs else InputSettings()
+    except ValidationError as exc:
+        print(f"error: --inputs: {exc.errors()[0]['msg']}", file=sys.stderr)
+        return 2
     load = Load.concurrency(args.concurrency) if args.concurrency is not None else Load.request_rate(args.request_rate)
     point = Point(model=args.model, batch_size=args.batch, load=load)
     try:
         result = measure_point(point, settings, args.grpc_url, args.http_url, cpu_budget_cores=args.cpu_budget,
-                               p99_budget_ms=args.p99_budget_ms)  # fmt: skip
+                               p99_budget_ms=args.p99_budget_ms,
+                               input_args=inputs.perf_analyzer_args())  # fmt: skip
         message, code = result.model_dump_json(exclude_none=True), 0
     except PerfAnalyzerError as exc:
         message, code = str(exc)[:MAX_TERMINATION_MESSAGE], 1

@@ -66,7 +66,9 @@ def local_triton() -> LocalTriton:
         pytest.skip(f"no tritonserver on this machine: {exc}")
 
 
-def copy_models(repo_root: Path, dest: Path, names: tuple[str, ...] = ("add_sub", "matmul")) -> Path:
+def copy_models(
+    repo_root: Path, dest: Path, names: tuple[str, ...] = ("add_sub", "matmul", "text_encoder")
+) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     for name in names:
         shutil.copytree(repo_root / "examples" / "models" / name, dest / name)
@@ -75,7 +77,7 @@ def copy_models(repo_root: Path, dest: Path, names: tuple[str, ...] = ("add_sub"
 
 @pytest.fixture
 def model_repo(repo_root: Path, tmp_path: Path, local_triton: LocalTriton) -> Path:
-    """A private copy of examples/models (add_sub, matmul) for one test."""
+    """A private copy of examples/models (add_sub, matmul, text_encoder) for one test."""
     return copy_models(repo_root, tmp_path / "models")
 
 

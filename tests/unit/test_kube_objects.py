@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -224,9 +225,10 @@ def test_perf_point_args_carry_the_measurement_settings(
         http_url: str,
         cpu_budget_cores: float | None = None,
         p99_budget_ms: float | None = None,
+        input_args: Sequence[str] = (),
     ) -> PerfMeasurement:
         seen.update(point=p, settings=settings, grpc_url=grpc_url, http_url=http_url, cpu_budget=cpu_budget_cores,
-                    p99_budget=p99_budget_ms)  # fmt: skip
+                    p99_budget=p99_budget_ms, input_args=list(input_args))  # fmt: skip
         return PerfMeasurement(
             throughput_infer_per_sec=1.0, latency_p50_ms=1, latency_p90_ms=1, latency_p95_ms=1, latency_p99_ms=1
         )
@@ -424,3 +426,27 @@ def test_an_open_loop_point_job_passes_the_rate_and_the_analysis_distribution() 
     assert "--request-rate=250" in args and not any(a.startswith("--concurrency") for a in args)
     assert json.loads(next(a for a in args if a.startswith("--measurement="))[14:])["requestDistribution"] == "poisson"
     assert "-b4-r250-" in job["metadata"]["name"]
+
+
+def test_a_point_job_sends_the_models_inputs_and_mounts_the_claim_for_an_input_data_file() -> None:
+    wire = {
+        "models": [{"name": "text_encoder", "inputs": {"data": "inputs/text_encoder.json"}}, {"name": "add_sub"}],
+        "inputs": {"shapes": ["INPUT_IDS:64"], "stringLength": 8},
+        "modelRepository": {"pvc": {"claimName": "models", "subPath": "repo"}},
+    }
+    point = Point(model="text_encoder", batch_size=1, load=Load.concurrency(1))
+    job = objects.load_generator_job("example", NS, 2, spec(wire), point, "10.1.2.3", SETTINGS, server_node="n")
+    c = container(job)
+    inputs = json.loads(next(a for a in c["args"] if a.startswith("--inputs="))[len("--inputs="):])
+    assert inputs == {"shapes": ["INPUT_IDS:64"], "data": "/models/repo/inputs/text_encoder.json", "stringLength": 8}
+    assert {"name": "models", "mountPath": "/models", "readOnly": True} in c["volumeMounts"]
+    volumes = job["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "models", "persistentVolumeClaim": {"claimName": "models", "readOnly": True}} in volumes
+    # The other model gets the general inputs only, and no volume: it reads no file.
+    other = Point(model="add_sub", batch_size=1, load=Load.concurrency(1))
+    plain = objects.load_generator_job("example", NS, 2, spec(wire), other, "10.1.2.3", SETTINGS, server_node="n")
+    args = container(plain)["args"]
+    assert json.loads(next(a for a in args if a.startswith("--inputs="))[9:]) == {
+        "shapes": ["INPUT_IDS:64"], "stringLength": 8
+    }
+    assert all(v["name"] != "models" for v in plain["spec"]["template"]["spec"]["volumes"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import resource
 import shutil
@@ -9,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from modelanalysis.core.budget import Side, p99_verdict, undecided_sentence
@@ -89,12 +90,18 @@ def available_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> float:
 
 
 def run_perf_analyzer_once(
-    point: Point, settings: MeasurementSettings, grpc_url: str, http_url: str, binary: Path, timeout_s: float
+    point: Point,
+    settings: MeasurementSettings,
+    grpc_url: str,
+    http_url: str,
+    binary: Path,
+    timeout_s: float,
+    input_args: Sequence[str] = (),
 ) -> PerfRun:
     """One perf_analyzer run: WINDOWS_PER_RUN windows, its report and each window's numbers."""
     with tempfile.TemporaryDirectory(prefix="perf-") as tmp:
         report = Path(tmp) / "report.csv"
-        cmd = [str(binary), *perf_analyzer_args(point, settings, grpc_url, http_url, str(report))]
+        cmd = [str(binary), *perf_analyzer_args(point, settings, grpc_url, http_url, str(report), input_args)]
         try:
             proc = subprocess.run(
                 cmd, capture_output=True, text=True, timeout=timeout_s, env=perf_analyzer_env(), check=False
@@ -129,6 +136,7 @@ def measure_point(
     cpu_budget_cores: float | None = None,
     child_cpu: Callable[[], float] = children_cpu_seconds,
     p99_budget_ms: float | None = None,
+    input_args: Sequence[str] = (),
 ) -> PerfMeasurement:
     """Measure one point to the precision asked for: perf_analyzer runs of WINDOWS_PER_RUN windows each, until
     the core's stopping rule (convergence.judge) says the throughput interval is narrow enough, or a cap is hit.
@@ -143,8 +151,10 @@ def measure_point(
     `p99_budget_ms`: the budget a concurrency search decides this point against (core/budget.py). While the
     point's p99 interval straddles it, the point takes more windows, within the same caps, so that the search
     decides on a side rather than on one reading.
+
+    `input_args`: what perf_analyzer sends the model (core/inputs.py).
     """
-    run_once = run_once or run_perf_analyzer_once
+    run_once = run_once or functools.partial(run_perf_analyzer_once, input_args=input_args)
     binary = binary or find_perf_analyzer()
     cap_seconds = min(settings.max_point_seconds, settings.point_timeout_seconds)
     started = clock()

@@ -11,6 +11,8 @@ from typing import Any
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
+from modelanalysis.core.inputs import ModelInput, model_inputs
+
 
 class TritonUnreachable(RuntimeError):
     pass
@@ -24,6 +26,7 @@ class ModelLoadError(RuntimeError):
 class ModelConfigSummary:
     max_batch_size: int
     instance_group: str
+    inputs: tuple[ModelInput, ...] = ()
 
 
 def summarize_model_config(config: dict[str, Any]) -> ModelConfigSummary:
@@ -33,7 +36,11 @@ def summarize_model_config(config: dict[str, Any]) -> ModelConfigSummary:
     for group in groups:
         kind = str(group.get("kind", "KIND_AUTO")).removeprefix("KIND_")
         parts.append(f"{group.get('count', 1)}:{kind}")
-    return ModelConfigSummary(max_batch_size=int(config.get("max_batch_size", 0)), instance_group="/".join(parts))
+    return ModelConfigSummary(
+        max_batch_size=int(config.get("max_batch_size", 0)),
+        instance_group="/".join(parts),
+        inputs=tuple(model_inputs(config)),
+    )
 
 
 class TritonControl:

@@ -286,6 +286,8 @@ def _problems(result: AnalysisResult) -> str:
     for m in result.models:
         if m.status == ModelStatus.LOAD_FAILED:
             items.append(f"<li class=failed><b>{_e(m.name)}</b> failed to load: {_e(m.error or '')}")
+        elif m.status == ModelStatus.REFUSED:
+            items.append(f"<li class=failed><b>{_e(m.name)}</b> was refused: {_e(m.error or '')}")
         elif m.status == ModelStatus.INTERRUPTED:
             items.append(f"<li class=failed><b>{_e(m.name)}</b> was interrupted before all its points were measured")
     failed = [

@@ -122,9 +122,15 @@ class PerfReportError(ValueError):
 
 
 def perf_analyzer_args(
-    point: Point, settings: MeasurementSettings, grpc_url: str, http_url: str, report_path: str
+    point: Point,
+    settings: MeasurementSettings,
+    grpc_url: str,
+    http_url: str,
+    report_path: str,
+    input_args: Sequence[str] = (),
 ) -> list[str]:
-    """perf_analyzer's arguments (without the program name) to measure `point` and write `report_path`."""
+    """perf_analyzer's arguments (without the program name) to measure `point` and write `report_path`;
+    `input_args`: what to send the model (core/inputs.py: InputSettings.perf_analyzer_args)."""
     url = grpc_url if settings.protocol == Protocol.GRPC else http_url
     return [
         "-m", point.model,
@@ -139,6 +145,7 @@ def perf_analyzer_args(
         "--percentile", "99",  # each window's p99 in the verbose output, for p99's interval
         "-v",  # each window's numbers ("Pass [n] ...")
         "-f", report_path,
+        *input_args,
     ]  # fmt: skip
 
 

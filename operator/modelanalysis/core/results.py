@@ -105,7 +105,12 @@ class PointResult(PointIdentity):
 class ModelStatus(StrEnum):
     PROFILED = "Profiled"
     LOAD_FAILED = "LoadFailed"
+    REFUSED = "Refused"  # loaded, but it cannot be measured as asked (core/inputs.py says why)
     INTERRUPTED = "Interrupted"
+
+
+# A model that ended with no point measured, and never will be: one that would not load, or was refused.
+NOT_MEASURABLE = frozenset({ModelStatus.LOAD_FAILED, ModelStatus.REFUSED})
 
 
 class ModelOutcome(BaseModel):
@@ -247,7 +252,7 @@ def expected_point_count(
     total = 0
     for variant in plan_variants(spec) if variants is None else variants:
         outcome = result.outcome(variant.name, triton_version)
-        if outcome is not None and outcome.status == ModelStatus.LOAD_FAILED:
+        if outcome is not None and outcome.status in NOT_MEASURABLE:
             continue
         measured = {
             p.point.key for p in result.points if p.variant_name == variant.name and p.triton_version == triton_version

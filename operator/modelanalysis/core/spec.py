@@ -11,10 +11,11 @@ import unicodedata
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, StrictBool, field_validator, model_validator
 
+from modelanalysis.core.inputs import InputSettings
 from modelanalysis.core.load import Load
+from modelanalysis.core.wire import WireModel
 
 DEFAULT_TRITON_VERSION = "24.08-py3"
 # Defaults for a point: 250 ms windows, 3 to a perf_analyzer run, until throughput's 95% interval is within
@@ -78,12 +79,6 @@ def has_control(text: str) -> bool:
 BatchSize = Annotated[int, Field(ge=1, le=MAX_BATCH_SIZE)]
 Concurrency = Annotated[int, Field(ge=1, le=MAX_CONCURRENCY)]
 RequestRate = Annotated[float, Field(gt=0, le=MAX_REQUEST_RATE)]
-
-
-class WireModel(BaseModel):
-    """Base for models that travel as Kubernetes JSON: camelCase names, unknown fields refused."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
 
 class Protocol(StrEnum):
@@ -208,6 +203,9 @@ class ModelTarget(WireModel):
     config_search: ConfigSearch | None = Field(
         None, description="Config variants to compare (instance counts, max batch sizes, dynamic batching)."
     )
+    inputs: InputSettings | None = Field(
+        None, description="What perf_analyzer sends this model, over spec.inputs (field by field; shapes by input)."
+    )
 
     @field_validator("name")
     @classmethod
@@ -322,6 +320,11 @@ class SweepSpec(WireModel):
         "concurrencySearch.",
     )
     measurement: MeasurementSettings = Field(default_factory=MeasurementSettings)
+    inputs: InputSettings = Field(
+        default_factory=InputSettings,
+        description="What perf_analyzer sends every model: shapes for variable dims, input data, string length, "
+        "shared memory (models[].inputs overrides them for one model).",
+    )
     objective: Objective = Field(
         Objective.MAXIMIZE_THROUGHPUT,
         description="How the best point is chosen among those within the constraints: maximize-throughput or "
@@ -353,6 +356,18 @@ class SweepSpec(WireModel):
     @property
     def model_names(self) -> list[str]:
         return [m.name for m in self.models]
+
+    def inputs_for(self, model: str) -> InputSettings:
+        """What perf_analyzer sends `model`: its own input settings over the general ones."""
+        target = next((m for m in self.models if m.name == model), None)
+        own = target.inputs if target is not None else None
+        return own.merged_over(self.inputs) if own is not None else self.inputs
+
+    def scoped_shapes(self, model: str) -> set[str]:
+        """The inputs given a shape for `model` alone (models[].inputs.shapes)."""
+        target = next((m for m in self.models if m.name == model), None)
+        own = target.inputs if target is not None else None
+        return {s.name for s in own.parsed_shapes} if own is not None else set()
 
     @property
     def concurrency_steps(self) -> list[int]:

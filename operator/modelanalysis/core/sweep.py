@@ -28,12 +28,18 @@ class ModelPlan(BaseModel):
 
 
 def plan_model_points(
-    spec: SweepSpec, model: str, max_batch_size: int, variant: str = "", triton_version: str = ""
+    spec: SweepSpec,
+    model: str,
+    max_batch_size: int,
+    variant: str = "",
+    triton_version: str = "",
+    batch_limit: tuple[int, str] | None = None,
 ) -> ModelPlan:
     """The points to run for one model, batch-major, given the max_batch_size Triton reports for it.
 
     A model with max_batch_size 0 takes no batch dimension: it runs at batch 1 only. Batch sizes above a
-    model's max_batch_size cannot be sent, so they are skipped with the reason recorded.
+    model's max_batch_size cannot be sent, so they are skipped with the reason recorded; so are those above
+    `batch_limit` (the largest batch its inputs can be sent at, and why: core/inputs.py).
     """
     points: list[Point] = []
     skipped: list[SkippedPoint] = []
@@ -48,6 +54,8 @@ def plan_model_points(
                 skipped.append(
                     SkippedPoint(point=point, reason=f"batch {batch} exceeds {model}'s max_batch_size {max_batch_size}")
                 )
+            elif batch_limit is not None and batch > batch_limit[0]:
+                skipped.append(SkippedPoint(point=point, reason=batch_limit[1]))
             else:
                 points.append(point)
     if max_batch_size == 0 and 1 not in spec.batch_sizes:

@@ -28,11 +28,16 @@ from modelanalysis.kube.resource import (
     ARGS_CEL,
     ARGS_MESSAGE,
     GROUP,
+    INPUT_DATA_CEL,
+    INPUT_DATA_MESSAGE,
+    INPUT_DATA_NEEDS_CLAIM,
     KIND,
     MAX_POINTS,
     PLACEMENT_CEL,
     PLACEMENT_MESSAGE,
     PLURAL,
+    SHARED_MEMORY_CEL,
+    SHARED_MEMORY_MESSAGE,
     SHORT_NAMES,
     SINGULAR,
     SUB_PATH_CEL,
@@ -79,6 +84,9 @@ _STEPS = (
     + " : 1)"
 )
 
+# An input settings block that names no input-data file (random, zero, or no data at all).
+_NO_DATA_FILE = "(!has({0}) || !has({0}.data) || {0}.data == 'random' || {0}.data == 'zero')"
+
 _VERSIONS = "(has(self.triton) && has(self.triton.versions) ? size(self.triton.versions) : 1)"
 
 # Rules the OpenAPI schema cannot express, each with the sentence a user sees when kubectl refuses. A path
@@ -93,6 +101,11 @@ CEL_RULES: dict[str, list[dict[str, str]]] = {
         {
             "rule": "!has(self.requestRate) || (!has(self.concurrency) && !has(self.concurrencySearch))",
             "message": ONE_KIND_OF_LOAD,
+        },
+        {
+            "rule": f"has(self.modelRepository.pvc) || ({_NO_DATA_FILE.format('self.inputs')} && "
+            f"self.models.all(m, {_NO_DATA_FILE.format('m.inputs')}))",
+            "message": INPUT_DATA_NEEDS_CLAIM,
         },
         {
             "rule": "self.models.all(m, self.models.filter(x, x.name == m.name).size() == 1)",
@@ -116,6 +129,10 @@ CEL_RULES: dict[str, list[dict[str, str]]] = {
     "models[].name": [{"rule": MODEL_NAME_CEL, "message": MODEL_NAME_MESSAGE}],
     "modelRepository.pvc.subPath": [{"rule": SUB_PATH_CEL, "message": SUB_PATH_MESSAGE}],
     "results.pvc.subPath": [{"rule": SUB_PATH_CEL, "message": SUB_PATH_MESSAGE}],
+    "inputs.data": [{"rule": INPUT_DATA_CEL, "message": INPUT_DATA_MESSAGE}],
+    "models[].inputs.data": [{"rule": INPUT_DATA_CEL, "message": INPUT_DATA_MESSAGE}],
+    "inputs.sharedMemory": [{"rule": SHARED_MEMORY_CEL, "message": SHARED_MEMORY_MESSAGE}],
+    "models[].inputs.sharedMemory": [{"rule": SHARED_MEMORY_CEL, "message": SHARED_MEMORY_MESSAGE}],
     "triton": [{"rule": VERSIONS_CEL, "message": VERSIONS_MESSAGE}],
     "triton.versions": [
         {

@@ -14,6 +14,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from modelanalysis.core.budget import search_p99_budget
+from modelanalysis.core.inputs import InputSettings
 from modelanalysis.core.load import Load
 from modelanalysis.core.parts import pack_files
 from modelanalysis.core.sweep import Point
@@ -298,6 +299,18 @@ def load_generator_scheduling(
     return scheduling
 
 
+def load_generator_inputs(spec: ModelAnalysisSpec, model: str) -> tuple[InputSettings, list[dict[str, Any]]]:
+    """What perf_analyzer sends `model`, with an input-data file named where the Job sees it (the model claim,
+    mounted read-only where the Triton pod mounts it), and the volume that needs (none otherwise)."""
+    inputs = spec.inputs_for(model)
+    pvc = spec.model_repository.pvc
+    if inputs.data_file is None or pvc is None:
+        return inputs, []
+    seen_at = posixpath.join(model_repository_arg(spec), inputs.data_file)
+    volume = {"name": "models", "persistentVolumeClaim": {"claimName": pvc.claim_name, "readOnly": True}}
+    return inputs.model_copy(update={"data": seen_at}), [volume]
+
+
 def load_generator_job(
     name: str,
     namespace: str,
@@ -321,7 +334,8 @@ def load_generator_job(
     }
     resources = load_generator_resources(spec.load_generator, point)
     budget = cpu_budget(resources)
-    container = {
+    inputs, volumes = load_generator_inputs(spec, point.model)
+    container: dict[str, Any] = {
         "name": "perf-analyzer",
         "image": settings.load_generator_image,
         "command": ["model-analyzer", "perf-point"],
@@ -335,15 +349,18 @@ def load_generator_job(
             f"--termination-log={TERMINATION_LOG}",
             *([f"--cpu-budget={budget:g}"] if budget else []),
             *([f"--p99-budget-ms={p99_budget:g}"] if (p99_budget := search_p99_budget(spec)) is not None else []),
+            *([f"--inputs={inputs.model_dump_json(by_alias=True, exclude_none=True)}"] if inputs.given else []),
         ],
         "resources": resources,
     }
+    if volumes:
+        container["volumeMounts"] = [{"name": "models", "mountPath": MODELS_MOUNT, "readOnly": True}]
     job = _restricted_job(
         names.point_job_name(name, generation, point),
         namespace,
         labels,
         container,
-        [],
+        volumes,
         deadline_seconds=m.point_timeout_seconds + 60,
         ttl_seconds=settings.job_ttl_seconds,
     )

@@ -277,10 +277,13 @@ class AnalysisRun:
         points = self.status.points or []
         measured = [p for p in points if p.status == PointStatus.MEASURED]
         failed_models = [m.name for m in self.status.models or [] if m.status == ModelStatus.LOAD_FAILED]
+        refused = [m.name for m in self.status.models or [] if m.status == ModelStatus.REFUSED]
         self.status.finished_at = now_rfc3339()
         summary = f"{len(measured)}/{len(points)} points measured; results in {self.status.results}"
         if failed_models:
             summary += f"; failed to load: {', '.join(failed_models)}"
+        if refused:
+            summary += f"; refused: {', '.join(refused)} (see status.models)"
         failed_trials = trials_verdict(self.status.trials or []).failed
         if failed_trials:
             summary += f"; trials failed: {', '.join(failed_trials)} (see status.trials)"

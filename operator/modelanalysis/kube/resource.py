@@ -11,9 +11,11 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from modelanalysis.core.inputs import SharedMemory
 from modelanalysis.core.load import Load, point_key
-from modelanalysis.core.spec import CONTROL, NO_UNPRINTABLE, UNPRINTABLE, SweepSpec, WireModel, cel_string, has_control
+from modelanalysis.core.spec import CONTROL, NO_UNPRINTABLE, UNPRINTABLE, SweepSpec, cel_string, has_control
 from modelanalysis.core.variants import plan_variants
+from modelanalysis.core.wire import WireModel
 
 GROUP = "modelanalyzer.dev"
 VERSION = "v1alpha1"
@@ -43,6 +45,28 @@ SUB_PATH_CEL = f"!self.startsWith('/') && !self.matches('(^|/)[.][.](/|$)') && !
 SUB_PATH_MESSAGE = (
     "subPath must be a folder inside the claim: relative (no leading /) and without .. segments or control "
     "characters; write e.g. runs/2024 or leave it empty for the claim's root"
+)
+
+
+# spec.inputs.data (and models[].inputs.data): random, zero, or a file inside the model repository claim, which
+# the load-generator Job mounts read-only. Shared memory needs perf_analyzer inside Triton's IPC namespace (and
+# for cuda, on its GPU), which a Job of its own never is.
+INPUT_DATA_CEL = (
+    "self == 'random' || self == 'zero' || (!self.startsWith('/') && !self.matches('(^|/)[.][.](/|$)') && "
+    f"!self.matches({cel_string(CONTROL)}))"
+)
+INPUT_DATA_MESSAGE = (
+    "inputs.data must be random, zero, or a file inside the model repository claim: a path relative to the "
+    "repository's folder, with no leading / and no .. segments (e.g. inputs/text_encoder.json)"
+)
+INPUT_DATA_NEEDS_CLAIM = (
+    "inputs.data names a file, which the load-generator Job reads from the model repository claim: give "
+    "modelRepository.pvc (a repository at a URI has no claim to mount), or use random or zero"
+)
+SHARED_MEMORY_CEL = "self == 'none'"
+SHARED_MEMORY_MESSAGE = (
+    "inputs.sharedMemory must be none in a ModelAnalysis: perf_analyzer runs in a Job of its own, outside the "
+    "Triton pod's shared memory (system) and GPU (cuda); the CLI on the server's machine can use them"
 )
 
 
@@ -318,6 +342,18 @@ class ModelAnalysisSpec(SweepSpec):
     parallelism: Parallelism = Field(default_factory=Parallelism)
 
     @model_validator(mode="after")
+    def _inputs_the_job_can_send(self) -> ModelAnalysisSpec:
+        for inputs in [self.inputs, *(m.inputs for m in self.models if m.inputs is not None)]:
+            if inputs.data is not None and not re.fullmatch(r"random|zero", inputs.data):
+                if inputs.data.startswith("/") or ".." in inputs.data.split("/") or has_control(inputs.data):
+                    raise ValueError(INPUT_DATA_MESSAGE)
+                if self.model_repository.pvc is None:
+                    raise ValueError(INPUT_DATA_NEEDS_CLAIM)
+            if inputs.shared_memory not in (None, SharedMemory.NONE):
+                raise ValueError(SHARED_MEMORY_MESSAGE)
+        return self
+
+    @model_validator(mode="after")
     def _status_fits(self) -> ModelAnalysisSpec:
         # Every point is kept in status, which must stay well under the API server's 1.5 MB object limit.
         versions = max(1, len(self.triton.compared_versions))
@@ -386,6 +422,7 @@ class Reason(StrEnum):
     BASELINE_MEASURED = "BaselineMeasured"
     MODEL_LOADED = "ModelLoaded"
     MODEL_LOAD_FAILED = "ModelLoadFailed"
+    MODEL_REFUSED = "ModelRefused"  # loaded, but its inputs do not fit what perf_analyzer is to send
     POINT_FAILED = "PointFailed"
     POINT_INTERRUPTED = "PointInterrupted"  # its load-generator pod was deleted mid-point: measured again
     POINT_NOT_CONVERGED = "PointNotConverged"

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from modelanalysis.core.results import ModelOutcome, ModelStatus
+from modelanalysis.core.results import NOT_MEASURABLE, ModelOutcome, ModelStatus
 from modelanalysis.engine import EngineEvent, EventKind
 from modelanalysis.kube.conditions import short
 from modelanalysis.kube.resource import Phase, Reason, TrialStatus
@@ -33,6 +33,7 @@ def progress_message(event: EngineEvent) -> str | None:
         EventKind.POINT_MEASURED: f"measured {where}",
         EventKind.POINT_FAILED: f"{where} failed",
         EventKind.LOAD_FAILED: f"{where} failed to load",
+        EventKind.REFUSED: f"{where} refused",
         EventKind.PROFILED: f"profiled {where}",
     }.get(event.kind)
 
@@ -49,6 +50,8 @@ def event_for(event: EngineEvent) -> KubeEvent | None:
             return KubeEvent(
                 "Warning", Reason.MODEL_LOAD_FAILED, f"{where} failed to load: {short(event.message, EVENT_MESSAGE)}"
             )
+        case EventKind.REFUSED:
+            return KubeEvent("Warning", Reason.MODEL_REFUSED, f"{short(event.message, EVENT_MESSAGE)}")
         case EventKind.POINT_FAILED:
             return KubeEvent("Warning", Reason.POINT_FAILED, f"{where}: {short(event.message, EVENT_MESSAGE)}")
         case EventKind.POINT_MEASURED:
@@ -73,13 +76,19 @@ class TrialEnd:
 def trial_end(outcomes: Sequence[ModelOutcome], points: int) -> TrialEnd:
     """How a trial that ran to its end ended: Failed when none of its variants would load (nothing could be
     measured on its server), else Succeeded with what it measured."""
-    failed = [o for o in outcomes if o.status == ModelStatus.LOAD_FAILED]
+    failed = [o for o in outcomes if o.status in NOT_MEASURABLE]
     if outcomes and len(failed) == len(outcomes):
         why = "; ".join(f"{o.name}: {o.error}" for o in failed)
+        if all(o.status == ModelStatus.REFUSED for o in failed):
+            return TrialEnd(Phase.FAILED, Reason.MODEL_REFUSED, short(f"refused: {why}") or "")
         return TrialEnd(Phase.FAILED, Reason.MODEL_LOAD_FAILED, short(f"failed to load: {why}") or "")
     message = f"{points} points measured"
-    if failed:
-        message += f"; failed to load: {', '.join(o.name for o in failed)}"
+    load_failed = [o.name for o in failed if o.status == ModelStatus.LOAD_FAILED]
+    refused = [o.name for o in failed if o.status == ModelStatus.REFUSED]
+    if load_failed:
+        message += f"; failed to load: {', '.join(load_failed)}"
+    if refused:
+        message += f"; refused: {', '.join(refused)} (see status.models)"
     return TrialEnd(Phase.SUCCEEDED, None, message)
 
 
