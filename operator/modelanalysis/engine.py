@@ -150,6 +150,11 @@ def outcome_of(variant: ModelVariant, triton_version: str, **fields: Any) -> Mod
     return ModelOutcome(name=variant.name, triton_version=triton_version, **{**described, **fields})
 
 
+def inputs_sent(spec: SweepSpec, model: str) -> str | None:
+    """What perf_analyzer sends `model`, as its flags (None: its own made-up data, nothing given)."""
+    return " ".join(spec.inputs_for(model).perf_analyzer_args()) or None
+
+
 class SweepEngine:
     def __init__(
         self,
@@ -310,7 +315,8 @@ class SweepEngine:
         check = self._check_inputs(model, config)
         if check.refusal is not None:
             refused = outcome_of(variant, self.triton_version, status=ModelStatus.REFUSED, error=check.refusal,
-                                 max_batch_size=config.max_batch_size)  # fmt: skip
+                                 max_batch_size=config.max_batch_size,
+                                 inputs=inputs_sent(self.spec, model))  # fmt: skip
             self.result.models.append(refused)
             self._record(EventKind.REFUSED, model=name, message=check.refusal)
             self._leave(variant, unload)
@@ -328,6 +334,7 @@ class SweepEngine:
                 config_path=variant.point_variant or self.model_config_path(model),
                 config=self._loaded_config(variant),
                 skipped=plan.skipped,
+                inputs=inputs_sent(self.spec, model),
             )
             self.result.models.append(outcome)
         self._record(EventKind.LOADED, model=name)

@@ -46,6 +46,10 @@ def test_with_a_shape_every_batch_is_measured(
     measured = [(r["Model"], r["Batch"], r["Status"]) for r in rows(export)]
     assert measured == [("text_encoder", "1", "Measured"), ("text_encoder", "2", "Measured"),
                         ("add_sub", "1", "Measured"), ("add_sub", "2", "Measured")]  # fmt: skip
+    result = AnalysisResult.model_validate_json((export / "analysis.json").read_text())
+    encoder, add_sub = result.outcome("text_encoder"), result.outcome("add_sub")
+    assert encoder is not None and encoder.inputs == "--shape INPUT_IDS:32"  # what was sent, recorded
+    assert add_sub is not None and add_sub.inputs is None
 
 
 def test_with_an_input_data_file_of_several_lengths_batch_1_is_measured_and_larger_batches_skipped_with_why(

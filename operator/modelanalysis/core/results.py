@@ -129,6 +129,8 @@ class ModelOutcome(BaseModel):
     instance_group: str = ""
     config_path: str = ""
     skipped: list[SkippedPoint] = Field(default_factory=list)
+    # What perf_analyzer sent it, as its flags (--shape INPUT_IDS:128 --input-data ...); None: made-up data.
+    inputs: str | None = None
 
 
 P99_ON_POINT_VALUE = (

@@ -225,6 +225,7 @@ def model_entry(outcome: ModelOutcome) -> ModelStatusEntry:
         error=short(outcome.error),
         max_batch_size=outcome.max_batch_size,
         instance_group=outcome.instance_group or None,
+        inputs=short(outcome.inputs, 500),
         skipped=[
             SkippedPointStatus(batch=s.point.batch_size, **load_in_status(s.point.load), reason=s.reason)
             for s in outcome.skipped
@@ -295,6 +296,7 @@ def analysis_result(status: ModelAnalysisStatus, triton_version: str) -> Analysi
                 error=m.error,
                 max_batch_size=m.max_batch_size,
                 instance_group=m.instance_group or "",
+                inputs=m.inputs,
                 skipped=[
                     SkippedPoint(
                         point=Point(

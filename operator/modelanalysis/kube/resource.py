@@ -532,6 +532,7 @@ class ModelStatusEntry(BaseModel):
     max_batch_size: int | None = Field(None, alias="maxBatchSize")
     instance_group: str | None = Field(None, alias="instanceGroup")
     skipped: list[SkippedPointStatus] | None = None
+    inputs: str | None = Field(None, description="What perf_analyzer sent it, as its flags (absent: made-up data).")
 
 
 class Condition(BaseModel):
