@@ -32,6 +32,8 @@ from modelanalysis.cli_common import (
     CONFIG_SEARCH_HELP,
     INPUT_HELP,
     MAX_CONCURRENCY_HELP,
+    MAX_RATE_HELP,
+    MIN_RATE_HELP,
     REQUEST_RATE_HELP,
     check_input_data_file,
     console,
@@ -166,6 +168,8 @@ def profile(
     concurrency: Annotated[str | None, typer.Option("--concurrency", "-c", help=CONCURRENCY_HELP)] = None,
     max_concurrency: Annotated[int | None, typer.Option(help=MAX_CONCURRENCY_HELP)] = None,
     request_rate: Annotated[str | None, typer.Option("--request-rate", help=REQUEST_RATE_HELP)] = None,
+    min_request_rate: Annotated[float | None, typer.Option(help=MIN_RATE_HELP)] = None,
+    max_request_rate: Annotated[float | None, typer.Option(help=MAX_RATE_HELP)] = None,
     shape: Annotated[list[str] | None, typer.Option("--shape", help=INPUT_HELP["shape"])] = None,
     input_data: Annotated[str | None, typer.Option("--input-data", help=INPUT_HELP["input_data"])] = None,
     string_length: Annotated[int | None, typer.Option(help=INPUT_HELP["string_length"])] = None,
@@ -215,7 +219,7 @@ def profile(
 ) -> None:
     """Measure each model at every batch x load point (concurrency or request rate), and the server alone
     (baseline)."""
-    concurrency_values, concurrency_search, rates = parse_load(concurrency, max_concurrency, request_rate)
+    load = parse_load(concurrency, max_concurrency, request_rate, min_request_rate, max_request_rate)
     config_search = parse_config_search(instance_counts, max_batch_sizes, dynamic_batching)
     names = [n.strip() for n in model_names.split(",") if n.strip()]
     inputs, own_inputs = parse_inputs(shape, input_data, string_length, shared_memory, names)
@@ -225,9 +229,7 @@ def profile(
             models=[ModelTarget(name=n, config_search=config_search, inputs=own_inputs.get(n)) for n in names],
             inputs=inputs,
             batch_sizes=parse_int_list("--batch", batch),
-            concurrency=concurrency_values,
-            concurrency_search=concurrency_search,
-            request_rate=rates,
+            **load.spec_fields(),
             measurement=measurement,
             objective=objective,
             constraints=constraints,

@@ -19,7 +19,10 @@ from modelanalysis.cli_common import (
     CONFIG_SEARCH_HELP,
     INPUT_HELP,
     MAX_CONCURRENCY_HELP,
+    MAX_RATE_HELP,
+    MIN_RATE_HELP,
     REQUEST_RATE_HELP,
+    LoadFlags,
     explain,
     fail,
     parse_config_search,
@@ -33,7 +36,7 @@ from modelanalysis.core.inputs import InputSettings, SharedMemory
 from modelanalysis.core.load import Load
 from modelanalysis.core.parts import join_parts
 from modelanalysis.core.results import AnalysisResult
-from modelanalysis.core.spec import ConcurrencySearch, ConfigSearch, Constraints, MeasurementSettings, Objective
+from modelanalysis.core.spec import ConfigSearch, Constraints, MeasurementSettings, Objective
 from modelanalysis.kube.conditions import analysis_result
 from modelanalysis.kube.names import results_configmap_name
 from modelanalysis.kube.resource import (
@@ -95,17 +98,15 @@ def build_manifest(
     credentials_secret: str | None,
     models: list[str],
     batch_sizes: list[int],
-    concurrency: list[int] | None,
+    load: LoadFlags,
     triton_version: str | None,
     triton_image: str | None,
     measurement: MeasurementSettings,
     objective: Objective = Objective.MAXIMIZE_THROUGHPUT,
     constraints: Constraints | None = None,
-    concurrency_search: ConcurrencySearch | None = None,
     config_search: ConfigSearch | None = None,
     triton_versions: list[str] | None = None,
     max_trials: int | None = None,
-    request_rate: list[float] | None = None,
     inputs: tuple[InputSettings, dict[str, InputSettings]] | None = None,
 ) -> dict[str, Any]:
     repo: dict[str, Any]
@@ -125,13 +126,14 @@ def build_manifest(
         ],
         **({"inputs": _wire(general)} if general.given else {}),
         "batchSizes": batch_sizes,
-        **({"concurrency": concurrency} if concurrency is not None else {}),
+        **({"concurrency": load.concurrency} if load.concurrency is not None else {}),
+        **({"concurrencySearch": _wire(load.concurrency_search)} if load.concurrency_search is not None else {}),
         **(
-            {"concurrencySearch": concurrency_search.model_dump(mode="json", by_alias=True)}
-            if concurrency_search is not None
+            {"requestRate": [Load.request_rate(r).value for r in load.request_rate]}
+            if load.request_rate is not None
             else {}
         ),
-        **({"requestRate": [Load.request_rate(r).value for r in request_rate]} if request_rate is not None else {}),
+        **({"requestRateSearch": _wire(load.request_rate_search)} if load.request_rate_search is not None else {}),
         "modelRepository": repo,
     }
     triton = {
@@ -237,6 +239,8 @@ def register(app: typer.Typer) -> None:
         concurrency: Annotated[str | None, typer.Option("--concurrency", "-c", help=CONCURRENCY_HELP)] = None,
         max_concurrency: Annotated[int | None, typer.Option(help=MAX_CONCURRENCY_HELP)] = None,
         request_rate: Annotated[str | None, typer.Option("--request-rate", help=REQUEST_RATE_HELP)] = None,
+        min_request_rate: Annotated[float | None, typer.Option(help=MIN_RATE_HELP)] = None,
+        max_request_rate: Annotated[float | None, typer.Option(help=MAX_RATE_HELP)] = None,
         shape: Annotated[list[str] | None, typer.Option("--shape", help=INPUT_HELP["shape"])] = None,
         input_data: Annotated[str | None, typer.Option("--input-data", help=MANIFEST_INPUT_DATA_HELP)] = None,
         string_length: Annotated[int | None, typer.Option(help=INPUT_HELP["string_length"])] = None,
@@ -265,7 +269,7 @@ def register(app: typer.Typer) -> None:
         constraints: Constraints,
     ) -> None:
         """Print a ModelAnalysis manifest, for `kubectl apply -f -` or a GitOps repository."""
-        concurrency_values, concurrency_search, rates = parse_load(concurrency, max_concurrency, request_rate)
+        load = parse_load(concurrency, max_concurrency, request_rate, min_request_rate, max_request_rate)
         config_search = parse_config_search(instance_counts, max_batch_sizes, dynamic_batching)
         models = [m.strip() for m in model_names.split(",") if m.strip()]
         inputs = parse_inputs(shape, input_data, string_length, shared_memory, models)
@@ -277,18 +281,16 @@ def register(app: typer.Typer) -> None:
             credentials_secret,
             models,
             parse_int_list("--batch", batch),
-            concurrency_values,
+            load,
             triton_version,
             triton_image,
             measurement,
             objective,
             constraints,
-            concurrency_search,
-            config_search,
-            [v.strip() for v in triton_versions.split(",") if v.strip()] if triton_versions else None,
-            parallel_trials,
-            rates,
-            inputs,
+            config_search=config_search,
+            triton_versions=[v.strip() for v in triton_versions.split(",") if v.strip()] if triton_versions else None,
+            max_trials=parallel_trials,
+            inputs=inputs,
         )
         sys.stdout.write(yaml.safe_dump(body, sort_keys=False))
 

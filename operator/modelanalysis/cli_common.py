@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, cast, get_type_hints
 
@@ -14,7 +15,16 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from modelanalysis.core.inputs import RANDOM, ZERO, InputSettings, SharedMemory, parse_input_data, parse_shape
-from modelanalysis.core.spec import ConcurrencySearch, ConfigSearch, Constraints, MeasurementSettings, Objective
+from modelanalysis.core.spec import (
+    DEFAULT_MAX_SEARCH_RATE,
+    DEFAULT_MIN_SEARCH_RATE,
+    ConcurrencySearch,
+    ConfigSearch,
+    Constraints,
+    MeasurementSettings,
+    Objective,
+    RequestRateSearch,
+)
 
 # soft_wrap: an error stays on one line when stderr is not a terminal (logs, CI).
 console = Console(stderr=True, soft_wrap=True)
@@ -48,19 +58,56 @@ MAX_CONCURRENCY_HELP = "With --concurrency auto: the highest concurrency the cli
 
 
 REQUEST_RATE_HELP = (
-    "Open-loop load instead of --concurrency: comma-separated request rates (requests per second), e.g. 100,200,400. "
-    "A point whose rate the server or perf_analyzer could not deliver says so."
+    "Open-loop load instead of --concurrency: comma-separated request rates (requests per second), e.g. 100,200,400; "
+    "or auto: double from --min-request-rate until a rate is no longer delivered (or p99 passes --latency-budget), "
+    "then bisect for the highest that holds. A point whose rate was not delivered says so."
 )
+MIN_RATE_HELP = f"With --request-rate auto: the first rate of the climb (default {DEFAULT_MIN_SEARCH_RATE})."
+MAX_RATE_HELP = f"With --request-rate auto: the highest rate the climb may reach (default {DEFAULT_MAX_SEARCH_RATE})."
+
+
+@dataclass(frozen=True)
+class LoadFlags:
+    """--concurrency / --request-rate as the spec's load fields (one kind of load)."""
+
+    concurrency: list[int] | None = None
+    concurrency_search: ConcurrencySearch | None = None
+    request_rate: list[float] | None = None
+    request_rate_search: RequestRateSearch | None = None
+
+    def spec_fields(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+RATE_SEARCH_FLAGS = {"min_rate": "--min-request-rate", "max_rate": "--max-request-rate"}
 
 
 def parse_load(
-    concurrency: str | None, max_concurrency: int | None, request_rate: str | None
-) -> tuple[list[int] | None, ConcurrencySearch | None, list[float] | None]:
-    """--concurrency (values or auto) or --request-rate (values), as the spec's three fields: one kind of load."""
+    concurrency: str | None,
+    max_concurrency: int | None,
+    request_rate: str | None,
+    min_request_rate: float | None = None,
+    max_request_rate: float | None = None,
+) -> LoadFlags:
+    """--concurrency (values or auto) or --request-rate (values or auto): one kind of load."""
+    rate_bounds = {"min_rate": min_request_rate, "max_rate": max_request_rate}
     if request_rate is None:
-        return *parse_concurrency(concurrency or "1", max_concurrency), None
+        if any(v is not None for v in rate_bounds.values()):
+            raise fail("--min-request-rate and --max-request-rate are for --request-rate auto.")
+        values, search = parse_concurrency(concurrency or "1", max_concurrency)
+        return LoadFlags(concurrency=values, concurrency_search=search)
     if concurrency is not None or max_concurrency is not None:
         raise fail("give either --request-rate (open loop) or --concurrency (closed loop), not both.")
+    if request_rate.strip().lower() == "auto":
+        try:
+            found = RequestRateSearch(**{k: v for k, v in rate_bounds.items() if v is not None})
+        except ValidationError as exc:
+            where = exc.errors()[0]["loc"]
+            flag = RATE_SEARCH_FLAGS.get(str(where[0]), "--request-rate auto") if where else "--request-rate auto"
+            raise fail(f"{flag}: {exc.errors()[0]['msg'].removeprefix('Value error, ')}.") from None
+        return LoadFlags(request_rate_search=found)
+    if any(v is not None for v in rate_bounds.values()):
+        raise fail("--min-request-rate and --max-request-rate are for --request-rate auto; a list is its own steps.")
     rates = []
     for item in request_rate.split(","):
         try:
@@ -73,7 +120,7 @@ def parse_load(
                 "give a comma-separated list like 100,200,400."
             )
         rates.append(rate)
-    return None, None, rates
+    return LoadFlags(request_rate=rates)
 
 
 INPUT_HELP = {

@@ -394,7 +394,7 @@ class SweepEngine:
         model, name, tag = variant.model, variant.name, variant.point_variant
         while True:
             measured = [p for p in self._measured(name) if p.batch_size == batch]
-            step = next_load(steps, measured, self.spec.concurrency_search, budget.max if budget else None)
+            step = next_load(steps, measured, self.spec.load_search, budget.max if budget else None)
             if step.load is None:
                 break
             version = self.triton_version

@@ -4,6 +4,7 @@ delivered within its interval; a rate far above what one perf_analyzer process c
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 
 from modelanalysis.core.load import LoadKind
@@ -56,3 +57,33 @@ def test_a_rate_that_is_not_a_number_is_refused_in_one_sentence(run_cli: RunCli,
     proc = run_cli("profile", "--model-folder", model_repo, "--model-names", "add_sub", "--request-rate", "100,fast")
     assert proc.returncode == 1
     assert "'fast' is not a positive number of requests per second" in proc.stderr
+
+
+SLEEP_MODEL = Path(__file__).resolve().parents[1] / "data" / "models" / "sleep_10ms"
+
+
+def test_a_rate_search_finds_the_capacity_of_a_model_that_serves_one_request_each_10_ms(
+    run_cli: RunCli, no_leftover_triton: Path, tmp_path: Path
+) -> None:
+    """sleep_10ms answers one request at a time, each in 10 ms plus the server's overhead: it cannot deliver more
+    than 100 requests a second, whatever is offered. The search must say the highest rate it surely delivers is
+    below that, the lowest it surely does not deliver at most a little above it."""
+    shutil.copytree(SLEEP_MODEL, no_leftover_triton / "sleep_10ms")
+    export = tmp_path / "search"
+    proc = run_cli("profile", "--model-folder", no_leftover_triton, "--model-names", "sleep_10ms",
+                   "--request-rate", "auto", "--min-request-rate", "20", "--max-request-rate", "640",
+                   "--measurement-interval", "1000", "--max-trials", "6", "--baseline-duration", "300",
+                   "--export", "--export-path", export, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    result = AnalysisResult.model_validate_json((export / "analysis.json").read_text())
+    assert result.best is not None
+    [boundary] = result.best.boundaries
+    assert boundary.load_kind == LoadKind.REQUEST_RATE and boundary.budget_ms is None
+    assert boundary.surely_under is not None and boundary.surely_over is not None, boundary
+    assert 40 <= boundary.surely_under < 100 < boundary.surely_over * 1.2, boundary
+    rates = [p.load.value for p in result.points]
+    assert rates[:3] == [20, 40, 80] and 640 not in rates  # the climb stopped once a rate was not delivered
+    assert f"Boundary: sleep_10ms batch 1: request rate {boundary.surely_under}/s is the highest surely delivered" in (
+        proc.stdout
+    )
+    assert wait_until_gone(no_leftover_triton) == {}

@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from modelanalysis.core.budget import Side, delivery_verdict, not_delivered_sentence
+from modelanalysis.core.budget import Side, boundaries, delivery_verdict, not_delivered_sentence
 from modelanalysis.core.convergence import Verdict
 from modelanalysis.core.load import Load, LoadKind
 from modelanalysis.core.objectives import choose_best
 from modelanalysis.core.perf import (
+    PerfMeasurement,
     PerfRun,
     combine_runs,
     parse_perf_analyzer_csv,
@@ -26,6 +27,7 @@ from modelanalysis.core.perf import (
 )
 from modelanalysis.core.report import INFERENCE_CSV, csv_files
 from modelanalysis.core.results import AnalysisResult, PointResult, PointStatus
+from modelanalysis.core.search import next_load
 from modelanalysis.core.spec import Constraints, MeasurementSettings, Objective, RequestDistribution, SweepSpec
 from modelanalysis.core.sweep import Point, plan_model_points
 from modelanalysis.kube.conditions import compact_point, expand_point, model_entry
@@ -59,7 +61,7 @@ def test_a_rate_sweep_plans_rate_points_in_ascending_order() -> None:
 
 @pytest.mark.parametrize("other", [{"concurrency": [1, 2]}, {"concurrencySearch": {}}])
 def test_a_rate_and_a_concurrency_together_are_refused_in_one_sentence(other: dict[str, object]) -> None:
-    with pytest.raises(ValidationError, match=r"give either requestRate .* not both"):
+    with pytest.raises(ValidationError, match=r"give either requestRate.* not both"):
         SweepSpec.model_validate({"models": [{"name": "m"}], "requestRate": [100], **other})
 
 
@@ -146,3 +148,68 @@ def test_skipped_rate_points_keep_their_rate_in_status() -> None:
     assert entry.skipped is not None and entry.skipped[0].model_dump(by_alias=True, exclude_none=True) == {
         "batch": 16, "requestRate": 100, "reason": "too big"
     }
+
+
+# ---- the request-rate search (core/search.py) ------------------------------------------------------------
+
+CAPACITY = 1000.0  # infer/sec a made-up server answers at most
+
+
+def served(rate: float, p99_at: float = 0.0) -> PointResult:
+    """What a server of CAPACITY would measure at `rate` (batch 1): throughput the rate or the capacity, +-2%;
+    p99 `p99_at` ms per 100 req/s offered (+-5%), when given."""
+    throughput = min(float(rate), CAPACITY)
+    p99 = p99_at * rate / 100 if p99_at else 1.0
+    perf = PerfMeasurement(
+        throughput_infer_per_sec=throughput, latency_p50_ms=p99 / 2, latency_p90_ms=p99, latency_p95_ms=p99,
+        latency_p99_ms=p99, throughput_ci_low=throughput * 0.98, throughput_ci_high=throughput * 1.02,
+        latency_p99_ci_low_ms=p99 * 0.95, latency_p99_ci_high_ms=p99 * 1.05,
+    )  # fmt: skip
+    return PointResult(model="m", batch_size=1, load=Load.request_rate(rate), status=PointStatus.MEASURED, perf=perf)
+
+
+def search_rates(budget: float | None = None, p99_at: float = 0.0) -> tuple[list[float], str]:
+    spec = SweepSpec.model_validate({"models": [{"name": "m"}], "requestRateSearch": {}})
+    done: list[PointResult] = []
+    while (step := next_load(spec.load_steps, done, spec.load_search, budget)).load is not None:
+        done.append(served(step.load.value, p99_at))
+    return [p.load.value for p in done], step.reason
+
+
+def test_the_rate_search_doubles_until_a_rate_is_not_delivered_then_bisects_to_within_5_percent() -> None:
+    rates, reason = search_rates()
+    assert rates[:8] == [16, 32, 64, 128, 256, 512, 1024, 2048]  # 2048 is surely not delivered
+    [found] = boundaries([served(r) for r in rates], None)
+    assert found.load_kind == LoadKind.REQUEST_RATE
+    assert found.surely_under is not None and found.surely_over is not None
+    assert found.surely_under < CAPACITY < found.surely_over  # the true capacity is bracketed
+    edge = max([found.surely_under, *found.undecided])
+    assert found.surely_over - edge <= 0.05 * found.surely_over  # bisected to within 5% of the rate
+    assert reason.startswith("the search's boundary: m batch 1: request rate ")
+    assert "is the highest surely delivered" in reason
+
+
+def test_under_a_latency_budget_the_rate_search_stops_where_p99_breaks_it() -> None:
+    # p99 = 2 ms per 100 req/s: the 10 ms budget falls at 500 req/s, well before the server's capacity.
+    rates, reason = search_rates(budget=10.0, p99_at=2.0)
+    assert 1024 in rates and 2048 not in rates  # 512's p99 interval straddles the budget: the climb goes on
+    [found] = boundaries([served(r, 2.0) for r in rates], 10.0)
+    assert found.surely_under is not None and found.surely_over is not None
+    assert found.surely_under < 500 < found.surely_over
+    assert "is the highest surely delivered and under the 10 ms p99 budget" in reason
+
+
+def test_a_first_rate_that_is_not_delivered_ends_the_search_saying_so() -> None:
+    spec = SweepSpec.model_validate({"models": [{"name": "m"}], "requestRateSearch": {"minRate": 4000}})
+    first = served(4000)
+    step = next_load(spec.load_steps, [first], spec.load_search)
+    assert step.load is None and step.reason == "request rate 4000/s, the search's lowest, does not hold already"
+
+
+@pytest.mark.parametrize(
+    ("search", "says"),
+    [({"minRate": 100, "maxRate": 50}, "is below minRate"), ({"minRate": 1, "maxRate": 100000}, "more than 65536")],
+)
+def test_a_rate_search_with_bounds_that_do_not_climb_is_refused(search: dict[str, float], says: str) -> None:
+    with pytest.raises(ValidationError, match=says):
+        SweepSpec.model_validate({"models": [{"name": "m"}], "requestRateSearch": search})

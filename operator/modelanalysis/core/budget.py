@@ -103,10 +103,10 @@ def not_delivered_sentence(point: PointResult) -> str | None:
 
 
 def search_p99_budget(spec: SweepSpec) -> float | None:
-    """The p99 budget a concurrency search decides against (None: no search, or no budget). Its points are
+    """The p99 budget a load search decides against (None: no search, or no budget). Its points are
     measured until their p99 interval lies on one side of it, within the point's caps."""
     budget = spec.constraints.p99_latency_ms
-    return budget.max if spec.concurrency_search is not None and budget is not None else None
+    return budget.max if spec.load_search is not None and budget is not None else None
 
 
 def undecided_sentence(perf: PerfMeasurement, budget_ms: float) -> str:
@@ -116,12 +116,27 @@ def undecided_sentence(perf: PerfMeasurement, budget_ms: float) -> str:
     )
 
 
-def boundary(points: Sequence[PointResult], budget_ms: float) -> BudgetBoundary | None:
+def load_verdict(point: PointResult, budget_ms: float | None) -> BudgetVerdict:
+    """Whether a point's load holds: p99 surely under the budget (when there is one) and, for an offered request
+    rate, the rate surely delivered. OVER when either surely fails (or nothing was measured), UNDECIDED when
+    either is undecided, else UNDER."""
+    if point.perf is None:
+        return BudgetVerdict(Side.OVER)
+    verdicts = [p99_verdict(point.perf, budget_ms)] if budget_ms is not None else []
+    delivery = delivery_verdict(point)
+    if delivery is not None:
+        verdicts.append(delivery)
+    sides = {v.side for v in verdicts}
+    side = Side.OVER if Side.OVER in sides else Side.UNDECIDED if Side.UNDECIDED in sides else Side.UNDER
+    return BudgetVerdict(side, by_point_value=any(v.by_point_value for v in verdicts))
+
+
+def boundary(points: Sequence[PointResult], budget_ms: float | None) -> BudgetBoundary | None:
     """The boundary over the points of one variant, version and batch size (None without points). The lowest
-    surely-over concurrency bounds it from above; the highest surely-under one below that is the answer."""
+    load that surely does not hold bounds it from above; the highest that surely holds below it is the answer."""
     if not points:
         return None
-    verdicts = {p.load.value: p99_verdict(p.perf, budget_ms) for p in points}
+    verdicts = {p.load.value: load_verdict(p, budget_ms) for p in points}
     over = [c for c, v in verdicts.items() if v.side == Side.OVER]
     high = min(over) if over else None
     under = [c for c, v in verdicts.items() if v.side == Side.UNDER and (high is None or c < high)]
@@ -141,12 +156,14 @@ def boundary(points: Sequence[PointResult], budget_ms: float) -> BudgetBoundary 
         surely_over=high,
         undecided=undecided,
         on_point_value=sorted(c for c in deciding if verdicts[c].by_point_value),
+        load_kind=first.load.kind,
     )
 
 
 def boundaries(points: Sequence[PointResult], budget_ms: float | None) -> list[BudgetBoundary]:
-    """The boundary at each (variant, Triton version, batch size) measured, in the order first measured."""
-    if budget_ms is None:
+    """The boundary at each (variant, Triton version, batch size) measured, in the order first measured: under a
+    p99 budget, and for request rates (whose delivery bounds them) with or without one."""
+    if budget_ms is None and all(p.load.is_concurrency for p in points):
         return []
     groups: dict[tuple[str, str, int], list[PointResult]] = {}
     for p in points:

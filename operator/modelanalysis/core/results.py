@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from modelanalysis.core.convergence import MIN_REQUESTS_FOR_P99, MIN_WINDOWS
-from modelanalysis.core.load import LoadValue, PointIdentity, number_text
+from modelanalysis.core.load import WORDS, Load, LoadKind, LoadValue, PointIdentity, number_text
 from modelanalysis.core.perf import PerfMeasurement
 from modelanalysis.core.server_metrics import (
     ResourceMetrics,
@@ -140,18 +140,20 @@ P99_ON_POINT_VALUE = (
 
 
 class BudgetBoundary(BaseModel):
-    """Where the p99 budget falls at one batch size of one variant: what a search (or a sweep) found."""
+    """Where the load a variant holds ends at one batch size: what a search (or a sweep) found. A load holds when
+    p99 is surely under the budget and, for an offered request rate, the rate is surely delivered."""
 
     model: str
     variant: str = ""
     triton_version: str = ""
     batch_size: int
-    budget_ms: float
+    budget_ms: float | None  # None: a request-rate boundary with no latency budget (delivery alone)
     # Loads, by their value (a boundary is of one kind of load).
     surely_under: LoadValue | None = Field(None, description="The highest load surely under the budget: deploy it.")
     surely_over: LoadValue | None = Field(None, description="The lowest load surely over it.")
     undecided: list[LoadValue] = Field(default_factory=list, description="Measured between, intervals straddling it.")
     on_point_value: list[LoadValue] = Field(default_factory=list, description="Decided on point values (no interval).")
+    load_kind: LoadKind = LoadKind.CONCURRENCY
 
     @property
     def name(self) -> str:
@@ -160,15 +162,21 @@ class BudgetBoundary(BaseModel):
 
     def sentence(self) -> str:
         """One line: the load to deploy, the one surely too much, and what lies undecided between."""
+        words = WORDS[self.load_kind]
+        budget = f"under the {self.budget_ms:g} ms p99 budget" if self.budget_ms is not None else ""
+        holds = budget if self.load_kind == LoadKind.CONCURRENCY else " and ".join(
+            p for p in ("delivered", budget) if p
+        )
         parts = [
-            f"concurrency {self.surely_under} is the highest surely under the {self.budget_ms:g} ms p99 budget"
+            f"{Load(kind=self.load_kind, value=self.surely_under).words} is the highest surely {holds}"
             if self.surely_under is not None
-            else f"no concurrency is surely under the {self.budget_ms:g} ms p99 budget"
+            else f"no {words} is surely {holds}"
         ]
         if self.undecided:
             parts.append(f"{_listed(self.undecided)} undecided (95% intervals straddle it)")
         if self.surely_over is not None:
-            parts.append(f"{self.surely_over} surely over it")
+            beyond = "over it" if self.load_kind == LoadKind.CONCURRENCY else "not"
+            parts.append(f"{number_text(self.surely_over)} surely {beyond}")
         text = f"{self.name}: " + "; ".join(parts)
         if self.on_point_value:
             text += f" ({_listed(self.on_point_value)}: {P99_ON_POINT_VALUE})"

@@ -1,4 +1,5 @@
-"""Load search: which load (concurrency today) to measure next at one batch size, and when to stop.
+"""Load search: which load (a concurrency, or an offered request rate) to measure next at one batch size, and
+when to stop.
 
 A pure decision over the points already measured, so the engine asks it again after every point and a
 resumed run (the operator after a restart) gets the same answer from the same points, with nothing kept in
@@ -11,6 +12,11 @@ The climb measures the steps in order and stops when
   the edges of the boundary, for the highest concurrency surely under the budget and the lowest surely over
   it, leaving the undecided band between them as such, or
 - a point failed (the server errored or timed out under that load: more load will not do better).
+
+A request-rate search climbs the same way with one difference: a rate holds while it is delivered (throughput's
+interval reaches the offered rate, core/budget.py) and p99 is under the budget, if one is given; saturation shows
+as a rate not delivered, so there is no throughput-gain rule. Its bisection ends when the gap is within
+RATE_RESOLUTION of the higher rate (concurrency bisects down to neighbouring values).
 """
 
 from __future__ import annotations
@@ -18,10 +24,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from modelanalysis.core.budget import Side, boundary, p99_verdict
-from modelanalysis.core.load import WORDS, Load
+from modelanalysis.core.budget import Side, boundary, load_verdict
+from modelanalysis.core.load import WORDS, Load, LoadKind
 from modelanalysis.core.results import PointResult, PointStatus
-from modelanalysis.core.spec import ConcurrencySearch
+from modelanalysis.core.spec import RATE_RESOLUTION, ConcurrencySearch, RequestRateSearch
 
 # Two doublings without a rise: the server is saturated (one could still be noise).
 STEPS_WITHOUT_GAIN = 2
@@ -52,7 +58,7 @@ def rises_over(candidate: PointResult, best: PointResult, min_gain_pct: float) -
 def next_load(
     steps: list[Load],
     measured: Iterable[PointResult],
-    search: ConcurrencySearch | None,
+    search: ConcurrencySearch | RequestRateSearch | None,
     p99_budget_ms: float | None = None,
 ) -> NextLoad:
     """The next load to measure at one batch size, given the points measured there so far."""
@@ -74,9 +80,11 @@ def next_load(
             return NextLoad(step)
         if point.status != PointStatus.MEASURED:
             return NextLoad(None, f"{step.words} failed, so higher ones were not tried")
-        if p99_budget_ms is not None and p99_verdict(point.perf, p99_budget_ms).side == Side.OVER:
+        if load_verdict(point, p99_budget_ms).side == Side.OVER:  # over the budget, or a rate not delivered
             broke_budget = True
             break
+        if not isinstance(search, ConcurrencySearch):
+            continue  # an offered rate climbs until it no longer holds: throughput follows the rate until then
         if best is None or rises_over(point, best, search.min_gain_pct):
             best, without_gain = point, 0
         else:
@@ -95,15 +103,27 @@ def next_load(
     # 2. Bisect the two gaps at the edges of the boundary: between the highest load surely under the budget and
     #    the first undecided one above it, and between the last undecided one and the lowest load surely over
     #    it. Loads between two undecided ones are not measured: they would be undecided too.
-    assert p99_budget_ms is not None
     found = boundary(list(by_load.values()), p99_budget_ms)
     assert found is not None and found.surely_over is not None
     kind = steps[0].kind
     low, high, band = found.surely_under or 0, found.surely_over, found.undecided
     if low == 0 and not band and high == min(load.value for load in by_load):
         first = Load(kind=kind, value=high)
-        return NextLoad(None, f"p99 breaks the {p99_budget_ms:g} ms budget already at {first.words}")
+        if kind == LoadKind.CONCURRENCY:
+            assert p99_budget_ms is not None
+            return NextLoad(None, f"p99 breaks the {p99_budget_ms:g} ms budget already at {first.words}")
+        return NextLoad(None, f"{first.words}, the search's lowest, does not hold already")
     for a, b in ((low, band[0] if band else high), (band[-1] if band else low, high)):
-        if b - a > 1:
-            return NextLoad(Load(kind=kind, value=int(a + b) // 2))
+        between = _between(a, b, kind)
+        if between is not None:
+            return NextLoad(Load(kind=kind, value=between))
     return NextLoad(None, f"the search's boundary: {found.sentence()}")
+
+
+def _between(low: float, high: float, kind: LoadKind) -> int | None:
+    """The load half-way between one that holds and one that does not, while they are apart: neighbouring
+    concurrencies end the bisection, and rates within RATE_RESOLUTION of the higher one."""
+    if kind == LoadKind.CONCURRENCY:
+        return int(low + high) // 2 if high - low > 1 else None
+    middle = round((low + high) / 2)
+    return middle if high - low > max(1.0, RATE_RESOLUTION * high) and low < middle < high else None

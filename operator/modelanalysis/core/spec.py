@@ -274,9 +274,50 @@ class ConcurrencySearch(WireModel):
 
 
 ONE_KIND_OF_LOAD = (
-    "give either requestRate (open loop) or concurrency/concurrencySearch (closed loop), not both: an analysis "
-    "offers one kind of load"
+    "give either requestRate/requestRateSearch (open loop) or concurrency/concurrencySearch (closed loop), not "
+    "both: an analysis offers one kind of load"
 )
+
+
+# Request-rate search: Model Analyzer's bounds (run_config_search_min/max_request_rate). The climb doubles the rate
+# from minRate; its bisection ends once the gap between a rate that holds and one that does not is within this
+# share of the higher (rates are continuous; concurrency bisects down to neighbours).
+DEFAULT_MIN_SEARCH_RATE = 16
+DEFAULT_MAX_SEARCH_RATE = 8192
+MAX_RATE_SPAN = 2**16  # maxRate / minRate: at most 17 doubling steps
+RATE_RESOLUTION = 0.05
+
+
+class RequestRateSearch(WireModel):
+    """Climb the offered request rate, doubling from minRate, until it is no longer delivered (the server or the
+    load generator falls behind) or p99 breaks the latency budget; then bisect for the highest rate that holds."""
+
+    min_rate: float = Field(
+        DEFAULT_MIN_SEARCH_RATE, gt=0, le=MAX_REQUEST_RATE, description="First rate of the climb (requests/sec)."
+    )
+    max_rate: float = Field(
+        DEFAULT_MAX_SEARCH_RATE, gt=0, le=MAX_REQUEST_RATE, description="Highest rate the climb may reach."
+    )
+
+    @model_validator(mode="after")
+    def _a_span_to_climb(self) -> RequestRateSearch:
+        if self.max_rate < self.min_rate:
+            raise ValueError(f"maxRate {self.max_rate:g} is below minRate {self.min_rate:g}; give maxRate >= minRate")
+        if self.max_rate > self.min_rate * MAX_RATE_SPAN:
+            raise ValueError(
+                f"maxRate is more than {MAX_RATE_SPAN} x minRate (over 17 doublings); raise minRate or lower maxRate"
+            )
+        return self
+
+    @property
+    def steps(self) -> list[float]:
+        """minRate, 2 x minRate, ... up to maxRate (which ends the list)."""
+        steps = [self.min_rate]
+        while steps[-1] * 2 < self.max_rate:
+            steps.append(steps[-1] * 2)
+        if steps[-1] != self.max_rate:
+            steps.append(self.max_rate)
+        return steps
 
 
 def doubling_steps(max_concurrency: int) -> list[int]:
@@ -319,6 +360,12 @@ class SweepSpec(WireModel):
         f"ones have answered (each above 0, at most {MAX_REQUEST_RATE:,}). Not with concurrency or "
         "concurrencySearch.",
     )
+    request_rate_search: RequestRateSearch | None = Field(
+        None,
+        description="Search the request rate instead of measuring every value: climb and bisect for the highest rate "
+        "that is delivered and (with constraints.p99LatencyMs) holds the p99 budget. With requestRate listed, "
+        "those are the steps climbed.",
+    )
     measurement: MeasurementSettings = Field(default_factory=MeasurementSettings)
     inputs: InputSettings = Field(
         default_factory=InputSettings,
@@ -340,9 +387,15 @@ class SweepSpec(WireModel):
 
     @model_validator(mode="after")
     def _one_kind_of_load(self) -> SweepSpec:
-        if self.request_rate is not None and (self.concurrency is not None or self.concurrency_search is not None):
+        open_loop = self.request_rate is not None or self.request_rate_search is not None
+        if open_loop and (self.concurrency is not None or self.concurrency_search is not None):
             raise ValueError(ONE_KIND_OF_LOAD)
         return self
+
+    @property
+    def load_search(self) -> ConcurrencySearch | RequestRateSearch | None:
+        """The search over the load axis, if any (one kind of load per analysis)."""
+        return self.request_rate_search if self.request_rate_search is not None else self.concurrency_search
 
     @field_validator("models")
     @classmethod
@@ -383,4 +436,6 @@ class SweepSpec(WireModel):
         """The loads a sweep may measure at each batch size, ascending."""
         if self.request_rate is not None:
             return [Load.request_rate(r) for r in self.request_rate]
+        if self.request_rate_search is not None:
+            return [Load.request_rate(r) for r in self.request_rate_search.steps]
         return [Load.concurrency(c) for c in self.concurrency_steps]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from modelanalysis.core.load import Load
+from modelanalysis.core.load import Load, LoadKind
 from modelanalysis.core.perf import PerfMeasurement
 from modelanalysis.core.results import (
     AnalysisResult,
@@ -263,6 +263,7 @@ def boundary_status(b: BudgetBoundary) -> BoundaryStatus:
         variant=b.variant or None,
         triton_version=b.triton_version or None,
         batch=b.batch_size,
+        request_rate=True if b.load_kind == LoadKind.REQUEST_RATE else None,
         surely_under=b.surely_under,
         surely_over=b.surely_over,
         undecided=b.undecided or None,

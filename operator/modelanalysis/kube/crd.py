@@ -18,7 +18,10 @@ import yaml
 
 from modelanalysis.core.spec import (
     DEFAULT_MAX_SEARCH_CONCURRENCY,
+    DEFAULT_MAX_SEARCH_RATE,
+    DEFAULT_MIN_SEARCH_RATE,
     MAX_CONCURRENCY,
+    MAX_RATE_SPAN,
     MAX_VARIANTS,
     MODEL_NAME_CEL,
     MODEL_NAME_MESSAGE,
@@ -75,8 +78,16 @@ _VARIANTS = (
     + " * ".join(_size_or_1(f"m.configSearch.{f}") for f in ("instanceCounts", "maxBatchSizes", "dynamicBatching"))
     + " : 1).sum()"
 )
+# A request-rate search's steps (core/spec.py: RequestRateSearch.steps): minRate doubled while under maxRate, and
+# maxRate itself.
+_RATE_SEARCH = "self.requestRateSearch"
+_MIN_RATE = f"(has({_RATE_SEARCH}.minRate) ? double({_RATE_SEARCH}.minRate) : {float(DEFAULT_MIN_SEARCH_RATE)})"
+_MAX_RATE = f"(has({_RATE_SEARCH}.maxRate) ? double({_RATE_SEARCH}.maxRate) : {float(DEFAULT_MAX_SEARCH_RATE)})"
+_RATE_STEPS = (
+    f"([{', '.join(str(float(2**k)) for k in range(17))}].filter(f, {_MIN_RATE} * f < {_MAX_RATE}).size() + 1)"
+)
 _STEPS = (
-    "(has(self.requestRate) ? size(self.requestRate) : "
+    f"(has(self.requestRate) ? size(self.requestRate) : has({_RATE_SEARCH}) ? {_RATE_STEPS} : "
     f"has(self.concurrency) ? size(self.concurrency) : has({_SEARCH}) ? "
     + _doubling_steps_cel(
         f"(has({_SEARCH}.maxConcurrency) ? {_SEARCH}.maxConcurrency : {DEFAULT_MAX_SEARCH_CONCURRENCY})"
@@ -99,7 +110,8 @@ CEL_RULES: dict[str, list[dict[str, str]]] = {
             f"be at most {MAX_POINTS} points (status keeps each one); split the sweep into several analyses",
         },
         {
-            "rule": "!has(self.requestRate) || (!has(self.concurrency) && !has(self.concurrencySearch))",
+            "rule": "!(has(self.requestRate) || has(self.requestRateSearch)) || "
+            "(!has(self.concurrency) && !has(self.concurrencySearch))",
             "message": ONE_KIND_OF_LOAD,
         },
         {
@@ -129,6 +141,15 @@ CEL_RULES: dict[str, list[dict[str, str]]] = {
     "models[].name": [{"rule": MODEL_NAME_CEL, "message": MODEL_NAME_MESSAGE}],
     "modelRepository.pvc.subPath": [{"rule": SUB_PATH_CEL, "message": SUB_PATH_MESSAGE}],
     "results.pvc.subPath": [{"rule": SUB_PATH_CEL, "message": SUB_PATH_MESSAGE}],
+    "requestRateSearch": [
+        {
+            "rule": f"{_MAX_RATE.replace(_RATE_SEARCH, 'self')} >= {_MIN_RATE.replace(_RATE_SEARCH, 'self')} && "
+            f"{_MAX_RATE.replace(_RATE_SEARCH, 'self')} <= {_MIN_RATE.replace(_RATE_SEARCH, 'self')} * "
+            f"{float(MAX_RATE_SPAN)}",
+            "message": f"requestRateSearch needs minRate <= maxRate <= {MAX_RATE_SPAN} x minRate (at most 17 "
+            "doublings)",
+        }
+    ],
     "inputs.data": [{"rule": INPUT_DATA_CEL, "message": INPUT_DATA_MESSAGE}],
     "models[].inputs.data": [{"rule": INPUT_DATA_CEL, "message": INPUT_DATA_MESSAGE}],
     "inputs.sharedMemory": [{"rule": SHARED_MEMORY_CEL, "message": SHARED_MEMORY_MESSAGE}],

@@ -9,7 +9,7 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema, field_validator, model_validator
 
 from modelanalysis.core.inputs import SharedMemory
 from modelanalysis.core.load import Load, point_key
@@ -584,8 +584,19 @@ class BestStatus(BaseModel):
     )
 
 
+def _whole_as_int(value: float) -> Any:
+    return int(value) if float(value).is_integer() else value
+
+
+# A load in status: a number (a structural schema allows one type), written 4 rather than 4.0 when whole.
+LoadNumber = Annotated[
+    float, PlainSerializer(_whole_as_int), WithJsonSchema({"type": "number"}, mode="serialization")
+]
+
+
 class BoundaryStatus(BaseModel):
-    """Where the p99 budget falls at one batch size of one variant (core/budget.py)."""
+    """Where the load a variant holds ends at one batch size (core/budget.py): under the p99 budget and, for a
+    request rate, delivered."""
 
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
@@ -593,11 +604,14 @@ class BoundaryStatus(BaseModel):
     variant: str | None = None
     triton_version: str | None = Field(None, alias="tritonVersion")
     batch: int
-    surely_under: int | None = Field(
-        None, alias="surelyUnder", description="The highest concurrency surely under the budget: the one to deploy."
+    request_rate: bool | None = Field(
+        None, alias="requestRate", description="The loads are request rates (req/sec); absent: concurrencies."
     )
-    surely_over: int | None = Field(None, alias="surelyOver", description="The lowest concurrency surely over it.")
-    undecided: list[int] | None = Field(None, description="Concurrencies between, whose 95% intervals straddle it.")
+    surely_under: LoadNumber | None = Field(
+        None, alias="surelyUnder", description="The highest load that surely holds: the one to deploy."
+    )
+    surely_over: LoadNumber | None = Field(None, alias="surelyOver", description="The lowest that surely does not.")
+    undecided: list[LoadNumber] | None = Field(None, description="Loads between, whose 95% intervals straddle it.")
     summary: str = Field(description="The same in one sentence.")
 
 
