@@ -6,6 +6,7 @@ The original tool took its flags with no subcommand; that form still works and m
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -29,16 +31,19 @@ from modelanalysis.adapters.triton_control import TritonControl, TritonUnreachab
 from modelanalysis.adapters.triton_server import TritonEndpoints, TritonServerProcess, TritonStartError
 from modelanalysis.cli_common import (
     CONCURRENCY_HELP,
+    CONFIG_FILE_HELP,
     CONFIG_SEARCH_HELP,
     INPUT_HELP,
     MAX_CONCURRENCY_HELP,
     MAX_RATE_HELP,
     MIN_RATE_HELP,
+    MODEL_SETTINGS_HELP,
     REQUEST_RATE_HELP,
     check_input_data_file,
     console,
     explain,
     fail,
+    model_targets,
     parse_config_search,
     parse_inputs,
     parse_int_list,
@@ -49,6 +54,7 @@ from modelanalysis.cli_common import (
 from modelanalysis.core.budget import not_delivered_sentence, search_p99_budget
 from modelanalysis.core.inputs import SharedMemory
 from modelanalysis.core.load import Load, number_text
+from modelanalysis.core.ma_config import MaConfigError, read_ma_config
 from modelanalysis.core.perf import PerfMeasurement
 from modelanalysis.core.results import (
     NOT_MEASURABLE,
@@ -63,7 +69,6 @@ from modelanalysis.core.spec import (
     DEFAULT_TRITON_VERSION,
     Constraints,
     MeasurementSettings,
-    ModelTarget,
     Objective,
     SweepSpec,
 )
@@ -78,6 +83,7 @@ app = typer.Typer(
 )
 # soft_wrap: a message stays one line when stderr is not a terminal (logs, CI, pipes), not folded at 80 columns.
 SUBCOMMANDS = {"--help", "-h", "--version"}
+CONFIG_FILE_COMMANDS = ("profile", "manifest")
 RESULT_JSON = "analysis.json"
 
 
@@ -174,6 +180,8 @@ def profile(
     input_data: Annotated[str | None, typer.Option("--input-data", help=INPUT_HELP["input_data"])] = None,
     string_length: Annotated[int | None, typer.Option(help=INPUT_HELP["string_length"])] = None,
     shared_memory: Annotated[SharedMemory | None, typer.Option(help=INPUT_HELP["shared_memory"])] = None,
+    config_file: Annotated[Path | None, typer.Option("--config-file", "-f", help=CONFIG_FILE_HELP)] = None,
+    model_settings: Annotated[str | None, typer.Option(hidden=True, help=MODEL_SETTINGS_HELP)] = None,
     instance_counts: Annotated[str | None, typer.Option(help=CONFIG_SEARCH_HELP["instance_counts"])] = None,
     max_batch_sizes: Annotated[str | None, typer.Option(help=CONFIG_SEARCH_HELP["max_batch_sizes"])] = None,
     dynamic_batching: Annotated[str | None, typer.Option(help=CONFIG_SEARCH_HELP["dynamic_batching"])] = None,
@@ -224,9 +232,12 @@ def profile(
     names = [n.strip() for n in model_names.split(",") if n.strip()]
     inputs, own_inputs = parse_inputs(shape, input_data, string_length, shared_memory, names)
     check_input_data_file(input_data)
+    targets = model_targets(names, config_search, own_inputs, model_settings)
+    for target in targets:
+        check_input_data_file(target.inputs.data if target.inputs else None)
     try:
         spec = SweepSpec(
-            models=[ModelTarget(name=n, config_search=config_search, inputs=own_inputs.get(n)) for n in names],
+            models=targets,
             inputs=inputs,
             batch_sizes=parse_int_list("--batch", batch),
             **load.spec_fields(),
@@ -522,5 +533,84 @@ def main() -> None:
     # The original tool had no subcommand: `model-analyzer --batch 1,4 --model-names ...` means `profile`.
     argv = sys.argv[1:]
     if argv and argv[0].startswith("-") and argv[0] not in SUBCOMMANDS:
-        sys.argv.insert(1, "profile")
+        argv.insert(0, "profile")
+    sys.argv[1:] = with_config_file(argv)
     app()
+
+
+def with_config_file(argv: list[str]) -> list[str]:
+    """`profile -f config.yaml ...` (Model Analyzer's profile YAML): the file's flags go first, so that the command
+    line's own override them; a model's own settings travel in --model-settings. A key this tool cannot honour
+    ends the run here, in one sentence, before anything starts."""
+    if not argv or argv[0] not in CONFIG_FILE_COMMANDS:
+        return argv
+    rest, path = take_config_file(argv[1:])
+    if path is None:
+        return argv
+    try:
+        document = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise SystemExit(config_error(f"{path}: cannot read it ({exc.strerror or exc})")) from None
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where is not None else ""
+        raise SystemExit(config_error(f"{path} is not YAML{at}")) from None
+    try:
+        config = read_ma_config(document)
+    except MaConfigError as exc:
+        raise SystemExit(config_error(f"{path}: {exc}")) from None
+    flags, notes = (manifest_flags(config.argv) if argv[0] == "manifest" else (config.argv, []))
+    for note in [*config.notes, *notes]:
+        console.print(f"note: {note}", highlight=False)
+    settings = ["--model-settings", json.dumps(config.models)] if config.models else []
+    return [argv[0], *flags, *settings, *rest]
+
+
+# Flags of a local run that a manifest has no use for (the operator starts Triton and perf_analyzer itself).
+LOCAL_RUN_FLAGS = ("--export-path", "--triton-url", "--triton-grpc-url", "--triton-metrics-url",
+                   "--triton-server-path", "--perf-analyzer-path")  # fmt: skip
+
+
+def manifest_flags(flags: list[str]) -> tuple[list[str], list[str]]:
+    """A config file's flags for `manifest`: model_repository as --model-repository when it names a claim or a
+    bucket (a local folder means nothing to the operator: give --model-repository), local-run settings noted as
+    having no effect."""
+    kept: list[str] = []
+    notes: list[str] = []
+    pairs = iter(flags)
+    for flag in pairs:
+        if flag == "--export":
+            continue
+        if flag == "--model-folder":
+            folder = next(pairs)
+            if folder.startswith(("pvc://", "s3://", "gs://", "as://")):
+                kept += ["--model-repository", folder]
+            else:
+                notes.append(f"config file: model_repository {folder} is a local folder; a manifest needs "
+                             "--model-repository pvc://CLAIM (or s3://, gs://)")  # fmt: skip
+        elif flag in LOCAL_RUN_FLAGS:
+            notes.append(f"config file: {flag.removeprefix('--')} {next(pairs)} has no effect in a manifest")
+        else:
+            kept.append(flag)
+    return kept, notes
+
+
+def take_config_file(args: list[str]) -> tuple[list[str], str | None]:
+    """The arguments without -f/--config-file, and its value."""
+    rest, path, i = [], None, 0
+    while i < len(args):
+        arg = args[i]
+        if arg in ("-f", "--config-file") and i + 1 < len(args):
+            path, i = args[i + 1], i + 2
+            continue
+        if arg.startswith("--config-file="):
+            path = arg.partition("=")[2]
+        else:
+            rest.append(arg)
+        i += 1
+    return rest, path
+
+
+def config_error(message: str) -> int:
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    return 1

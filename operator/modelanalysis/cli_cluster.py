@@ -16,15 +16,18 @@ from rich.table import Table
 
 from modelanalysis.cli_common import (
     CONCURRENCY_HELP,
+    CONFIG_FILE_HELP,
     CONFIG_SEARCH_HELP,
     INPUT_HELP,
     MAX_CONCURRENCY_HELP,
     MAX_RATE_HELP,
     MIN_RATE_HELP,
+    MODEL_SETTINGS_HELP,
     REQUEST_RATE_HELP,
     LoadFlags,
     explain,
     fail,
+    model_targets,
     parse_config_search,
     parse_inputs,
     parse_int_list,
@@ -108,6 +111,7 @@ def build_manifest(
     triton_versions: list[str] | None = None,
     max_trials: int | None = None,
     inputs: tuple[InputSettings, dict[str, InputSettings]] | None = None,
+    model_settings: str | None = None,
 ) -> dict[str, Any]:
     repo: dict[str, Any]
     if model_repository.startswith("pvc://"):
@@ -118,12 +122,10 @@ def build_manifest(
         raise fail(f"--model-repository {model_repository!r}: give pvc://CLAIM[/SUBPATH], s3://... or gs://...")
     if credentials_secret:
         repo["credentialsSecret"] = credentials_secret
-    variants = {"configSearch": config_search.model_dump(by_alias=True, exclude_none=True)} if config_search else {}
     general, own = inputs or (InputSettings(), {})
+    targets = model_targets(models, config_search, own, model_settings)
     spec: dict[str, Any] = {
-        "models": [
-            {"name": m, **variants, **({"inputs": _wire(own[m])} if m in own else {})} for m in models
-        ],
+        "models": [_wire(t) for t in targets],
         **({"inputs": _wire(general)} if general.given else {}),
         "batchSizes": batch_sizes,
         **({"concurrency": load.concurrency} if load.concurrency is not None else {}),
@@ -245,6 +247,8 @@ def register(app: typer.Typer) -> None:
         input_data: Annotated[str | None, typer.Option("--input-data", help=MANIFEST_INPUT_DATA_HELP)] = None,
         string_length: Annotated[int | None, typer.Option(help=INPUT_HELP["string_length"])] = None,
         shared_memory: Annotated[SharedMemory | None, typer.Option(help=INPUT_HELP["shared_memory"])] = None,
+        config_file: Annotated[Path | None, typer.Option("--config-file", "-f", help=CONFIG_FILE_HELP)] = None,
+        model_settings: Annotated[str | None, typer.Option(hidden=True, help=MODEL_SETTINGS_HELP)] = None,
         instance_counts: Annotated[str | None, typer.Option(help=CONFIG_SEARCH_HELP["instance_counts"])] = None,
         max_batch_sizes: Annotated[str | None, typer.Option(help=CONFIG_SEARCH_HELP["max_batch_sizes"])] = None,
         dynamic_batching: Annotated[str | None, typer.Option(help=CONFIG_SEARCH_HELP["dynamic_batching"])] = None,
@@ -291,6 +295,7 @@ def register(app: typer.Typer) -> None:
             triton_versions=[v.strip() for v in triton_versions.split(",") if v.strip()] if triton_versions else None,
             max_trials=parallel_trials,
             inputs=inputs,
+            model_settings=model_settings,
         )
         sys.stdout.write(yaml.safe_dump(body, sort_keys=False))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from modelanalysis.core.spec import (
     ConfigSearch,
     Constraints,
     MeasurementSettings,
+    ModelTarget,
     Objective,
     RequestRateSearch,
 )
@@ -157,6 +159,38 @@ def parse_inputs(
     except ValidationError as exc:
         raise fail(f"invalid input options: {explain(exc)}.") from None
     return settings, {model: InputSettings(shapes=given) for model, given in scoped.items()}
+
+
+CONFIG_FILE_HELP = (
+    "Model Analyzer's profile YAML (model_repository, profile_models, batch_sizes, concurrency, perf_analyzer_flags, "
+    "objectives, constraints, ...): its keys become these flags; flags given here override it. A key this tool does "
+    "not support is refused, naming it."
+)
+MODEL_SETTINGS_HELP = "Each model's own settings from a config file, as JSON (set by -f)."
+
+
+def model_targets(
+    names: list[str],
+    config_search: ConfigSearch | None,
+    own_inputs: dict[str, InputSettings],
+    model_settings: str | None,
+) -> list[ModelTarget]:
+    """The models to profile: the config-search flags (when given) for every model, else each model's own from
+    the config file; a model's inputs from the file, with its shapes from the command line over them."""
+    try:
+        settings = json.loads(model_settings) if model_settings else {}
+        targets = []
+        for name in names:
+            own = settings.get(name, {})
+            search = config_search or (ConfigSearch.model_validate(own["configSearch"]) if "configSearch" in own
+                                       else None)  # fmt: skip
+            from_file = InputSettings.model_validate(own["inputs"]) if "inputs" in own else None
+            given = own_inputs.get(name)
+            inputs = given.merged_over(from_file) if given and from_file else given or from_file
+            targets.append(ModelTarget(name=name, config_search=search, inputs=inputs))
+        return targets
+    except ValidationError as exc:
+        raise fail(f"invalid model settings: {explain(exc)}.") from None
 
 
 def check_input_data_file(path: str | None) -> None:

@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -42,7 +43,7 @@ def test_an_input_data_file_on_the_claim_and_a_request_rate_are_measured_and_a_m
     assert status["phase"] == "Succeeded", status.get("message")
     models = {m["name"]: m for m in status["models"]}
     assert models["text_encoder"]["status"] == "Profiled"
-    assert models["text_encoder"]["inputs"] == "--input-data /models/inputs/same_length.json"
+    assert models["text_encoder"]["inputs"] == "--input-data inputs/same_length.json"  # as the spec names it
     assert models["text_encoder_b"]["status"] == "Refused"
     assert models["text_encoder_b"]["error"].startswith(
         "text_encoder_b: input INPUT_IDS (TYPE_INT32, dims [-1]) has a variable dimension"
@@ -64,3 +65,30 @@ def test_an_input_data_file_on_the_claim_and_a_request_rate_are_measured_and_a_m
         offered = RATE * int(row["Batch"])
         low, high = float(row["Throughput 95% CI Low (infer/sec)"]), float(row["Throughput 95% CI High (infer/sec)"])
         assert low <= offered * 1.02 and high >= offered * 0.98, row
+
+
+SLEEP_MODEL = Path(__file__).resolve().parents[1] / "data" / "models" / "sleep_10ms"
+
+
+def test_a_request_rate_search_ends_with_the_highest_rate_delivered_in_status(
+    analyses: Analyses, volumes: Volumes
+) -> None:
+    """sleep_10ms serves one request at a time, 10 ms each: it cannot deliver 100 requests a second or more."""
+    shutil.copytree(SLEEP_MODEL, volumes.models / "sleep_10ms")
+    manifest = analysis_manifest("ratesearch", models=["sleep_10ms"], batch_sizes=[1])
+    spec = manifest["spec"]
+    del spec["concurrency"]
+    spec["requestRateSearch"] = {"minRate": 20, "maxRate": 640}
+    spec["measurement"] = {**spec["measurement"], "measurementIntervalMs": 1000}
+    analyses.apply(manifest)
+
+    status = analyses.wait_finished("ratesearch", timeout=600)["status"]
+    assert status["phase"] == "Succeeded", status.get("message")
+    [boundary] = status["boundaries"]
+    assert boundary["requestRate"] is True
+    assert 40 <= boundary["surelyUnder"] < 100 < boundary["surelyOver"] * 1.2, boundary
+    assert "is the highest surely delivered" in boundary["summary"]
+    rates = [p["requestRate"] for p in status["points"]]
+    assert rates[:3] == [20, 40, 80] and 640 not in rates
+    skipped = {s["requestRate"] for m in status["models"] for s in m.get("skipped") or []}
+    assert 640 in skipped  # the steps the climb left out, with why
