@@ -4,6 +4,7 @@ parameters, model_config_parameters sweeps, perf_analyzer_flags with shapes and 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -159,3 +160,43 @@ def test_keys_that_only_shape_model_analyzers_own_outputs_are_accepted_and_said_
     config = read_ma_config({"profile_models": "m", "override_output_model_repository": True,
                              "output_model_repository_path": "/out", "checkpoint_directory": "/ckpt"})  # fmt: skip
     assert len(config.notes) == 3 and all("has no effect here" in n for n in config.notes)
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "model-analyzer" / "profile.yaml"
+
+
+def test_manifest_from_the_example_file_is_a_valid_analysis_with_each_models_own_settings(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from typer.testing import CliRunner
+
+    from modelanalysis.cli import app, with_config_file
+    from modelanalysis.kube.resource import ModelAnalysisSpec
+
+    argv = with_config_file(["manifest", "-f", str(EXAMPLE), "--name", "a", "--model-repository", "pvc://models"])
+    noted = capsys.readouterr().err
+    assert "model_repository examples/models is a local folder" in noted
+    assert "export-path results has no effect in a manifest" in noted
+    out = CliRunner().invoke(app, argv)
+    assert out.exit_code == 0, out.output
+    spec = yaml.safe_load(out.output)["spec"]
+    ModelAnalysisSpec.model_validate(spec)  # the API server's rules are the same models
+    models = {m["name"]: m for m in spec["models"]}
+    assert models["text_encoder"] == {"name": "text_encoder", "configSearch": {"instanceCounts": [1, 2]},
+                                      "inputs": {"shapes": ["INPUT_IDS:64"]}}  # fmt: skip
+    assert models["add_sub"] == {"name": "add_sub", "configSearch": {"dynamicBatching": [True]}}
+    assert spec["batchSizes"] == [1, 4] and spec["concurrency"] == [1, 4]
+    assert spec["constraints"] == {"p99LatencyMs": {"max": 50.0}}
+
+
+def test_a_request_rate_search_file_makes_a_rate_search_manifest() -> None:
+    from typer.testing import CliRunner
+
+    from modelanalysis.cli import app
+
+    argv = ["manifest", "--name", "a", "--model-repository", "pvc://m", "-m", "x", "--request-rate", "auto",
+            "--max-request-rate", "1024"]  # fmt: skip
+    out = CliRunner().invoke(app, argv)
+    assert out.exit_code == 0, out.output
+    spec = yaml.safe_load(out.output)["spec"]
+    assert spec["requestRateSearch"] == {"minRate": 16.0, "maxRate": 1024.0} and "concurrency" not in spec
