@@ -187,6 +187,25 @@ def test_a_slow_first_window_is_left_out_of_throughput_and_its_interval() -> Non
     assert m.throughput_infer_per_sec == pytest.approx(1000.0)
 
 
+def test_p99_moving_from_run_to_run_widens_its_interval_past_what_its_windows_say() -> None:
+    """Each run's windows agree with each other (a slow spell lasts a run), but the runs do not: the interval a
+    budget is judged on must cover the runs' spread (batch means), not only the windows'."""
+
+    def run_at(p99: float) -> PerfRun:
+        run = run_of([1000.0, 1000.0, 1000.0], p99=p99)
+        return PerfRun(run.summary, [PerfWindow(1000.0, p99 + d) for d in (-0.01, 0.0, 0.01)], run.requests)
+
+    runs = [run_at(18.0), run_at(19.0), run_at(20.0)]
+    m = combine_runs(runs, Verdict(True, True, "converged"), batch_size=1, window_ms=1000)
+    assert m.latency_p99_ms == pytest.approx(19.0)
+    assert m.latency_p99_ci_low_ms is not None and m.latency_p99_ci_high_ms is not None
+    # t(2) x s / sqrt(3) over the runs' 18, 19, 20: 4.303 x 1 / 1.732 = 2.48 ms either side.
+    assert m.latency_p99_ci_high_ms - 19.0 == pytest.approx(4.303 / math.sqrt(3), rel=1e-3)
+    # With two runs there are too few for batch means: the windows' spread stands.
+    two = combine_runs(runs[:2], Verdict(True, True, "converged"), batch_size=1, window_ms=1000)
+    assert two.latency_p99_ci_high_ms is not None and two.latency_p99_ci_high_ms - 18.5 < 1.0
+
+
 def test_p99_has_no_interval_when_windows_hold_few_requests() -> None:
     """50 infer/sec at batch 8 over 1 s windows is ~6 requests a window: its "p99" is its slowest request."""
     m = combine_runs([run_of([50.0, 52.0, 48.0])], Verdict(True, True, "converged"), batch_size=8, window_ms=1000)

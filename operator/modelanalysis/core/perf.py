@@ -257,7 +257,8 @@ def combine_runs(runs: Sequence[PerfRun], verdict: Verdict, batch_size: int, win
     Throughput and its interval come from every window after warm-up; the latency percentiles are the mean
     of the runs' reports (each run pools its own windows), leaving out runs that lie wholly in the warm-up.
     p99's interval takes its half-width from the spread of the windows' p99 values, when every window holds
-    at least MIN_REQUESTS_FOR_P99 requests.
+    at least MIN_REQUESTS_FOR_P99 requests, or from the spread of the runs' p99s (batch means) when that is
+    wider and there are at least MIN_WINDOWS runs.
     """
     if not runs:
         raise ValueError("a point needs at least one perf_analyzer run")
@@ -282,6 +283,12 @@ def combine_runs(runs: Sequence[PerfRun], verdict: Verdict, batch_size: int, win
         if len(p99_values) == len(kept) and requests_per_window >= MIN_REQUESTS_FOR_P99
         else None
     )
+    # Windows of one run are not independent (a slow spell spans several), so their spread alone can make p99's
+    # interval too narrow for a budget decision. With MIN_WINDOWS runs or more, the runs' own p99s (batch means)
+    # say how much p99 moves from run to run; the interval is the wider of the two.
+    between_runs = mean_interval([s.latency_p99_ms for s in summaries]) if p99_interval else None
+    if p99_interval and between_runs and between_runs.half_width > p99_interval.half_width:
+        p99_interval = between_runs
     request_counts = [r.requests for r in runs]
     return PerfMeasurement(
         throughput_infer_per_sec=mean_throughput,
