@@ -450,3 +450,21 @@ def test_a_point_job_sends_the_models_inputs_and_mounts_the_claim_for_an_input_d
         "shapes": ["INPUT_IDS:64"], "stringLength": 8
     }
     assert all(v["name"] != "models" for v in plain["spec"]["template"]["spec"]["volumes"])
+
+
+def test_input_data_from_a_configmap_is_mounted_read_only_and_named_where_the_job_sees_it() -> None:
+    wire = {
+        "models": [{"name": "text_encoder", "inputs": {"dataConfigMap": {"name": "requests", "key": "te.json"}}}],
+        "modelRepository": {"uri": "s3://bucket/models"},  # no claim needed for a ConfigMap
+    }
+    point = Point(model="text_encoder", batch_size=1, load=Load.concurrency(1))
+    job = objects.load_generator_job("example", NS, 2, spec(wire), point, "10.1.2.3", SETTINGS, server_node="n")
+    c = container(job)
+    inputs = json.loads(next(a for a in c["args"] if a.startswith("--inputs="))[len("--inputs="):])
+    assert inputs == {"data": "/input-data/te.json"}
+    assert {"name": "input-data", "mountPath": "/input-data", "readOnly": True} in c["volumeMounts"]
+    items = [{"key": "te.json", "path": "te.json"}]
+    volume = {"name": "input-data", "configMap": {"name": "requests", "items": items}}
+    assert volume in job["spec"]["template"]["spec"]["volumes"]
+    with pytest.raises(ValueError, match=r"give inputs\.data or inputs\.dataConfigMap, not both"):
+        spec({**wire, "inputs": {"data": "zero", "dataConfigMap": {"name": "r", "key": "k"}}})

@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from modelanalysis.core.wire import WireModel
 
 RANDOM, ZERO = "random", "zero"
+ONE_SOURCE_OF_DATA = "give inputs.data or inputs.dataConfigMap, not both: perf_analyzer reads one input-data source"
 # NAME:D1[,D2...], as admission checks it (the API server's regex and pydantic's read it alike).
 SHAPE_PATTERN = r"^[^\p{Cc}]+:[1-9][0-9]*(,[1-9][0-9]*)*$"
 # How long a random string perf_analyzer makes for a BYTES input, at most (its default is 128).
@@ -62,6 +63,13 @@ def parse_shape(text: str) -> Shape:
     return Shape(name.strip(), tuple(int(v) for v in values))
 
 
+class ConfigMapKey(WireModel):
+    """One key of a ConfigMap in the analysis' namespace."""
+
+    name: str = Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    key: str = Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")
+
+
 class InputSettings(WireModel):
     """What perf_analyzer sends: for every model (spec.inputs) or for one (models[].inputs, which wins field by
     field, and shape by shape for an input named in both)."""
@@ -80,6 +88,11 @@ class InputSettings(WireModel):
         "request, each with its inputs' values and, for variable dims, shapes). In a ModelAnalysis the file is a "
         "path inside the model repository claim.",
     )
+    data_config_map: ConfigMapKey | None = Field(
+        None,
+        description="ModelAnalysis only, instead of data: the input-data JSON in this key of a ConfigMap of the "
+        "analysis' namespace (the load-generator Job mounts it read-only).",
+    )
     string_length: int | None = Field(
         None, ge=1, le=MAX_STRING_LENGTH, description="Length of the random strings sent to BYTES inputs."
     )
@@ -94,6 +107,12 @@ class InputSettings(WireModel):
             parse_shape(text)
         return shapes
 
+    @model_validator(mode="after")
+    def _one_source_of_data(self) -> InputSettings:
+        if self.data is not None and self.data_config_map is not None:
+            raise ValueError(ONE_SOURCE_OF_DATA)
+        return self
+
     @property
     def parsed_shapes(self) -> list[Shape]:
         return [parse_shape(s) for s in self.shapes or []]
@@ -106,9 +125,11 @@ class InputSettings(WireModel):
     def merged_over(self, general: InputSettings) -> InputSettings:
         """These settings (one model's) over the general ones: a field set here wins; shapes merge by input."""
         shapes = {s.name: s for s in general.parsed_shapes} | {s.name: s for s in self.parsed_shapes}
+        own_data = self.data is not None or self.data_config_map is not None
         return InputSettings(
             shapes=[s.text for s in shapes.values()] or None,
-            data=self.data if self.data is not None else general.data,
+            data=self.data if own_data else general.data,
+            data_config_map=self.data_config_map if own_data else general.data_config_map,
             string_length=self.string_length if self.string_length is not None else general.string_length,
             shared_memory=self.shared_memory if self.shared_memory is not None else general.shared_memory,
         )
@@ -121,6 +142,9 @@ class InputSettings(WireModel):
             args += ["--shape", shape.text]
         if self.data is not None:
             args += ["--input-data", data_path if data_path and self.data_file else self.data]
+        elif self.data_config_map is not None:  # where the Job mounts it (kube/objects.py), else in words
+            where = self.data_config_map
+            args += ["--input-data", data_path or f"configmap/{where.name}/{where.key}"]
         if self.string_length is not None:
             args += ["--string-length", str(self.string_length)]
         if self.shared_memory is not None:
@@ -129,7 +153,8 @@ class InputSettings(WireModel):
 
     @property
     def given(self) -> bool:
-        return any(v is not None for v in (self.shapes, self.data, self.string_length, self.shared_memory))
+        fields = (self.shapes, self.data, self.data_config_map, self.string_length, self.shared_memory)
+        return any(v is not None for v in fields)
 
 
 @dataclass(frozen=True)
@@ -247,8 +272,8 @@ def check_inputs(
             continue
         if data is not None and all(s is not None for s in data.shapes.get(spec.name, [None])):
             continue  # every entry says its shape
-        if data is None and settings.data_file:
-            continue  # a file not read here: perf_analyzer reads its shapes
+        if data is None and (settings.data_file or settings.data_config_map):
+            continue  # data not read here: perf_analyzer reads its shapes
         return InputCheck(
             f"{model}: input {spec.described()} has a variable dimension, so perf_analyzer cannot make up data for "
             f"it; give its shape with --shape {spec.name}:<dims> (manifest: inputs.shapes), or real requests with "

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from modelanalysis.core.inputs import ONE_SOURCE_OF_DATA
 from modelanalysis.core.spec import (
     DEFAULT_MAX_SEARCH_CONCURRENCY,
     DEFAULT_MAX_SEARCH_RATE,
@@ -98,6 +99,8 @@ _STEPS = (
 # An input settings block that names no input-data file (random, zero, or no data at all).
 _NO_DATA_FILE = "(!has({0}) || !has({0}.data) || {0}.data == 'random' || {0}.data == 'zero')"
 
+_ONE_SOURCE_CEL = "!(has(self.data) && has(self.dataConfigMap))"
+
 _VERSIONS = "(has(self.triton) && has(self.triton.versions) ? size(self.triton.versions) : 1)"
 
 # Rules the OpenAPI schema cannot express, each with the sentence a user sees when kubectl refuses. A path
@@ -150,6 +153,8 @@ CEL_RULES: dict[str, list[dict[str, str]]] = {
             "doublings)",
         }
     ],
+    "inputs": [{"rule": _ONE_SOURCE_CEL, "message": ONE_SOURCE_OF_DATA}],
+    "models[].inputs": [{"rule": _ONE_SOURCE_CEL, "message": ONE_SOURCE_OF_DATA}],
     "inputs.data": [{"rule": INPUT_DATA_CEL, "message": INPUT_DATA_MESSAGE}],
     "models[].inputs.data": [{"rule": INPUT_DATA_CEL, "message": INPUT_DATA_MESSAGE}],
     "inputs.sharedMemory": [{"rule": SHARED_MEMORY_CEL, "message": SHARED_MEMORY_MESSAGE}],

@@ -24,6 +24,7 @@ from modelanalysis.kube.settings import OperatorSettings
 
 HTTP_PORT, GRPC_PORT, METRICS_PORT = 8000, 8001, 8002
 MODELS_MOUNT = "/models"
+INPUT_DATA_VOLUME, INPUT_DATA_MOUNT = "input-data", "/input-data"  # inputs.dataConfigMap, in the point Jobs
 TERMINATION_LOG = "/dev/termination-log"
 RESULTS_IN = "/results-in"
 RESULTS_OUT = "/results-out"
@@ -304,6 +305,12 @@ def load_generator_inputs(spec: ModelAnalysisSpec, model: str) -> tuple[InputSet
     mounted read-only where the Triton pod mounts it), and the volume that needs (none otherwise)."""
     inputs = spec.inputs_for(model)
     pvc = spec.model_repository.pvc
+    source = inputs.data_config_map
+    if source is not None:
+        volume = {"name": INPUT_DATA_VOLUME,
+                  "configMap": {"name": source.name, "items": [{"key": source.key, "path": source.key}]}}  # fmt: skip
+        seen_at = posixpath.join(INPUT_DATA_MOUNT, source.key)
+        return inputs.model_copy(update={"data": seen_at, "data_config_map": None}), [volume]
     if inputs.data_file is None or pvc is None:
         return inputs, []
     seen_at = posixpath.join(model_repository_arg(spec), inputs.data_file)
@@ -354,7 +361,8 @@ def load_generator_job(
         "resources": resources,
     }
     if volumes:
-        container["volumeMounts"] = [{"name": "models", "mountPath": MODELS_MOUNT, "readOnly": True}]
+        mount = MODELS_MOUNT if volumes[0]["name"] == "models" else INPUT_DATA_MOUNT
+        container["volumeMounts"] = [{"name": volumes[0]["name"], "mountPath": mount, "readOnly": True}]
     job = _restricted_job(
         names.point_job_name(name, generation, point),
         namespace,

@@ -88,12 +88,25 @@ def check_names(run: AnalysisRun, spec: ModelAnalysisSpec, trials: list[Trial]) 
 
 
 def check_claims(run: AnalysisRun, spec: ModelAnalysisSpec) -> None:
-    """Refuse a claim that does not exist before anything runs: a missing results claim would otherwise
-    surface only after the whole sweep, when the results Job cannot start."""
+    """Refuse a claim (or an input-data ConfigMap) that does not exist before anything runs: a missing results
+    claim would otherwise surface only after the whole sweep, when the results Job cannot start, and a missing
+    ConfigMap as a load-generator pod that never starts."""
     claims = [
         ("modelRepository.pvc.claimName", spec.model_repository.pvc),
         ("results.pvc.claimName", spec.results.pvc),
     ]
+    for inputs in [spec.inputs, *(m.inputs for m in spec.models if m.inputs is not None)]:
+        source = inputs.data_config_map
+        if source is None:
+            continue
+        found = run.api.read("ConfigMap", run.namespace, source.name)
+        if found is None or source.key not in (found.get("data") or {}):
+            what = "no such ConfigMap" if found is None else f"it has no key {source.key!r}"
+            raise AnalysisFailed(
+                Reason.INVALID_SPEC,
+                f"inputs.dataConfigMap {source.name!r}: {what} in namespace {run.namespace}; create it with the "
+                "input-data JSON under that key, or fix the name.",
+            )
     for field, location in claims:
         if location and run.api.read("PersistentVolumeClaim", run.namespace, location.claim_name) is None:
             raise AnalysisFailed(
