@@ -114,6 +114,8 @@ def next_load(
             return NextLoad(None, f"p99 breaks the {p99_budget_ms:g} ms budget already at {first.words}")
         return NextLoad(None, f"{first.words}, the search's lowest, does not hold already")
     for a, b in ((low, band[0] if band else high), (band[-1] if band else low, high)):
+        if a == 0 and kind == LoadKind.REQUEST_RATE:
+            continue  # a rate search does not go below its lowest step
         between = _between(a, b, kind)
         if between is not None:
             return NextLoad(Load(kind=kind, value=between))
