@@ -39,7 +39,7 @@ from modelanalysis.adapters.triton_control import (
 from modelanalysis.core.inputs import InputCheck, SharedMemory, check_inputs, parse_input_data
 from modelanalysis.core.load import Load
 from modelanalysis.core.objectives import choose_best
-from modelanalysis.core.perf import MeasureAgain, PerfMeasurement, PointMeasurementError
+from modelanalysis.core.perf import InputsRefused, MeasureAgain, PerfMeasurement, PointMeasurementError
 from modelanalysis.core.results import (
     NOT_MEASURABLE,
     AnalysisResult,
@@ -345,6 +345,11 @@ class SweepEngine:
             outcome.status = ModelStatus.PROFILED
             measured = len(self._measured(name))
             self._record(EventKind.PROFILED, model=name, message=f"{measured} points")
+        except InputsRefused as refused:
+            outcome.status, outcome.error = ModelStatus.REFUSED, str(refused)
+            self._record(EventKind.REFUSED, model=name, message=str(refused))
+            self._leave(variant, unload)
+            return
         except BaseException:
             # Stopped (Ctrl-C, the analysis deleted) or the server went away: leave the server as it was if it
             # still answers, and let the reason through unchanged.
@@ -430,6 +435,8 @@ class SweepEngine:
             except MeasureAgain:
                 # A fresh window: the cut-off try's requests must not count in this point's server throughput.
                 continue
+            except InputsRefused:
+                raise  # the model is refused (profile_model), not this point failed
             except PointMeasurementError as exc:
                 error = str(exc)
             finally:

@@ -24,9 +24,10 @@ from modelanalysis.adapters.files import (
     write_results_owner,
 )
 from modelanalysis.adapters.perf_analyzer import PerfAnalyzerError, measure_point
-from modelanalysis.core.inputs import InputSettings
+from modelanalysis.core.inputs import InputSettings, parse_input_data
 from modelanalysis.core.load import Load
 from modelanalysis.core.parts import join_parts
+from modelanalysis.core.perf import INPUTS_REFUSED_PREFIX
 from modelanalysis.core.spec import MeasurementSettings
 from modelanalysis.core.sweep import Point
 
@@ -75,6 +76,16 @@ def perf_point(argv: Sequence[str]) -> int:
     except ValidationError as exc:
         print(f"error: --inputs: {exc.errors()[0]['msg']}", file=sys.stderr)
         return 2
+    if inputs.data_file is not None:  # a file perf_analyzer would fail on: refuse the model, in one sentence
+        try:
+            parse_input_data(Path(inputs.data_file).read_text(), inputs.data_file)
+        except (OSError, ValueError) as exc:
+            why = f"cannot read input data {inputs.data_file} ({exc})" if isinstance(exc, OSError) else str(exc)
+            message = f"{INPUTS_REFUSED_PREFIX}{args.model}: {why}"[:MAX_TERMINATION_MESSAGE]
+            if args.termination_log is not None:
+                args.termination_log.write_text(message)
+            print(message, file=sys.stderr)
+            return 3
     load = Load.concurrency(args.concurrency) if args.concurrency is not None else Load.request_rate(args.request_rate)
     point = Point(model=args.model, batch_size=args.batch, load=load)
     try:

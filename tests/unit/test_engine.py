@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from modelanalysis.core.perf import MeasureAgain, PerfMeasurement, PointMeasurementError
+from modelanalysis.core.perf import InputsRefused, MeasureAgain, PerfMeasurement, PointMeasurementError
 from modelanalysis.core.results import AnalysisResult, ModelOutcome, ModelStatus, PointResult, PointStatus
 from modelanalysis.core.server_metrics import ResourceMetrics
 from modelanalysis.core.spec import Constraints, MeasurementSettings, SweepSpec
@@ -57,6 +57,23 @@ def test_a_point_that_cannot_be_measured_is_failed_with_its_reason_and_the_sweep
     assert result.points[1].perf is None
     assert len(journal.kinds(EventKind.POINT_FAILED)) == 2
     assert triton.calls == ["load a", "unload a"]
+
+
+def test_inputs_the_load_generator_refuses_refuse_the_model_not_each_point_and_the_others_run() -> None:
+    """The operator's Job reads the input-data file first; one that does not parse refuses the model."""
+
+    def run(point: Point, settings: MeasurementSettings) -> PerfMeasurement:
+        if point.model == "a":
+            raise InputsRefused("a: input data inputs/a.json is not JSON (Expecting value at line 1, column 1)")
+        return numbers(point)
+
+    triton, journal = StandInTriton({"a": 8, "b": 8}), Recorder()
+    result = engine(spec(["a", "b"], [1, 4], [1, 2]), triton, journal, run).run(AnalysisResult(triton_version="x"))
+    outcome = result.outcome("a")
+    assert outcome is not None and outcome.status == ModelStatus.REFUSED
+    assert outcome.error is not None and "is not JSON" in outcome.error
+    assert [p.point.key for p in result.points] == ["b/b1/c1", "b/b1/c2", "b/b4/c1", "b/b4/c2"]  # none of a's
+    assert len(journal.kinds(EventKind.REFUSED)) == 1 and triton.calls[:2] == ["load a", "unload a"]
 
 
 def test_a_point_cut_off_from_outside_is_measured_again_in_a_fresh_window() -> None:

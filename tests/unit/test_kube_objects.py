@@ -468,3 +468,17 @@ def test_input_data_from_a_configmap_is_mounted_read_only_and_named_where_the_jo
     assert volume in job["spec"]["template"]["spec"]["volumes"]
     with pytest.raises(ValueError, match=r"give inputs\.data or inputs\.dataConfigMap, not both"):
         spec({**wire, "inputs": {"data": "zero", "dataConfigMap": {"name": "r", "key": "k"}}})
+
+
+def test_the_point_job_refuses_an_input_data_file_that_does_not_parse_before_perf_analyzer_runs(
+    tmp_path: Path,
+) -> None:
+    bad = tmp_path / "requests.json"
+    bad.write_text("{not json")
+    log = tmp_path / "termination-log"
+    inputs = json.dumps({"data": str(bad)})
+    args = ["--model=text_encoder", "--batch=1", "--concurrency=1", "--grpc-url=h:1", "--http-url=h:2",
+            f"--inputs={inputs}", f"--termination-log={log}"]  # fmt: skip
+    code = job_commands.run("perf-point", args)
+    assert code == 3
+    assert log.read_text().startswith(f"inputs refused: text_encoder: input data {bad} is not JSON")

@@ -183,7 +183,7 @@ def test_the_rate_search_doubles_until_a_rate_is_not_delivered_then_bisects_to_w
     assert found.load_kind == LoadKind.REQUEST_RATE
     assert found.surely_under is not None and found.surely_over is not None
     # The true capacity is bracketed, up to the measurement's own +-2% (1024/s reads 1000 +- 20: it may be so).
-    assert found.surely_under <= CAPACITY * 1.05 and CAPACITY < found.surely_over
+    assert found.surely_under <= CAPACITY * 1.05 and found.surely_over > CAPACITY
     edge = max([found.surely_under, *found.undecided])
     assert found.surely_over - edge <= 0.05 * found.surely_over  # bisected to within 5% of the rate
     assert reason.startswith("the search's boundary: m batch 1: request rate ")

@@ -52,6 +52,15 @@ class PointMeasurementError(RuntimeError):
     says which and why."""
 
 
+class InputsRefused(PointMeasurementError):
+    """What perf_analyzer was to send the model cannot be sent (an input-data file that does not parse): the
+    model is refused, not each of its points failed (core/inputs.py)."""
+
+
+# How a load generator says so in its one-line result (the operator's Job: its termination message).
+INPUTS_REFUSED_PREFIX = "inputs refused: "
+
+
 class MeasureAgain(RuntimeError):
     """The point's measurement was cut off from outside (its load generator's pod deleted or evicted) and the
     runner asks for it to be measured again from the start; nothing of the cut-off try is kept."""

@@ -7,7 +7,13 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from modelanalysis.core.perf import MeasureAgain, PerfMeasurement, PointMeasurementError
+from modelanalysis.core.perf import (
+    INPUTS_REFUSED_PREFIX,
+    InputsRefused,
+    MeasureAgain,
+    PerfMeasurement,
+    PointMeasurementError,
+)
 from modelanalysis.core.sweep import Point
 from modelanalysis.kube import objects
 from modelanalysis.kube.readings import job_outcome, termination_message, unscheduled
@@ -33,6 +39,8 @@ def run_point_job(trial: TrialRun, point: Point, pod_ip: str) -> PerfMeasurement
     # A point that failed because the server went away is not the point's failure: the run fails, with
     # why, and the interrupted point is not recorded (every point measured before it is kept).
     trial.check_server(point, pod_ip)
+    if interruption is None and message.startswith(INPUTS_REFUSED_PREFIX):
+        raise InputsRefused(message.removeprefix(INPUTS_REFUSED_PREFIX))
     if interruption is None:
         raise PointMeasurementError(message)
     decision = after_interruption(point.key, runs, interruption)
