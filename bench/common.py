@@ -4,7 +4,9 @@ order of interleaved repeats, and the facts recorded beside the figures (the com
 from __future__ import annotations
 
 import contextlib
+import csv
 import importlib.metadata
+import json
 import os
 import platform
 import socket
@@ -12,7 +14,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -119,3 +121,41 @@ def machine_facts(perf_binary: Path = PERF_ANALYZER) -> dict[str, Any]:
         "perf_analyzer": str(perf_binary),
         "tritonserver": str(find_local_triton().binary),
     }
+
+
+def write_results(result: dict[str, Any], out: Path, markdown: Callable[[dict[str, Any]], str]) -> None:
+    """The figures as JSON at `out` and their summary as markdown beside it (`out` with .md)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(rounded(result), indent=2) + "\n")
+    out.with_suffix(".md").write_text(markdown(result))
+    log(f"wrote {out} and {out.with_suffix('.md').name}")
+
+
+def resummarize(
+    out: Path,
+    summarize: Callable[[list[dict[str, Any]]], dict[str, Any]],
+    markdown: Callable[[dict[str, Any]], str],
+    notes: list[str],
+) -> None:
+    """--summarize-only: recompute an existing results file's summary (and add notes) from its runs."""
+    result = json.loads(out.read_text())
+    result["summary"] = summarize(result["runs"])
+    result["notes"] = result.get("notes", []) + notes
+    write_results(result, out, markdown)
+
+
+def csv_rows_of(path: Path, model: str) -> list[dict[str, str]]:
+    """A Model Analyzer CSV's rows for `model`, in its order ([] when the file is missing)."""
+    try:
+        rows = list(csv.DictReader(path.read_text().splitlines()))
+    except OSError:
+        return []
+    return [row for row in rows if row.get("Model") == model]
+
+
+def cell_number(row: dict[str, str], column: str) -> float | None:
+    """A CSV cell as a number (None when empty or absent)."""
+    with contextlib.suppress(KeyError, TypeError, ValueError):
+        return float(row[column])
+    return None
+

@@ -55,8 +55,6 @@ within our band [surely_under, surely_over] in each repeat. See bench/README.md.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import csv
 import datetime as dt
 import json
 import re
@@ -67,7 +65,22 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import PERF_ANALYZER, REPO, git_facts, interleaved, log, machine_facts, median, ratio, rounded, run_timed
+from common import (
+    PERF_ANALYZER,
+    REPO,
+    cell_number,
+    csv_rows_of,
+    git_facts,
+    interleaved,
+    log,
+    machine_facts,
+    median,
+    ratio,
+    resummarize,
+    rounded,
+    run_timed,
+    write_results,
+)
 from ours_vs_model_analyzer import (
     MA_VENV,
     MA_VERSION,
@@ -157,20 +170,9 @@ def ma_config(
 
 def parse_ma_rows(path: Path, model: str) -> list[dict[str, Any]]:
     """Model Analyzer's metrics-model-inference.csv, in its order (best first, its ranking), one row a point."""
-    try:
-        rows = list(csv.DictReader(path.read_text().splitlines()))
-    except OSError:
-        return []
-
-    def num(row: dict[str, str], column: str) -> float | None:
-        with contextlib.suppress(KeyError, TypeError, ValueError):
-            return float(row[column])
-        return None
-
+    num = cell_number
     out = []
-    for row in rows:
-        if row.get("Model") != model:
-            continue
+    for row in csv_rows_of(path, model):
         rate, tp = num(row, "Request Rate"), num(row, "Throughput (infer/sec)")
         batch = int(num(row, "Batch") or 1)
         out.append({
@@ -558,20 +560,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def write(result: dict[str, Any], out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(rounded(result), indent=2) + "\n")
-    out.with_suffix(".md").write_text(markdown(result))
-    log(f"wrote {out} and {out.with_suffix('.md').name}")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.summarize_only:
-        result = json.loads(args.out.read_text())
-        result["summary"] = summarize(result["runs"])
-        result["notes"] = result.get("notes", []) + args.note
-        write(result, args.out)
+        resummarize(args.out, summarize, markdown, args.note)
         return 0
     folder = args.model_folder.resolve()
     reload = args.model_state == "unloaded"
@@ -639,7 +631,7 @@ def main(argv: list[str] | None = None) -> int:
         "summary": summarize(runs),
         "runs": runs,
     }
-    write(result, args.out)
+    write_results(result, args.out, markdown)
     s = result["summary"]
     print(json.dumps(rounded({k: s[k] for k in ("median_ours_vs_ma", "median_ours_vs_ma_without_duplicate",
                                                  "ma_in_our_band", "sentence")}, 3), indent=2))  # fmt: skip

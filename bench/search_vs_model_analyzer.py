@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import datetime as dt
 import json
 import os
@@ -43,15 +42,19 @@ from typing import Any
 from common import (
     PERF_ANALYZER,
     REPO,
+    cell_number,
     consecutive_free_ports,
+    csv_rows_of,
     git_facts,
     interleaved,
     log,
     machine_facts,
     median,
     ratio,
+    resummarize,
     rounded,
     run_timed,
+    write_results,
 )
 from ours_vs_model_analyzer import MA_VENV, MA_VERSION, OURS, ensure_model_analyzer, ma_environment, run_ours_and_read
 
@@ -120,16 +123,7 @@ def ma_config(
 
 def parse_ma_results(path: Path, model: str) -> list[dict[str, Any]]:
     """Model Analyzer's metrics-model-inference.csv, in its order (best first, its ranking), one row a point."""
-    try:
-        rows = list(csv.DictReader(path.read_text().splitlines()))
-    except OSError:
-        return []
-
-    def num(row: dict[str, str], column: str) -> float | None:
-        with contextlib.suppress(KeyError, TypeError, ValueError):
-            return float(row[column])
-        return None
-
+    num = cell_number
     return [
         {
             "variant": row.get("Model Config Path", ""),
@@ -141,8 +135,7 @@ def parse_ma_results(path: Path, model: str) -> list[dict[str, Any]]:
             "instance_group": row.get("Instance Group"),
             "dynamic_batcher": row.get("Dynamic Batcher Sizes") or row.get("Dynamic Batching"),
         }
-        for row in rows
-        if row.get("Model") == model
+        for row in csv_rows_of(path, model)
     ]
 
 
@@ -468,20 +461,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def write(result: dict[str, Any], out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(rounded(result), indent=2) + "\n")
-    out.with_suffix(".md").write_text(markdown(result))
-    log(f"wrote {out} and {out.with_suffix('.md').name}")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.summarize_only:
-        result = json.loads(args.out.read_text())
-        result["summary"] = summarize(result["runs"])
-        result["notes"] = result.get("notes", []) + args.note
-        write(result, args.out)
+        resummarize(args.out, summarize, markdown, args.note)
         return 0
     counts = [int(v) for v in args.instance_counts.split(",")]
     dynamic = on_off(args.dynamic_batching)
@@ -539,7 +522,7 @@ def main(argv: list[str] | None = None) -> int:
         "summary": summarize(runs),
         "runs": runs,
     }
-    write(result, args.out)
+    write_results(result, args.out, markdown)
     print(json.dumps(rounded(result["summary"]["targets"], 3), indent=2))
     return 0
 
