@@ -50,6 +50,7 @@ def test_with_a_shape_every_batch_is_measured(
     encoder, add_sub = result.outcome("text_encoder"), result.outcome("add_sub")
     assert encoder is not None and encoder.inputs == "--shape INPUT_IDS:32"  # what was sent, recorded
     assert add_sub is not None and add_sub.inputs is None
+    assert [r["Inputs"] for r in rows(export)] == ["--shape INPUT_IDS:32"] * 2 + [""] * 2  # the CSV says it too
 
 
 def test_with_an_input_data_file_of_several_lengths_batch_1_is_measured_and_larger_batches_skipped_with_why(

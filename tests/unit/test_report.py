@@ -14,6 +14,7 @@ from modelanalysis.core.report import (
     GPU_CSV,
     INFERENCE_COLUMNS,
     INFERENCE_CSV,
+    INPUTS_COLUMN,
     OPEN_LOOP_COLUMNS,
     SERVER_ONLY_COLUMNS,
     SERVER_ONLY_CSV,
@@ -52,7 +53,7 @@ PERF = PerfMeasurement(
 )
 
 # A concurrency analysis's columns: the open-loop ones appear only when the load is a request rate.
-CLOSED_LOOP_COLUMNS = [c for c in INFERENCE_COLUMNS if c not in OPEN_LOOP_COLUMNS]
+CLOSED_LOOP_COLUMNS = [c for c in INFERENCE_COLUMNS if c not in (*OPEN_LOOP_COLUMNS, INPUTS_COLUMN)]
 CPU_ONLY = ResourceMetrics(max_cpu_utilization_pct=62.5, max_cpu_memory_used_mb=810.14, sample_count=3)
 TWO_GPUS = ResourceMetrics(
     gpus=[

@@ -26,6 +26,7 @@ LOAD_COLUMN = "Concurrency"  # the load's column in the lists below; core/load.C
 # Open-loop load: whether the offered rate was delivered, and what perf_analyzer sent where it fell behind (in
 # request-rate analyses only).
 OPEN_LOOP_COLUMNS = ("Delivered", "Send Rate (req/sec)", "Delayed Requests (%)")
+INPUTS_COLUMN = "Inputs"
 
 INFERENCE_COLUMNS = [
     # Model Analyzer's columns
@@ -44,6 +45,8 @@ INFERENCE_COLUMNS = [
     "Server Node", "Load Generator Node", "Load Generator Placement",
     "Load Generator CPU (cores)", "Load Generator CPU Budget (cores)", "Load Generator Bottleneck",
     *OPEN_LOOP_COLUMNS,
+    # what perf_analyzer was given to send the model (its flags), in analyses that gave it any
+    INPUTS_COLUMN,
     # the Triton release the point ran on (several when spec.triton.versions compares them)
     "Triton Version",
 ]  # fmt: skip
@@ -129,6 +132,7 @@ def inference_row(
         "Load Generator Placement": p.placement.load_generator_placement or "",
         "Load Generator Bottleneck": _yes_no(perf.load_generator_bottleneck if perf else None),
         "Delivered": _yes_no(None if (delivery := delivery_verdict(p)) is None else delivery.side != Side.OVER),
+        INPUTS_COLUMN: (outcome.inputs or "") if outcome else "",
         "Triton Version": p.triton_version or triton_version,
     }
 
@@ -172,9 +176,14 @@ def load_column(result: AnalysisResult) -> str:
 
 def _with_load_column(columns: list[str], result: AnalysisResult) -> list[str]:
     """Model Analyzer's columns with the load's own in Concurrency's place; the open-loop columns only where the
-    load is a rate."""
+    load is a rate, and Inputs only where a model was sent more than made-up data."""
     load = load_column(result)
-    return [load if c == LOAD_COLUMN else c for c in columns if load != LOAD_COLUMN or c not in OPEN_LOOP_COLUMNS]
+    sent = any(m.inputs for m in result.models)
+    return [
+        load if c == LOAD_COLUMN else c
+        for c in columns
+        if (load != LOAD_COLUMN or c not in OPEN_LOOP_COLUMNS) and (sent or c != INPUTS_COLUMN)
+    ]
 
 
 def inference_columns(result: AnalysisResult) -> list[str]:
