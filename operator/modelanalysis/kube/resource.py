@@ -431,6 +431,16 @@ class Reason(StrEnum):
     RUN_ERROR = "RunError"  # the run raised something unexpected; the handlers retry it (kube/handlers.py)
 
 
+def _whole_as_int(value: float) -> Any:
+    return int(value) if float(value).is_integer() else value
+
+
+# A load in status: a number (a structural schema allows one type), written 4 rather than 4.0 when whole.
+LoadNumber = Annotated[
+    float, PlainSerializer(_whole_as_int), WithJsonSchema({"type": "number"}, mode="serialization")
+]
+
+
 class CompactGpu(BaseModel):
     """One GPU's maxima over a point, in the short form kept in status."""
 
@@ -455,7 +465,7 @@ class CompactPoint(BaseModel):
     )
     batch: int
     concurrency: int | None = Field(None, description="Closed-loop load: requests kept in flight.")
-    request_rate: float | None = Field(None, alias="requestRate", description="Open-loop load: requests per second.")
+    request_rate: LoadNumber | None = Field(None, alias="requestRate", description="Open-loop load: requests/sec.")
     status: str
     error: str | None = None
     throughput: float | None = Field(None, description="perf_analyzer's throughput (infer/sec).")
@@ -516,7 +526,7 @@ class SkippedPointStatus(BaseModel):
 
     batch: int
     concurrency: int | None = None
-    request_rate: float | None = Field(None, alias="requestRate")
+    request_rate: LoadNumber | None = Field(None, alias="requestRate")
     reason: str
 
 
@@ -561,7 +571,7 @@ class BestStatus(BaseModel):
     )
     batch: int
     concurrency: int | None = Field(None, description="Closed-loop load: requests kept in flight.")
-    request_rate: float | None = Field(None, alias="requestRate", description="Open-loop load: requests per second.")
+    request_rate: LoadNumber | None = Field(None, alias="requestRate", description="Open-loop load: requests/sec.")
     throughput: float = Field(description="Throughput (infer/sec).")
     throughput_ci: list[float] | None = Field(
         None, alias="throughputCI", description="95% confidence interval of throughput: [low, high]."
@@ -582,16 +592,6 @@ class BestStatus(BaseModel):
         description="A point ranking higher (or this one, when none is surely within) that is only probably within "
         "the constraints: a 95% interval straddles a bound. Never chosen.",
     )
-
-
-def _whole_as_int(value: float) -> Any:
-    return int(value) if float(value).is_integer() else value
-
-
-# A load in status: a number (a structural schema allows one type), written 4 rather than 4.0 when whole.
-LoadNumber = Annotated[
-    float, PlainSerializer(_whole_as_int), WithJsonSchema({"type": "number"}, mode="serialization")
-]
 
 
 class BoundaryStatus(BaseModel):
