@@ -74,6 +74,7 @@ class StandInTriton:
     preloaded: set[str] = field(default_factory=set)
     loaded: set[str] = field(default_factory=set)
     calls: list[str] = field(default_factory=list)
+    decoupled: set[str] = field(default_factory=set)  # models that stream (model_transaction_policy.decoupled)
 
     def wait_ready(self, timeout_s: float = 10.0) -> None:
         pass
@@ -98,6 +99,8 @@ class StandInTriton:
     def raw_model_config(self, model: str) -> dict[str, Any]:
         own = {"name": model, "max_batch_size": self.max_batch_size[model],
                "instance_group": [{"name": model, "count": 1, "kind": "KIND_CPU"}]}  # fmt: skip
+        if model in self.decoupled:
+            own["model_transaction_policy"] = {"decoupled": True}
         return self.overrides.get(model, own)
 
     def unload(self, model: str, timeout_s: float = 60.0) -> None:

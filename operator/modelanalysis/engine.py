@@ -53,6 +53,7 @@ from modelanalysis.core.results import (
 from modelanalysis.core.search import next_load
 from modelanalysis.core.server_metrics import GpuMetrics, ResourceMetrics, aggregate_window
 from modelanalysis.core.spec import DEFAULT_STABILITY_PERCENTAGE, MeasurementSettings, SweepSpec
+from modelanalysis.core.spec import Protocol as WireProtocol
 from modelanalysis.core.sweep import Point, SkippedPoint, plan_model_points
 from modelanalysis.core.variants import ModelVariant, config_override, plan_variants, same_config
 
@@ -73,6 +74,20 @@ MAX_TRIALS_NOTE = (
     "measurement.maxTrials is deprecated: it is measurement.maxWindows now (a trial is what one Triton server "
     "measures, spec.parallelism.maxTrials). The old name still works for this release."
 )
+HTTP_STREAMING_REFUSAL = (
+    "{model} is decoupled (it streams its responses, model_transaction_policy.decoupled) and perf_analyzer can "
+    "only stream over gRPC: use --protocol grpc (measurement.protocol: grpc), the default"
+)
+
+
+def streaming_note(model: str) -> str:
+    return (
+        f"{model} is decoupled (it streams its responses): measured with perf_analyzer --async --streaming over "
+        "gRPC; its time to first token, inter-token latency and output tokens per second come from perf_analyzer's "
+        "per-request record (README: LLMs and streaming models)."
+    )
+
+
 STABILITY_PERCENTAGE_NOTE = (
     "--stability-percentage (stabilityPercentage) no longer ends a point: each point is measured until the 95% "
     "confidence interval of its throughput is within --convergence (convergencePct) percent, or its time cap."
@@ -313,6 +328,8 @@ class SweepEngine:
             self._record(EventKind.LOAD_FAILED, model=name, message=str(exc))
             return
         check = self._check_inputs(model, config)
+        if config.decoupled and self.spec.measurement.protocol == WireProtocol.HTTP:
+            check = InputCheck(HTTP_STREAMING_REFUSAL.format(model=model))
         if check.refusal is not None:
             refused = outcome_of(variant, self.triton_version, status=ModelStatus.REFUSED, error=check.refusal,
                                  max_batch_size=config.max_batch_size,
@@ -338,10 +355,12 @@ class SweepEngine:
             )
             self.result.models.append(outcome)
         self._record(EventKind.LOADED, model=name)
+        if config.decoupled:
+            self._note(streaming_note(model))
         try:
             for batch in sorted({p.batch_size for p in plan.points}):
                 steps = [p.load for p in plan.points if p.batch_size == batch]
-                self.profile_batch(variant, batch, steps, outcome)
+                self.profile_batch(variant, batch, steps, outcome, streaming=config.decoupled)
             outcome.status = ModelStatus.PROFILED
             measured = len(self._measured(name))
             self._record(EventKind.PROFILED, model=name, message=f"{measured} points")
@@ -392,9 +411,11 @@ class SweepEngine:
             p for p in self.result.points if p.variant_name == variant_name and p.triton_version == self.triton_version
         ]
 
-    def profile_batch(self, variant: ModelVariant, batch: int, steps: list[Load], outcome: ModelOutcome) -> None:
+    def profile_batch(
+        self, variant: ModelVariant, batch: int, steps: list[Load], outcome: ModelOutcome, streaming: bool = False
+    ) -> None:
         """Measure one batch size at the loads the search picks, one at a time; record the steps it
-        left out, with why."""
+        left out, with why. `streaming`: the model is decoupled (core/streaming.py)."""
         budget = self.spec.constraints.p99_latency_ms
         model, name, tag = variant.model, variant.name, variant.point_variant
         while True:
@@ -403,7 +424,8 @@ class SweepEngine:
             if step.load is None:
                 break
             version = self.triton_version
-            point = Point(model=model, batch_size=batch, load=step.load, variant=tag, triton_version=version)
+            point = Point(model=model, batch_size=batch, load=step.load, variant=tag, triton_version=version,
+                          streaming=streaming)  # fmt: skip
             self.checkpoint()
             self._record(EventKind.POINT, model=name, point=point)
             result = self.measure_point(point, self.spec.measurement)

@@ -54,6 +54,10 @@ def _perf_point_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--cpu-budget", type=float, help="Cores the Job was given (default: the CPUs this process may use)."
     )
+    parser.add_argument(
+        "--streaming", action="store_true", help="The model is decoupled: stream over gRPC and read perf_analyzer's "
+        "per-request export for time to first token, inter-token latency and tokens per second."
+    )
     parser.add_argument("--inputs", help="What perf_analyzer sends the model (spec.inputs, merged), as JSON.")
     parser.add_argument(
         "--p99-budget-ms", type=float, help="A concurrency search's p99 budget: measure until p99's interval is on "
@@ -87,7 +91,7 @@ def perf_point(argv: Sequence[str]) -> int:
             print(message, file=sys.stderr)
             return 3
     load = Load.concurrency(args.concurrency) if args.concurrency is not None else Load.request_rate(args.request_rate)
-    point = Point(model=args.model, batch_size=args.batch, load=load)
+    point = Point(model=args.model, batch_size=args.batch, load=load, streaming=args.streaming)
     try:
         result = measure_point(point, settings, args.grpc_url, args.http_url, cpu_budget_cores=args.cpu_budget,
                                p99_budget_ms=args.p99_budget_ms,

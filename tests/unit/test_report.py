@@ -18,6 +18,8 @@ from modelanalysis.core.report import (
     OPEN_LOOP_COLUMNS,
     SERVER_ONLY_COLUMNS,
     SERVER_ONLY_CSV,
+    STREAMING_COLUMNS,
+    STREAMING_SURENESS_COLUMNS,
     csv_files,
 )
 from modelanalysis.core.results import AnalysisResult, ModelOutcome, ModelStatus, PointResult, PointStatus
@@ -53,7 +55,10 @@ PERF = PerfMeasurement(
 )
 
 # A concurrency analysis's columns: the open-loop ones appear only when the load is a request rate.
-CLOSED_LOOP_COLUMNS = [c for c in INFERENCE_COLUMNS if c not in (*OPEN_LOOP_COLUMNS, INPUTS_COLUMN)]
+CLOSED_LOOP_COLUMNS = [
+    c for c in INFERENCE_COLUMNS
+    if c not in (*OPEN_LOOP_COLUMNS, INPUTS_COLUMN, *STREAMING_COLUMNS, *STREAMING_SURENESS_COLUMNS)
+]  # fmt: skip
 CPU_ONLY = ResourceMetrics(max_cpu_utilization_pct=62.5, max_cpu_memory_used_mb=810.14, sample_count=3)
 TWO_GPUS = ResourceMetrics(
     gpus=[

@@ -29,6 +29,7 @@ from modelanalysis.core.perf import (
     perf_analyzer_args,
 )
 from modelanalysis.core.spec import MeasurementSettings
+from modelanalysis.core.streaming import ProfileExportError, read_stream_windows
 from modelanalysis.core.sweep import Point
 
 
@@ -100,8 +101,9 @@ def run_perf_analyzer_once(
 ) -> PerfRun:
     """One perf_analyzer run: WINDOWS_PER_RUN windows, its report and each window's numbers."""
     with tempfile.TemporaryDirectory(prefix="perf-") as tmp:
-        report = Path(tmp) / "report.csv"
-        cmd = [str(binary), *perf_analyzer_args(point, settings, grpc_url, http_url, str(report), input_args)]
+        report, export = Path(tmp) / "report.csv", Path(tmp) / "export.json"
+        args = perf_analyzer_args(point, settings, grpc_url, http_url, str(report), input_args, str(export))
+        cmd = [str(binary), *args]
         try:
             proc = subprocess.run(
                 cmd, capture_output=True, text=True, timeout=timeout_s, env=perf_analyzer_env(), check=False
@@ -117,12 +119,17 @@ def run_perf_analyzer_once(
             raise PerfAnalyzerError(f"perf_analyzer failed (exit {proc.returncode}): {last_lines(proc)}")
         try:
             summary = parse_perf_analyzer_csv(report.read_text(), point.load)
-        except PerfReportError as exc:
+            # Read and reduced here, file by file: a run's per-request record never outlives its run.
+            streamed = read_stream_windows(export.read_text()) if point.streaming else []
+        except (PerfReportError, ProfileExportError) as exc:
             raise PerfAnalyzerError(str(exc)) from None
+        except OSError as exc:
+            raise PerfAnalyzerError(f"perf_analyzer wrote no profile export for a streaming point ({exc})") from None
     send_rate, delayed = parse_send_rate(proc.stdout)
     return PerfRun(
-        summary, parse_perf_analyzer_windows(proc.stdout), parse_request_count(proc.stdout), send_rate, delayed
-    )
+        summary, parse_perf_analyzer_windows(proc.stdout), parse_request_count(proc.stdout), send_rate, delayed,
+        streamed,
+    )  # fmt: skip
 
 
 def measure_point(
@@ -185,7 +192,7 @@ def measure_point(
             if p99_verdict(so_far, p99_budget_ms).side == Side.UNDECIDED:
                 undecided = undecided_sentence(so_far, p99_budget_ms)
         verdict = judge(
-            [w.throughput_infer_per_sec for run in runs for w in run.windows],
+            converging_series(runs),
             clock() - started,
             run_seconds,
             target_pct=settings.convergence_pct,
@@ -207,6 +214,14 @@ def measure_point(
         update={"load_generator_cpu_cores": cores, "load_generator_cpu_budget_cores": budget,
                 "load_generator_bottleneck": busy, "load_seconds": run_wall}
     )  # fmt: skip
+
+
+def converging_series(runs: Sequence[PerfRun]) -> list[float]:
+    """The per-window numbers a point converges on: throughput, or for a streaming point output tokens per second
+    (what an LLM is sized by; its windows are perf_analyzer's own)."""
+    if runs and all(r.stream_windows for r in runs):
+        return [w.output_tokens_per_sec for run in runs for w in run.stream_windows]
+    return [w.throughput_infer_per_sec for run in runs for w in run.windows]
 
 
 def last_lines(proc: subprocess.CompletedProcess[str], count: int = 2) -> str:

@@ -27,6 +27,8 @@ class ModelConfigSummary:
     max_batch_size: int
     instance_group: str
     inputs: tuple[ModelInput, ...] = ()
+    # model_transaction_policy.decoupled: the model may answer a request with many responses (it streams).
+    decoupled: bool = False
 
 
 def summarize_model_config(config: dict[str, Any]) -> ModelConfigSummary:
@@ -40,6 +42,7 @@ def summarize_model_config(config: dict[str, Any]) -> ModelConfigSummary:
         max_batch_size=int(config.get("max_batch_size", 0)),
         instance_group="/".join(parts),
         inputs=tuple(model_inputs(config)),
+        decoupled=bool((config.get("model_transaction_policy") or {}).get("decoupled", False)),
     )
 
 

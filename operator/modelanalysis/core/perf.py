@@ -10,8 +10,9 @@ import re
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, SerializerFunctionWrapHandler, model_serializer
 
 from modelanalysis.core.convergence import (
     MIN_REQUESTS_FOR_P99,
@@ -21,6 +22,7 @@ from modelanalysis.core.convergence import (
 )
 from modelanalysis.core.load import Load
 from modelanalysis.core.spec import MeasurementSettings, Protocol
+from modelanalysis.core.streaming import StreamWindow, combine_stream_windows
 from modelanalysis.core.sweep import Point
 
 US_PER_MS = 1000.0
@@ -105,6 +107,46 @@ class PerfMeasurement(BaseModel):
     # Empty where it printed neither: it does when it falls behind the rate asked for.
     send_rate_per_sec: float | None = None
     delayed_requests_pct: float | None = None
+    # Streaming (decoupled) models, from perf_analyzer's per-request export (core/streaming.py): time to first
+    # token, each gap between tokens, output tokens per second (mean of the windows, with its interval) and tokens
+    # per request. Empty for models that answer each request once. Their latency_* fields are then each whole
+    # request's, first request to last response.
+    ttft_avg_ms: float | None = None
+    ttft_p50_ms: float | None = None
+    ttft_p90_ms: float | None = None
+    ttft_p95_ms: float | None = None
+    ttft_p99_ms: float | None = None
+    ttft_p99_ci_low_ms: float | None = None
+    ttft_p99_ci_high_ms: float | None = None
+    itl_avg_ms: float | None = None
+    itl_p50_ms: float | None = None
+    itl_p90_ms: float | None = None
+    itl_p95_ms: float | None = None
+    itl_p99_ms: float | None = None
+    itl_p99_ci_low_ms: float | None = None
+    itl_p99_ci_high_ms: float | None = None
+    output_tokens_per_sec: float | None = None
+    output_tokens_ci_low: float | None = None
+    output_tokens_ci_high: float | None = None
+    tokens_per_request: float | None = None
+
+    @property
+    def streamed(self) -> bool:
+        return self.output_tokens_per_sec is not None
+
+    @model_serializer(mode="wrap")
+    def _streaming_fields_only_when_streamed(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # A model that answers once has none of them: its analysis.json stays as it always was.
+        data = handler(self)
+        if isinstance(data, dict) and not self.streamed:
+            for name in STREAMING_FIELDS:
+                data.pop(name, None)
+        return data
+
+
+STREAMING_FIELDS = tuple(
+    name for name in PerfMeasurement.model_fields if name.startswith(("ttft_", "itl_", "output_tokens", "tokens_"))
+)
 
 
 @dataclass(frozen=True)
@@ -124,6 +166,8 @@ class PerfRun:
     requests: int | None = None
     send_rate_per_sec: float | None = None
     delayed_requests_pct: float | None = None
+    # A streaming point's run: each window's numbers from perf_analyzer's per-request export (core/streaming.py).
+    stream_windows: list[StreamWindow] = field(default_factory=list)
 
 
 class PerfReportError(ValueError):
@@ -137,23 +181,29 @@ def perf_analyzer_args(
     http_url: str,
     report_path: str,
     input_args: Sequence[str] = (),
+    export_path: str | None = None,
 ) -> list[str]:
     """perf_analyzer's arguments (without the program name) to measure `point` and write `report_path`;
-    `input_args`: what to send the model (core/inputs.py: InputSettings.perf_analyzer_args)."""
-    url = grpc_url if settings.protocol == Protocol.GRPC else http_url
+    `input_args`: what to send the model (core/inputs.py: InputSettings.perf_analyzer_args). A streaming point
+    (a decoupled model) is sent over streaming gRPC, whatever the protocol asked for (the engine refuses HTTP
+    for it first), and writes its per-request record to `export_path`."""
+    grpc = settings.protocol == Protocol.GRPC or point.streaming
+    url = grpc_url if grpc else http_url
+    streaming = ["--async", "--streaming", "--profile-export-file", export_path or "export.json"]
     return [
         "-m", point.model,
         "-b", str(point.batch_size),
         *point.load.perf_analyzer_args(),
         *([] if point.load.is_concurrency else ["--request-distribution", settings.request_distribution.value]),
         "-u", url,
-        "-i", settings.protocol.value,
+        "-i", Protocol.GRPC.value if grpc else settings.protocol.value,
         "--measurement-interval", str(settings.measurement_interval_ms),
         "--stability-percentage", str(RUN_STABILITY_PERCENTAGE),
         "--max-trials", str(WINDOWS_PER_RUN),
         "--percentile", "99",  # each window's p99 in the verbose output, for p99's interval
         "-v",  # each window's numbers ("Pass [n] ...")
         "-f", report_path,
+        *(streaming if point.streaming else []),
         *input_args,
     ]  # fmt: skip
 
@@ -299,7 +349,7 @@ def combine_runs(runs: Sequence[PerfRun], verdict: Verdict, batch_size: int, win
     if p99_interval and between_runs and between_runs.half_width > p99_interval.half_width:
         p99_interval = between_runs
     request_counts = [r.requests for r in runs]
-    return PerfMeasurement(
+    measured = PerfMeasurement(
         throughput_infer_per_sec=mean_throughput,
         latency_p50_ms=statistics.fmean(s.latency_p50_ms for s in summaries),
         latency_p90_ms=statistics.fmean(s.latency_p90_ms for s in summaries),
@@ -318,3 +368,9 @@ def combine_runs(runs: Sequence[PerfRun], verdict: Verdict, batch_size: int, win
         send_rate_per_sec=_mean([r.send_rate_per_sec for r in kept_runs]),
         delayed_requests_pct=_delayed_share(kept_runs),
     )
+    if not any(r.stream_windows for r in runs):
+        return measured
+    # A streaming run's export has a window for each of perf_analyzer's: the same warm-up is left out.
+    aligned = all(len(r.stream_windows) == len(r.windows) for r in runs)
+    streamed = combine_stream_windows([r.stream_windows for r in runs], dropped if aligned else 0)
+    return measured.model_copy(update=streamed)

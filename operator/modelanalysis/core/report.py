@@ -27,6 +27,21 @@ LOAD_COLUMN = "Concurrency"  # the load's column in the lists below; core/load.C
 # request-rate analyses only).
 OPEN_LOOP_COLUMNS = ("Delivered", "Send Rate (req/sec)", "Delayed Requests (%)")
 INPUTS_COLUMN = "Inputs"
+# Streaming (decoupled) models, in analyses that measured one: Model Analyzer's LLM columns (its header for output
+# token throughput says infer/sec; the unit is tokens per second), then how sure they are and tokens per request.
+STREAMING_COLUMNS = (
+    "Avg Time To First Token (ms)", "p50 Time To First Token (ms)", "p90 Time To First Token (ms)",
+    "p95 Time To First Token (ms)", "p99 Time To First Token (ms)",
+    "Avg Inter Token Latency (ms)", "p50 Inter Token Latency (ms)", "p90 Inter Token Latency (ms)",
+    "p95 Inter Token Latency (ms)", "p99 Inter Token Latency (ms)",
+    "Output Token Throughput (infer/sec)",
+)  # fmt: skip
+STREAMING_SURENESS_COLUMNS = (
+    "p99 Time To First Token 95% CI Low (ms)", "p99 Time To First Token 95% CI High (ms)",
+    "p99 Inter Token Latency 95% CI Low (ms)", "p99 Inter Token Latency 95% CI High (ms)",
+    "Output Token Throughput 95% CI Low (tokens/sec)", "Output Token Throughput 95% CI High (tokens/sec)",
+    "Tokens per Request",
+)  # fmt: skip
 
 INFERENCE_COLUMNS = [
     # Model Analyzer's columns
@@ -34,12 +49,14 @@ INFERENCE_COLUMNS = [
     "Satisfies Constraints", "Throughput (infer/sec)", "p99 Latency (ms)",
     # ours
     "p50 Latency (ms)", "p90 Latency (ms)", "p95 Latency (ms)", "Avg Latency (ms)",
+    *STREAMING_COLUMNS,
     "Server Throughput (infer/sec)", "Max GPU Utilization (%)", "Max GPU Memory (MB)",
     "Max Memory Utilization (%)", "Max GPU Power (W)", "Max CPU Utilization (%)", "Max CPU Memory (MB)",
     "Status", "Error",
     # how sure each point is (README: "How sure a number is")
     "Throughput 95% CI Low (infer/sec)", "Throughput 95% CI High (infer/sec)",
     "p99 Latency 95% CI Low (ms)", "p99 Latency 95% CI High (ms)",
+    *STREAMING_SURENESS_COLUMNS,
     "Measurement Windows", "Requests", "Converged", "Convergence",
     # where the point ran, and the load generator's own CPU use (README: "Where the load generator runs")
     "Server Node", "Load Generator Node", "Load Generator Placement",
@@ -82,7 +99,14 @@ PERF_IN_CSV: tuple[tuple[str, str], ...] = (
     ("Load Generator CPU Budget (cores)", "load_generator_cpu_budget_cores"),
     ("Send Rate (req/sec)", "send_rate_per_sec"),
     ("Delayed Requests (%)", "delayed_requests_pct"),
-)
+    *zip(STREAMING_COLUMNS + STREAMING_SURENESS_COLUMNS, (
+        "ttft_avg_ms", "ttft_p50_ms", "ttft_p90_ms", "ttft_p95_ms", "ttft_p99_ms",
+        "itl_avg_ms", "itl_p50_ms", "itl_p90_ms", "itl_p95_ms", "itl_p99_ms",
+        "output_tokens_per_sec",
+        "ttft_p99_ci_low_ms", "ttft_p99_ci_high_ms", "itl_p99_ci_low_ms", "itl_p99_ci_high_ms",
+        "output_tokens_ci_low", "output_tokens_ci_high", "tokens_per_request",
+    ), strict=True),
+)  # fmt: skip
 
 
 def _max_over_gpus(gpus: list[GpuMetrics], field: str) -> float | None:
@@ -176,14 +200,17 @@ def load_column(result: AnalysisResult) -> str:
 
 def _with_load_column(columns: list[str], result: AnalysisResult) -> list[str]:
     """Model Analyzer's columns with the load's own in Concurrency's place; the open-loop columns only where the
-    load is a rate, and Inputs only where a model was sent more than made-up data."""
+    load is a rate, Inputs only where a model was sent more than made-up data, and the streaming columns only
+    where a model streamed."""
     load = load_column(result)
     sent = any(m.inputs for m in result.models)
-    return [
-        load if c == LOAD_COLUMN else c
-        for c in columns
-        if (load != LOAD_COLUMN or c not in OPEN_LOOP_COLUMNS) and (sent or c != INPUTS_COLUMN)
-    ]
+    streamed = any(p.perf is not None and p.perf.streamed for p in result.points)
+    left_out = {
+        *(OPEN_LOOP_COLUMNS if load == LOAD_COLUMN else ()),
+        *(() if sent else (INPUTS_COLUMN,)),
+        *(() if streamed else STREAMING_COLUMNS + STREAMING_SURENESS_COLUMNS),
+    }
+    return [load if c == LOAD_COLUMN else c for c in columns if c not in left_out]
 
 
 def inference_columns(result: AnalysisResult) -> list[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from modelanalysis.core.load import PointIdentity, point_key
 from modelanalysis.core.spec import SweepSpec
@@ -14,6 +14,11 @@ class Point(PointIdentity):
     """One measurement: a model (in one of its config variants) at a batch size and a load (core/load.py)."""
 
     model_config = ConfigDict(frozen=True)
+
+    # How it is measured, not which point: a decoupled model streams its responses, and is measured with streaming
+    # gRPC and perf_analyzer's per-request export (core/streaming.py). Not written out: the engine sets it from the
+    # model's config each time it plans the model's points.
+    streaming: bool = Field(False, exclude=True)
 
 
 class SkippedPoint(BaseModel):

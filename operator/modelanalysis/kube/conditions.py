@@ -135,11 +135,26 @@ PERF_IN_STATUS: tuple[tuple[str, str, bool], ...] = (
     ("load_generator_cpu", "load_generator_cpu_cores", True),
     ("load_generator_cpu_budget", "load_generator_cpu_budget_cores", True),
     ("load_generator_bottleneck", "load_generator_bottleneck", False),
+    ("ttft_avg", "ttft_avg_ms", True),
+    ("ttft_p50", "ttft_p50_ms", True),
+    ("ttft_p90", "ttft_p90_ms", True),
+    ("ttft_p95", "ttft_p95_ms", True),
+    ("ttft_p99", "ttft_p99_ms", True),
+    ("itl_avg", "itl_avg_ms", True),
+    ("itl_p50", "itl_p50_ms", True),
+    ("itl_p90", "itl_p90_ms", True),
+    ("itl_p95", "itl_p95_ms", True),
+    ("itl_p99", "itl_p99_ms", True),
+    ("tokens_per_sec", "output_tokens_per_sec", True),
+    ("tokens_per_request", "tokens_per_request", True),
 )
 # Intervals, kept as [low, high]: CompactPoint's field and PerfMeasurement's two.
 INTERVALS_IN_STATUS: tuple[tuple[str, str, str], ...] = (
     ("throughput_ci", "throughput_ci_low", "throughput_ci_high"),
     ("p99_ci", "latency_p99_ci_low_ms", "latency_p99_ci_high_ms"),
+    ("ttft_ci", "ttft_p99_ci_low_ms", "ttft_p99_ci_high_ms"),
+    ("itl_ci", "itl_p99_ci_low_ms", "itl_p99_ci_high_ms"),
+    ("tokens_ci", "output_tokens_ci_low", "output_tokens_ci_high"),
 )
 
 

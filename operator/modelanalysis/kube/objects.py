@@ -350,6 +350,7 @@ def load_generator_job(
             f"--model={point.model}",
             f"--batch={point.batch_size}",
             point.load.cli_arg,
+            *(["--streaming"] if point.streaming else []),
             f"--grpc-url={host}:{GRPC_PORT}",
             f"--http-url={host}:{HTTP_PORT}",
             f"--measurement={m.model_dump_json(by_alias=True)}",

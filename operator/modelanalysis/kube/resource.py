@@ -490,6 +490,23 @@ class CompactPoint(BaseModel):
     delayed_pct: float | None = Field(
         None, alias="delayedPct", description="Open loop: the share of requests started late (%)."
     )
+    ttft_avg: float | None = Field(None, alias="ttftAvg", description="Streaming: Time to first token, avg (ms).")
+    ttft_p50: float | None = Field(None, alias="ttftP50", description="Streaming: Time to first token, p50 (ms).")
+    ttft_p90: float | None = Field(None, alias="ttftP90", description="Streaming: Time to first token, p90 (ms).")
+    ttft_p95: float | None = Field(None, alias="ttftP95", description="Streaming: Time to first token, p95 (ms).")
+    ttft_p99: float | None = Field(None, alias="ttftP99", description="Streaming: Time to first token, p99 (ms).")
+    itl_avg: float | None = Field(None, alias="itlAvg", description="Streaming: Inter-token latency, avg (ms).")
+    itl_p50: float | None = Field(None, alias="itlP50", description="Streaming: Inter-token latency, p50 (ms).")
+    itl_p90: float | None = Field(None, alias="itlP90", description="Streaming: Inter-token latency, p90 (ms).")
+    itl_p95: float | None = Field(None, alias="itlP95", description="Streaming: Inter-token latency, p95 (ms).")
+    itl_p99: float | None = Field(None, alias="itlP99", description="Streaming: Inter-token latency, p99 (ms).")
+    ttft_ci: list[float] | None = Field(None, alias="ttftP99CI", description="Streaming: p99 TTFT's 95% interval.")
+    itl_ci: list[float] | None = Field(None, alias="itlP99CI", description="Streaming: p99 ITL's 95% interval.")
+    tokens_per_sec: float | None = Field(None, alias="tokensPerSec", description="Streaming: output tokens/sec.")
+    tokens_ci: list[float] | None = Field(
+        None, alias="tokensPerSecCI", description="Streaming: output tokens/sec's 95% interval."
+    )
+    tokens_per_request: float | None = Field(None, alias="tokensPerRequest", description="Streaming: tokens/request.")
     converged: bool | None = Field(None, description="Whether throughput reached the precision asked for.")
     convergence: str | None = Field(None, description="Why measuring the point stopped.")
     server_node: str | None = Field(None, alias="serverNode", description="Node the Triton pod ran on.")
