@@ -51,7 +51,7 @@ from modelanalysis.cli_common import (
     with_measurement_options,
     with_objective_options,
 )
-from modelanalysis.core.budget import not_delivered_sentence, search_p99_budget
+from modelanalysis.core.budget import not_delivered_sentence, search_budgets
 from modelanalysis.core.inputs import SharedMemory
 from modelanalysis.core.load import Load, number_text
 from modelanalysis.core.ma_config import MaConfigError, read_ma_config
@@ -360,7 +360,7 @@ def run_profile(
 
         def run_point(point: Point, settings: MeasurementSettings) -> PerfMeasurement:
             return measure_point(point, settings, endpoints.grpc, endpoints.http, perf_binary,
-                                 p99_budget_ms=search_p99_budget(spec),
+                                 budgets=search_budgets(spec),
                                  input_args=spec.inputs_for(point.model).perf_analyzer_args())  # fmt: skip
 
         placement = local_placement(socket.gethostname(), endpoints.http.rpartition(":")[0])

@@ -318,6 +318,14 @@ CONSTRAINT_FLAGS: dict[str, tuple[str, str, str, tuple[str, str]]] = {
     "max_gpu_memory": (
         "--max-gpu-memory", "MB", "Constraint: GPU memory used at most MB (where measured).", ("gpuMemoryMB", "max")
     ),
+    "ttft_budget": (
+        "--ttft-budget", "MS", "Constraint for streaming models: p99 time to first token at most MS; a load search "
+        "stops on it and bisects for the most concurrent users under it.", ("ttftP99Ms", "max")
+    ),
+    "itl_budget": (
+        "--itl-budget", "MS", "Constraint for streaming models: p99 inter-token latency at most MS (a load search "
+        "stops on it too).", ("itlP99Ms", "max")
+    ),
 }  # fmt: skip
 
 

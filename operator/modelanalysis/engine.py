@@ -36,6 +36,7 @@ from modelanalysis.adapters.triton_control import (
     ModelLoadError,
     summarize_model_config,
 )
+from modelanalysis.core.budget import latency_budgets
 from modelanalysis.core.inputs import InputCheck, SharedMemory, check_inputs, parse_input_data
 from modelanalysis.core.load import Load
 from modelanalysis.core.objectives import choose_best
@@ -416,11 +417,11 @@ class SweepEngine:
     ) -> None:
         """Measure one batch size at the loads the search picks, one at a time; record the steps it
         left out, with why. `streaming`: the model is decoupled (core/streaming.py)."""
-        budget = self.spec.constraints.p99_latency_ms
+        budgets = latency_budgets(self.spec.constraints)
         model, name, tag = variant.model, variant.name, variant.point_variant
         while True:
             measured = [p for p in self._measured(name) if p.batch_size == batch]
-            step = next_load(steps, measured, self.spec.load_search, budget.max if budget else None)
+            step = next_load(steps, measured, self.spec.load_search, budgets)
             if step.load is None:
                 break
             version = self.triton_version

@@ -24,11 +24,12 @@ from modelanalysis.adapters.files import (
     write_results_owner,
 )
 from modelanalysis.adapters.perf_analyzer import PerfAnalyzerError, measure_point
+from modelanalysis.core.budget import latency_budgets
 from modelanalysis.core.inputs import InputSettings, parse_input_data
 from modelanalysis.core.load import Load
 from modelanalysis.core.parts import join_parts
 from modelanalysis.core.perf import INPUTS_REFUSED_PREFIX
-from modelanalysis.core.spec import MeasurementSettings
+from modelanalysis.core.spec import AtMost, Constraints, MeasurementSettings
 from modelanalysis.core.sweep import Point
 
 JOB_COMMANDS = ("perf-point", "copy-results")
@@ -60,10 +61,17 @@ def _perf_point_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--inputs", help="What perf_analyzer sends the model (spec.inputs, merged), as JSON.")
     parser.add_argument(
-        "--p99-budget-ms", type=float, help="A concurrency search's p99 budget: measure until p99's interval is on "
+        "--p99-budget-ms", type=float, help="A load search's p99 budget: measure until p99's interval is on "
         "one side of it (within the caps)."
     )
+    parser.add_argument("--ttft-budget-ms", type=float, help="Likewise for a streaming model's p99 TTFT budget.")
+    parser.add_argument("--itl-budget-ms", type=float, help="Likewise for a streaming model's p99 ITL budget.")
     return parser
+
+
+def budget_constraints(args: argparse.Namespace) -> Constraints:
+    given = {"p99_latency_ms": args.p99_budget_ms, "ttft_p99_ms": args.ttft_budget_ms, "itl_p99_ms": args.itl_budget_ms}
+    return Constraints(**{name: AtMost(max=ms) for name, ms in given.items() if ms is not None})
 
 
 def perf_point(argv: Sequence[str]) -> int:
@@ -94,7 +102,7 @@ def perf_point(argv: Sequence[str]) -> int:
     point = Point(model=args.model, batch_size=args.batch, load=load, streaming=args.streaming)
     try:
         result = measure_point(point, settings, args.grpc_url, args.http_url, cpu_budget_cores=args.cpu_budget,
-                               p99_budget_ms=args.p99_budget_ms,
+                               budgets=latency_budgets(budget_constraints(args)),
                                input_args=inputs.perf_analyzer_args())  # fmt: skip
         message, code = result.model_dump_json(exclude_none=True), 0
     except PerfAnalyzerError as exc:

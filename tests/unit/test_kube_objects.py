@@ -13,6 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from modelanalysis import job_commands
+from modelanalysis.core.budget import LatencyBudget
 from modelanalysis.core.load import Load
 from modelanalysis.core.perf import PerfMeasurement
 from modelanalysis.core.spec import MeasurementSettings, Protocol
@@ -224,11 +225,12 @@ def test_perf_point_args_carry_the_measurement_settings(
         grpc_url: str,
         http_url: str,
         cpu_budget_cores: float | None = None,
-        p99_budget_ms: float | None = None,
+        budgets: Sequence[LatencyBudget] = (),
         input_args: Sequence[str] = (),
     ) -> PerfMeasurement:
+        p99_budget = next((b.max_ms for b in budgets if b.what == "p99"), None)
         seen.update(point=p, settings=settings, grpc_url=grpc_url, http_url=http_url, cpu_budget=cpu_budget_cores,
-                    p99_budget=p99_budget_ms, input_args=list(input_args))  # fmt: skip
+                    p99_budget=p99_budget, input_args=list(input_args))  # fmt: skip
         return PerfMeasurement(
             throughput_infer_per_sec=1.0, latency_p50_ms=1, latency_p90_ms=1, latency_p95_ms=1, latency_p99_ms=1
         )

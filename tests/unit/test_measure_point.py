@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from modelanalysis.adapters.perf_analyzer import PerfAnalyzerError, measure_point
+from modelanalysis.core.budget import p99_budget
 from modelanalysis.core.load import Load
 from modelanalysis.core.perf import PerfRun, PerfWindow, parse_perf_analyzer_csv, parse_perf_analyzer_windows
 from modelanalysis.core.spec import MeasurementSettings
@@ -122,7 +123,7 @@ class P99Replay(Replay):
 def measure_against(replay: Replay, budget: float | None, **settings: object) -> Any:
     s = MeasurementSettings.model_validate({"measurementIntervalMs": 500, **settings})
     return measure_point(POINT, s, "h:8001", "h:8000", Path("perf_analyzer"), replay.clock, replay,
-                         p99_budget_ms=budget)  # fmt: skip
+                         budgets=p99_budget(budget))  # fmt: skip
 
 
 def test_a_search_point_whose_p99_interval_straddles_the_budget_takes_more_windows_until_it_decides() -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from modelanalysis.core.budget import Side, boundaries, delivery_verdict, not_delivered_sentence
+from modelanalysis.core.budget import Side, boundaries, delivery_verdict, not_delivered_sentence, p99_budget
 from modelanalysis.core.convergence import Verdict
 from modelanalysis.core.load import Load, LoadKind
 from modelanalysis.core.objectives import choose_best
@@ -171,7 +171,7 @@ def served(rate: float, p99_at: float = 0.0) -> PointResult:
 def search_rates(budget: float | None = None, p99_at: float = 0.0) -> tuple[list[float], str]:
     spec = SweepSpec.model_validate({"models": [{"name": "m"}], "requestRateSearch": {}})
     done: list[PointResult] = []
-    while (step := next_load(spec.load_steps, done, spec.load_search, budget)).load is not None:
+    while (step := next_load(spec.load_steps, done, spec.load_search, p99_budget(budget))).load is not None:
         done.append(served(step.load.value, p99_at))
     return [p.load.value for p in done], step.reason
 
@@ -179,7 +179,7 @@ def search_rates(budget: float | None = None, p99_at: float = 0.0) -> tuple[list
 def test_the_rate_search_doubles_until_a_rate_is_not_delivered_then_bisects_to_within_5_percent() -> None:
     rates, reason = search_rates()
     assert rates[:8] == [16, 32, 64, 128, 256, 512, 1024, 2048]  # 2048 is surely not delivered
-    [found] = boundaries([served(r) for r in rates], None)
+    [found] = boundaries([served(r) for r in rates], ())
     assert found.load_kind == LoadKind.REQUEST_RATE
     assert found.surely_under is not None and found.surely_over is not None
     # The true capacity is bracketed, up to the measurement's own +-2% (1024/s reads 1000 +- 20: it may be so).
@@ -194,7 +194,7 @@ def test_under_a_latency_budget_the_rate_search_stops_where_p99_breaks_it() -> N
     # p99 = 2 ms per 100 req/s: the 10 ms budget falls at 500 req/s, well before the server's capacity.
     rates, reason = search_rates(budget=10.0, p99_at=2.0)
     assert 1024 in rates and 2048 not in rates  # 512's p99 interval straddles the budget: the climb goes on
-    [found] = boundaries([served(r, 2.0) for r in rates], 10.0)
+    [found] = boundaries([served(r, 2.0) for r in rates], p99_budget(10.0))
     assert found.surely_under is not None and found.surely_over is not None
     assert found.surely_under < 500 < found.surely_over
     assert "is the highest surely delivered and under the 10 ms p99 budget" in reason

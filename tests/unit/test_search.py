@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from modelanalysis.core.budget import p99_budget
 from modelanalysis.core.load import Load, LoadValue
 from modelanalysis.core.perf import PerfMeasurement
 from modelanalysis.core.results import AnalysisResult, PointResult, PointStatus
@@ -28,7 +29,7 @@ def next_concurrency(
     steps: list[int], measured: Iterable[PointResult], search: ConcurrencySearch | None, budget: float | None = None
 ) -> Step:
     """The search's next step over concurrency values, as a number."""
-    step = next_load([Load.concurrency(s) for s in steps], measured, search, budget)
+    step = next_load([Load.concurrency(s) for s in steps], measured, search, p99_budget(budget))
     return Step(step.load.value if step.load else None, step.reason)
 
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from modelanalysis.core.budget import Side, p99_verdict, undecided_sentence
+from modelanalysis.core.budget import LatencyBudget, undecided_sentence
 from modelanalysis.core.convergence import Verdict, judge, longer_window_ms
 from modelanalysis.core.perf import (
     PerfMeasurement,
@@ -142,7 +142,7 @@ def measure_point(
     run_once: Callable[[Point, MeasurementSettings, str, str, Path, float], PerfRun] | None = None,
     cpu_budget_cores: float | None = None,
     child_cpu: Callable[[], float] = children_cpu_seconds,
-    p99_budget_ms: float | None = None,
+    budgets: Sequence[LatencyBudget] = (),
     input_args: Sequence[str] = (),
 ) -> PerfMeasurement:
     """Measure one point to the precision asked for: perf_analyzer runs of WINDOWS_PER_RUN windows each, until
@@ -155,9 +155,9 @@ def measure_point(
     over the time they ran, against `cpu_budget_cores` (what the load generator was given; default: the CPUs
     this process may use).
 
-    `p99_budget_ms`: the budget a concurrency search decides this point against (core/budget.py). While the
-    point's p99 interval straddles it, the point takes more windows, within the same caps, so that the search
-    decides on a side rather than on one reading.
+    `budgets`: the latency budgets a load search decides this point against (core/budget.py). While an interval
+    straddles its budget, the point takes more windows, within the same caps, so that the search decides on a
+    side rather than on one reading.
 
     `input_args`: what perf_analyzer sends the model (core/inputs.py).
     """
@@ -187,10 +187,9 @@ def measure_point(
         run_seconds = clock() - run_started
         run_wall += run_seconds
         undecided = ""
-        if p99_budget_ms is not None:
+        if budgets:
             so_far = combine_runs(runs, Verdict(False, False, ""), point.batch_size, window_ms)
-            if p99_verdict(so_far, p99_budget_ms).side == Side.UNDECIDED:
-                undecided = undecided_sentence(so_far, p99_budget_ms)
+            undecided = undecided_sentence(so_far, budgets)
         verdict = judge(
             converging_series(runs),
             clock() - started,

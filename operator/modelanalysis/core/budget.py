@@ -19,7 +19,7 @@ from enum import StrEnum
 
 from modelanalysis.core.perf import PerfMeasurement
 from modelanalysis.core.results import BudgetBoundary, PointResult
-from modelanalysis.core.spec import SweepSpec
+from modelanalysis.core.spec import AtMost, Constraints, SweepSpec
 
 # Why a decision fell back to point values, for an answer judged on several bounds (results.P99_ON_POINT_VALUE
 # says it for p99 alone).
@@ -38,19 +38,78 @@ class BudgetVerdict:
     by_point_value: bool = False  # no interval: decided on the value itself (results.P99_ON_POINT_VALUE says why)
 
 
-def p99_verdict(perf: PerfMeasurement | None, budget_ms: float) -> BudgetVerdict:
-    """Where a point's p99 lies against a budget. A point that could not be measured counts as over it: that
-    load was too much."""
+@dataclass(frozen=True)
+class LatencyBudget:
+    """A latency a point must stay under: request p99, or for streaming models p99 time to first token or p99
+    inter-token latency. `fields`: PerfMeasurement's value and interval fields for it."""
+
+    what: str  # in words: "p99", "p99 TTFT", "p99 ITL"
+    max_ms: float
+    fields: tuple[str, str, str]
+
+    @property
+    def words(self) -> str:
+        return f"{self.max_ms:g} ms {self.what}"
+
+    def value(self, perf: PerfMeasurement) -> float | None:
+        value: float | None = getattr(perf, self.fields[0])
+        return value
+
+    def interval(self, perf: PerfMeasurement) -> tuple[float | None, float | None]:
+        return getattr(perf, self.fields[1]), getattr(perf, self.fields[2])
+
+
+# Constraints' field for each latency budget, its words and PerfMeasurement's fields.
+LATENCY_BUDGETS = (
+    ("p99_latency_ms", "p99", ("latency_p99_ms", "latency_p99_ci_low_ms", "latency_p99_ci_high_ms")),
+    ("ttft_p99_ms", "p99 TTFT", ("ttft_p99_ms", "ttft_p99_ci_low_ms", "ttft_p99_ci_high_ms")),
+    ("itl_p99_ms", "p99 ITL", ("itl_p99_ms", "itl_p99_ci_low_ms", "itl_p99_ci_high_ms")),
+)
+
+
+def latency_budgets(constraints: Constraints) -> tuple[LatencyBudget, ...]:
+    """The latency budgets the constraints set, p99 first."""
+    return tuple(
+        LatencyBudget(what, bound.max, fields)
+        for name, what, fields in LATENCY_BUDGETS
+        if (bound := getattr(constraints, name)) is not None
+    )
+
+
+def p99_budget(budget_ms: float | None) -> tuple[LatencyBudget, ...]:
+    """Request p99's budget alone (none for None)."""
+    return latency_budgets(Constraints(p99_latency_ms=AtMost(max=budget_ms))) if budget_ms is not None else ()
+
+
+def budget_verdict(perf: PerfMeasurement | None, budget: LatencyBudget) -> BudgetVerdict | None:
+    """Where a point's latency lies against a budget; None where the point has no such number (TTFT of a model
+    that does not stream: not judged). A point that could not be measured counts as over it: that load was too
+    much."""
     if perf is None:
         return BudgetVerdict(Side.OVER)
-    low, high = perf.latency_p99_ci_low_ms, perf.latency_p99_ci_high_ms
+    value = budget.value(perf)
+    if value is None:
+        return None
+    low, high = budget.interval(perf)
     if low is None or high is None:
-        return BudgetVerdict(Side.UNDER if perf.latency_p99_ms <= budget_ms else Side.OVER, by_point_value=True)
-    if high <= budget_ms:
+        return BudgetVerdict(Side.UNDER if value <= budget.max_ms else Side.OVER, by_point_value=True)
+    if high <= budget.max_ms:
         return BudgetVerdict(Side.UNDER)
-    if low > budget_ms:
+    if low > budget.max_ms:
         return BudgetVerdict(Side.OVER)
     return BudgetVerdict(Side.UNDECIDED)
+
+
+def p99_verdict(perf: PerfMeasurement | None, budget_ms: float) -> BudgetVerdict:
+    """Where a point's request p99 lies against a budget (budget_verdict for p99)."""
+    verdict = budget_verdict(perf, p99_budget(budget_ms)[0])
+    assert verdict is not None  # every measured point has a p99
+    return verdict
+
+
+def budgets_verdict(perf: PerfMeasurement | None, budgets: Sequence[LatencyBudget]) -> list[BudgetVerdict]:
+    """The verdict of each budget the point has a number for."""
+    return [v for b in budgets if (v := budget_verdict(perf, b)) is not None]
 
 
 def floor_verdict(value: float, low: float | None, high: float | None, floor: float) -> BudgetVerdict:
@@ -110,27 +169,31 @@ def not_delivered_sentence(point: PointResult) -> str | None:
     return f"{text}: the server did not keep up"
 
 
-def search_p99_budget(spec: SweepSpec) -> float | None:
-    """The p99 budget a load search decides against (None: no search, or no budget). Its points are
-    measured until their p99 interval lies on one side of it, within the point's caps."""
-    budget = spec.constraints.p99_latency_ms
-    return budget.max if spec.load_search is not None and budget is not None else None
+def search_budgets(spec: SweepSpec) -> tuple[LatencyBudget, ...]:
+    """The latency budgets a load search decides against (none: no search, or no budget). Its points are
+    measured until each interval lies on one side of its budget, within the point's caps."""
+    return latency_budgets(spec.constraints) if spec.load_search is not None else ()
 
 
-def undecided_sentence(perf: PerfMeasurement, budget_ms: float) -> str:
-    return (
-        f"p99 {perf.latency_p99_ms:.3g} ms (95% CI {perf.latency_p99_ci_low_ms:.3g} to "
-        f"{perf.latency_p99_ci_high_ms:.3g}) straddles the {budget_ms:g} ms budget"
-    )
+def undecided_sentence(perf: PerfMeasurement, budgets: Sequence[LatencyBudget]) -> str:
+    """Which budgets the point's intervals straddle, in words ("" where none does)."""
+    parts = []
+    for budget in budgets:
+        verdict = budget_verdict(perf, budget)
+        if verdict is not None and verdict.side == Side.UNDECIDED:
+            value, (low, high) = budget.value(perf), budget.interval(perf)
+            parts.append(f"{budget.what} {value:.3g} ms (95% CI {low:.3g} to {high:.3g}) straddles the "
+                         f"{budget.max_ms:g} ms budget")  # fmt: skip
+    return "; ".join(parts)
 
 
-def load_verdict(point: PointResult, budget_ms: float | None) -> BudgetVerdict:
-    """Whether a point's load holds: p99 surely under the budget (when there is one) and, for an offered request
-    rate, the rate surely delivered. OVER when either surely fails (or nothing was measured), UNDECIDED when
-    either is undecided, else UNDER."""
+def load_verdict(point: PointResult, budgets: Sequence[LatencyBudget]) -> BudgetVerdict:
+    """Whether a point's load holds: each latency surely under its budget (where there is one) and, for an
+    offered request rate, the rate surely delivered. OVER when either surely fails (or nothing was measured),
+    UNDECIDED when either is undecided, else UNDER."""
     if point.perf is None:
         return BudgetVerdict(Side.OVER)
-    verdicts = [p99_verdict(point.perf, budget_ms)] if budget_ms is not None else []
+    verdicts = budgets_verdict(point.perf, budgets)
     delivery = delivery_verdict(point)
     if delivery is not None:
         verdicts.append(delivery)
@@ -139,12 +202,12 @@ def load_verdict(point: PointResult, budget_ms: float | None) -> BudgetVerdict:
     return BudgetVerdict(side, by_point_value=any(v.by_point_value for v in verdicts))
 
 
-def boundary(points: Sequence[PointResult], budget_ms: float | None) -> BudgetBoundary | None:
+def boundary(points: Sequence[PointResult], budgets: Sequence[LatencyBudget]) -> BudgetBoundary | None:
     """The boundary over the points of one variant, version and batch size (None without points). The lowest
     load that surely does not hold bounds it from above; the highest that surely holds below it is the answer."""
     if not points:
         return None
-    verdicts = {p.load.value: load_verdict(p, budget_ms) for p in points}
+    verdicts = {p.load.value: load_verdict(p, budgets) for p in points}
     over = [c for c, v in verdicts.items() if v.side == Side.OVER]
     high = min(over) if over else None
     under = [c for c, v in verdicts.items() if v.side == Side.UNDER and (high is None or c < high)]
@@ -159,7 +222,9 @@ def boundary(points: Sequence[PointResult], budget_ms: float | None) -> BudgetBo
         variant=first.variant,
         triton_version=first.triton_version,
         batch_size=first.batch_size,
-        budget_ms=budget_ms,
+        budget_ms=next((b.max_ms for b in budgets if b.what == "p99"), None),
+        ttft_budget_ms=next((b.max_ms for b in budgets if b.what == "p99 TTFT"), None),
+        itl_budget_ms=next((b.max_ms for b in budgets if b.what == "p99 ITL"), None),
         surely_under=low,
         surely_over=high,
         undecided=undecided,
@@ -168,12 +233,12 @@ def boundary(points: Sequence[PointResult], budget_ms: float | None) -> BudgetBo
     )
 
 
-def boundaries(points: Sequence[PointResult], budget_ms: float | None) -> list[BudgetBoundary]:
-    """The boundary at each (variant, Triton version, batch size) measured, in the order first measured: under a
-    p99 budget, and for request rates (whose delivery bounds them) with or without one."""
-    if budget_ms is None and all(p.load.is_concurrency for p in points):
+def boundaries(points: Sequence[PointResult], budgets: Sequence[LatencyBudget]) -> list[BudgetBoundary]:
+    """The boundary at each (variant, Triton version, batch size) measured, in the order first measured: under
+    latency budgets, and for request rates (whose delivery bounds them) with or without one."""
+    if not budgets and all(p.load.is_concurrency for p in points):
         return []
     groups: dict[tuple[str, str, int], list[PointResult]] = {}
     for p in points:
         groups.setdefault((p.variant_name, p.triton_version, p.batch_size), []).append(p)
-    return [b for group in groups.values() if (b := boundary(group, budget_ms)) is not None]
+    return [b for group in groups.values() if (b := boundary(group, budgets)) is not None]

@@ -151,6 +151,9 @@ class PointIdentity(BaseModel):
                 flat[self.load.kind.value] = self.load.value
             elif name in data:
                 flat[name] = data[name]
+        for name in getattr(self, "OMITTED_WHEN_EMPTY", ()):  # core/wire.OmitsEmptyNewFields, for a subclass
+            if flat.get(name, 0) is None:
+                del flat[name]
         return flat
 
     @property

@@ -112,11 +112,17 @@ HANDLED = {
 MODEL_KEYS = {"parameters", "model_config_parameters", "perf_analyzer_flags", "objectives", "constraints"}
 KNOWN = set(VALUE_FLAGS) | set(SECONDS_FLAGS) | set(NO_EFFECT) | set(REFUSED) | HANDLED
 
-OBJECTIVES = {"perf_throughput": "maximize-throughput", "perf_latency_p99": "minimize-latency"}
+OBJECTIVES = {
+    "perf_throughput": "maximize-throughput",
+    "perf_latency_p99": "minimize-latency",
+    "output_token_throughput": "maximize-output-tokens",
+}
 CONSTRAINTS = {
     "perf_throughput": ("min", "--min-throughput"),
     "perf_latency_p99": ("max", "--latency-budget"),
     "gpu_used_memory": ("max", "--max-gpu-memory"),
+    "time_to_first_token_p99": ("max", "--ttft-budget"),
+    "inter_token_latency_p99": ("max", "--itl-budget"),
 }
 
 

@@ -22,10 +22,11 @@ from modelanalysis.core.budget import (
     BudgetVerdict,
     Side,
     boundaries,
+    budgets_verdict,
     delivery_verdict,
     floor_verdict,
+    latency_budgets,
     offered_infer_per_sec,
-    p99_verdict,
 )
 from modelanalysis.core.results import BestChoice, BestPoint, PointResult
 from modelanalysis.core.spec import Constraints, Objective
@@ -64,10 +65,12 @@ def violations(point: PointResult, constraints: Constraints) -> list[Violation]:
     if perf is None:
         return []
     found: list[Violation] = []
-    if constraints.p99_latency_ms is not None and perf.latency_p99_ms > constraints.p99_latency_ms.max:
-        bound = constraints.p99_latency_ms.max
-        found.append(Violation(what="p99 latency (ms)", value=perf.latency_p99_ms, bound=bound,
-                               relative=(perf.latency_p99_ms - bound) / bound))  # fmt: skip
+    for budget in latency_budgets(constraints):
+        value = budget.value(perf)
+        if value is not None and value > budget.max_ms:
+            what = "p99 latency (ms)" if budget.what == "p99" else f"{budget.what} (ms)"
+            found.append(Violation(what=what, value=value, bound=budget.max_ms,
+                                   relative=(value - budget.max_ms) / budget.max_ms))  # fmt: skip
     floor = constraints.throughput_infer_per_sec
     if floor is not None and perf.throughput_infer_per_sec < floor.min:
         short = (floor.min - perf.throughput_infer_per_sec) / floor.min if floor.min else 1.0
@@ -87,17 +90,20 @@ def violations(point: PointResult, constraints: Constraints) -> list[Violation]:
 
 def describe_rule(objective: Objective, constraints: Constraints) -> str:
     """How the best point is chosen, in one sentence (the report's legend)."""
-    metric = "highest throughput" if objective == Objective.MAXIMIZE_THROUGHPUT else "lowest p99 latency"
+    metric = METRIC_WORDS[objective]
     bounds = []
     if constraints.p99_latency_ms is not None:
         bounds.append(f"p99 latency at most {_num(constraints.p99_latency_ms.max)} ms")
+    for budget in latency_budgets(constraints)[1 if constraints.p99_latency_ms is not None else 0 :]:
+        bounds.append(f"{budget.what} at most {_num(budget.max_ms)} ms (where measured)")
     if constraints.throughput_infer_per_sec is not None:
         bounds.append(f"throughput at least {_num(constraints.throughput_infer_per_sec.min)} infer/sec")
     if constraints.gpu_memory_mb is not None:
         bounds.append(f"GPU memory at most {_num(constraints.gpu_memory_mb.max)} MB (where measured)")
     surely = "surely " if judged_on_intervals(constraints) else ""
     within = f"{surely}within the constraints ({'; '.join(bounds)})" if bounds else "measured (no constraints given)"
-    intervals = " (p99 and throughput by their 95% intervals)" if surely else ""
+    latencies = "p99" if [b.what for b in latency_budgets(constraints)] in ([], ["p99"]) else "latencies"
+    intervals = f" ({latencies} and throughput by their 95% intervals)" if surely else ""
     return (
         f"Best = the {metric} ({objective.value}) among the points {within}{intervals}; with none inside, the "
         "closest."
@@ -111,7 +117,7 @@ def satisfies(point: PointResult, constraints: Constraints) -> bool:
 
 def judged_on_intervals(constraints: Constraints) -> bool:
     """Whether a bound is judged on an interval (p99, throughput), so "within" means surely within."""
-    return constraints.p99_latency_ms is not None or constraints.throughput_infer_per_sec is not None
+    return bool(latency_budgets(constraints)) or constraints.throughput_infer_per_sec is not None
 
 
 def within(point: PointResult, constraints: Constraints) -> BudgetVerdict:
@@ -121,9 +127,7 @@ def within(point: PointResult, constraints: Constraints) -> BudgetVerdict:
     perf = point.perf
     if perf is None:
         return BudgetVerdict(Side.OVER)
-    verdicts = []
-    if constraints.p99_latency_ms is not None:
-        verdicts.append(p99_verdict(perf, constraints.p99_latency_ms.max))
+    verdicts = budgets_verdict(perf, latency_budgets(constraints))
     if constraints.throughput_infer_per_sec is not None:
         verdicts.append(floor_verdict(perf.throughput_infer_per_sec, perf.throughput_ci_low,
                                       perf.throughput_ci_high, constraints.throughput_infer_per_sec.min))  # fmt: skip
@@ -142,10 +146,20 @@ def _interval(low: float | None, high: float | None) -> str:
     return "" if low is None or high is None else f", 95% CI {low:,.1f} to {high:,.1f}"
 
 
-def _rank_key(point: PointResult, objective: Objective) -> tuple[float, float]:
+METRIC_WORDS = {
+    Objective.MAXIMIZE_THROUGHPUT: "highest throughput",
+    Objective.MINIMIZE_LATENCY: "lowest p99 latency",
+    Objective.MAXIMIZE_OUTPUT_TOKENS: "most output tokens/sec",
+}
+
+
+def _rank_key(point: PointResult, objective: Objective) -> tuple[float, ...]:
     """Smaller is better."""
     assert point.perf is not None
     thr, p99 = point.perf.throughput_infer_per_sec, point.perf.latency_p99_ms
+    if objective == Objective.MAXIMIZE_OUTPUT_TOKENS:  # points that stream first, then by throughput
+        tokens = point.perf.output_tokens_per_sec
+        return (0.0 if tokens is not None else 1.0, -(tokens or 0.0), -thr, p99)
     return (-thr, p99) if objective == Objective.MAXIMIZE_THROUGHPUT else (p99, -thr)
 
 
@@ -153,6 +167,10 @@ def _tied(best: PointResult, other: PointResult, objective: Objective) -> bool:
     """Whether the runner-up is within the winner's confidence interval of the objective's metric."""
     a, b = best.perf, other.perf
     assert a is not None and b is not None
+    if objective == Objective.MAXIMIZE_OUTPUT_TOKENS:
+        if a.output_tokens_ci_low is None or b.output_tokens_ci_high is None:
+            return False
+        return b.output_tokens_ci_high >= a.output_tokens_ci_low
     if objective == Objective.MAXIMIZE_THROUGHPUT:
         if a.throughput_ci_low is None or b.throughput_ci_high is None:
             return False
@@ -172,7 +190,7 @@ def _best_of(points: Sequence[PointResult], objective: Objective, constraints: C
     # Within by their values but not surely (an interval straddles a bound): shown beside, never chosen.
     probable = [p for p in ranked if judged[p.point.key].side != Side.UNDER and satisfies(p, constraints)]
     probably_within = ""
-    metric = "highest throughput" if objective == Objective.MAXIMIZE_THROUGHPUT else "lowest p99 latency"
+    metric = METRIC_WORDS[objective]
     if feasible:
         winner = feasible[0]
         assert winner.perf is not None
@@ -205,7 +223,14 @@ def _best_of(points: Sequence[PointResult], objective: Objective, constraints: C
     perf = winner.perf
     assert perf is not None
     why += f" (throughput {perf.throughput_infer_per_sec:,.1f} infer/sec"
-    why += _interval(perf.throughput_ci_low, perf.throughput_ci_high) + f"; p99 {perf.latency_p99_ms:.3f} ms)"
+    why += _interval(perf.throughput_ci_low, perf.throughput_ci_high) + f"; p99 {perf.latency_p99_ms:.3f} ms"
+    if perf.streamed:
+        assert perf.output_tokens_per_sec is not None
+        why += f"; {perf.output_tokens_per_sec:,.1f} output tokens/sec"
+        why += _interval(perf.output_tokens_ci_low, perf.output_tokens_ci_high)
+        for what, value in (("p99 TTFT", perf.ttft_p99_ms), ("p99 ITL", perf.itl_p99_ms)):
+            why += f"; {what} {value:.3f} ms" if value is not None else ""
+    why += ")"
     return BestPoint(
         **winner.identity(),
         throughput_infer_per_sec=perf.throughput_infer_per_sec,
@@ -216,6 +241,9 @@ def _best_of(points: Sequence[PointResult], objective: Objective, constraints: C
         satisfies_constraints=ok,
         why=why,
         probably_within=probably_within,
+        output_tokens_per_sec=perf.output_tokens_per_sec,
+        ttft_p99_ms=perf.ttft_p99_ms,
+        itl_p99_ms=perf.itl_p99_ms,
     )
 
 
@@ -228,11 +256,10 @@ def choose_best(points: Sequence[PointResult], objective: Objective, constraints
     per_version = [
         b for v in versions if (b := _best_of([p for p in points if p.triton_version == v], objective, constraints))
     ]
-    budget = constraints.p99_latency_ms
     return BestChoice(
         objective=objective,
         overall=_best_of(points, objective, constraints),
         per_model=per_model,
         per_version=per_version,
-        boundaries=boundaries(points, budget.max if budget else None),
+        boundaries=boundaries(points, latency_budgets(constraints)),
     )

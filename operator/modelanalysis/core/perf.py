@@ -10,9 +10,6 @@ import re
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-from pydantic import BaseModel, SerializerFunctionWrapHandler, model_serializer
 
 from modelanalysis.core.convergence import (
     MIN_REQUESTS_FOR_P99,
@@ -24,6 +21,7 @@ from modelanalysis.core.load import Load
 from modelanalysis.core.spec import MeasurementSettings, Protocol
 from modelanalysis.core.streaming import StreamWindow, combine_stream_windows
 from modelanalysis.core.sweep import Point
+from modelanalysis.core.wire import OmitsEmptyNewFields
 
 US_PER_MS = 1000.0
 # perf_analyzer's own stability rule must never end a run early or fail it: each run measures exactly 3
@@ -68,7 +66,7 @@ class MeasureAgain(RuntimeError):
     runner asks for it to be measured again from the start; nothing of the cut-off try is kept."""
 
 
-class PerfMeasurement(BaseModel):
+class PerfMeasurement(OmitsEmptyNewFields):
     """One point's numbers (latencies in ms) and how sure they are.
 
     Throughput is the mean of the measurement windows, with its 95% confidence interval over them; latency
@@ -134,17 +132,10 @@ class PerfMeasurement(BaseModel):
     def streamed(self) -> bool:
         return self.output_tokens_per_sec is not None
 
-    @model_serializer(mode="wrap")
-    def _streaming_fields_only_when_streamed(self, handler: SerializerFunctionWrapHandler) -> Any:
-        # A model that answers once has none of them: its analysis.json stays as it always was.
-        data = handler(self)
-        if isinstance(data, dict) and not self.streamed:
-            for name in STREAMING_FIELDS:
-                data.pop(name, None)
-        return data
 
 
-STREAMING_FIELDS = tuple(
+# A model that answers once has none of them: its analysis.json stays as it always was.
+PerfMeasurement.OMITTED_WHEN_EMPTY = tuple(
     name for name in PerfMeasurement.model_fields if name.startswith(("ttft_", "itl_", "output_tokens", "tokens_"))
 )
 

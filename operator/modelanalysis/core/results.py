@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
 
@@ -20,6 +20,7 @@ from modelanalysis.core.server_metrics import (
 from modelanalysis.core.spec import Constraints, Objective, SweepSpec
 from modelanalysis.core.sweep import Point, SkippedPoint, plan_model_points
 from modelanalysis.core.variants import ModelVariant, plan_variants
+from modelanalysis.core.wire import OmitsEmptyNewFields
 
 
 class PointStatus(StrEnum):
@@ -139,9 +140,12 @@ P99_ON_POINT_VALUE = (
 )
 
 
-class BudgetBoundary(BaseModel):
+class BudgetBoundary(OmitsEmptyNewFields):
     """Where the load a variant holds ends at one batch size: what a search (or a sweep) found. A load holds when
-    p99 is surely under the budget and, for an offered request rate, the rate is surely delivered."""
+    p99 (and, for a streaming model, p99 TTFT and ITL) is surely under its budget and, for an offered request
+    rate, the rate is surely delivered."""
+
+    OMITTED_WHEN_EMPTY = ("ttft_budget_ms", "itl_budget_ms")
 
     model: str
     variant: str = ""
@@ -154,6 +158,8 @@ class BudgetBoundary(BaseModel):
     undecided: list[LoadValue] = Field(default_factory=list, description="Measured between, intervals straddling it.")
     on_point_value: list[LoadValue] = Field(default_factory=list, description="Decided on point values (no interval).")
     load_kind: LoadKind = LoadKind.CONCURRENCY
+    ttft_budget_ms: float | None = None
+    itl_budget_ms: float | None = None
 
     @property
     def name(self) -> str:
@@ -163,7 +169,9 @@ class BudgetBoundary(BaseModel):
     def sentence(self) -> str:
         """One line: the load to deploy, the one surely too much, and what lies undecided between."""
         words = WORDS[self.load_kind]
-        budget = f"under the {self.budget_ms:g} ms p99 budget" if self.budget_ms is not None else ""
+        named = [(self.budget_ms, "p99"), (self.ttft_budget_ms, "p99 TTFT"), (self.itl_budget_ms, "p99 ITL")]
+        given = [f"{ms:g} ms {what}" for ms, what in named if ms is not None]
+        budget = f"under the {' and '.join(given)} budget{'s' if len(given) > 1 else ''}" if given else ""
         holds = budget if self.load_kind == LoadKind.CONCURRENCY else " and ".join(
             p for p in ("delivered", budget) if p
         )
@@ -192,6 +200,8 @@ class BestPoint(PointIdentity):
     """The point chosen for one model (or overall), with its numbers and why it won (core/objectives.py)."""
 
     WIRE_ORDER = ("model", "variant", "triton_version", "batch_size", "load")
+    # Left out of its JSON while empty (as core/wire.OmitsEmptyNewFields does): answers that do not stream.
+    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("output_tokens_per_sec", "ttft_p99_ms", "itl_p99_ms")
 
     throughput_infer_per_sec: float
     throughput_ci_low: float | None = None
@@ -203,9 +213,16 @@ class BestPoint(PointIdentity):
     # A point that ranks higher (or, with none surely within, this one) but is only probably within the
     # constraints: by its values, with a 95% interval straddling a bound (core/budget.py).
     probably_within: str = ""
+    # A streaming model's point: its output tokens per second, p99 time to first token and inter-token latency.
+    output_tokens_per_sec: float | None = None
+    ttft_p99_ms: float | None = None
+    itl_p99_ms: float | None = None
 
     def summary(self) -> str:
         """One short line: where it is and what it gives (the operator's Best column)."""
+        if self.output_tokens_per_sec is not None and self.ttft_p99_ms is not None:
+            text = f"{self.key} {self.output_tokens_per_sec:,.1f} tok/s p99 TTFT {self.ttft_p99_ms:.2f} ms"
+            return text if self.satisfies_constraints else f"none satisfy; closest {text}"
         text = f"{self.key} {self.throughput_infer_per_sec:,.1f} infer/s p99 {self.latency_p99_ms:.2f} ms"
         return text if self.satisfies_constraints else f"none satisfy; closest {text}"
 

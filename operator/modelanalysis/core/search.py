@@ -21,10 +21,10 @@ RATE_RESOLUTION of the higher rate (concurrency bisects down to neighbouring val
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from modelanalysis.core.budget import Side, boundary, load_verdict
+from modelanalysis.core.budget import LatencyBudget, Side, boundary, load_verdict
 from modelanalysis.core.load import WORDS, Load, LoadKind
 from modelanalysis.core.results import PointResult, PointStatus
 from modelanalysis.core.spec import RATE_RESOLUTION, ConcurrencySearch, RequestRateSearch
@@ -59,9 +59,10 @@ def next_load(
     steps: list[Load],
     measured: Iterable[PointResult],
     search: ConcurrencySearch | RequestRateSearch | None,
-    p99_budget_ms: float | None = None,
+    budgets: Sequence[LatencyBudget] = (),
 ) -> NextLoad:
-    """The next load to measure at one batch size, given the points measured there so far."""
+    """The next load to measure at one batch size, given the points measured there so far, under the latency
+    budgets given (p99, and for a streaming model p99 TTFT and ITL: core/budget.py)."""
     by_load = {p.load: p for p in measured}
     if search is None:
         for step in steps:
@@ -80,7 +81,7 @@ def next_load(
             return NextLoad(step)
         if point.status != PointStatus.MEASURED:
             return NextLoad(None, f"{step.words} failed, so higher ones were not tried")
-        if load_verdict(point, p99_budget_ms).side == Side.OVER:  # over the budget, or a rate not delivered
+        if load_verdict(point, budgets).side == Side.OVER:  # over the budget, or a rate not delivered
             broke_budget = True
             break
         if not isinstance(search, ConcurrencySearch):
@@ -103,15 +104,16 @@ def next_load(
     # 2. Bisect the two gaps at the edges of the boundary: between the highest load surely under the budget and
     #    the first undecided one above it, and between the last undecided one and the lowest load surely over
     #    it. Loads between two undecided ones are not measured: they would be undecided too.
-    found = boundary(list(by_load.values()), p99_budget_ms)
+    found = boundary(list(by_load.values()), budgets)
     assert found is not None and found.surely_over is not None
     kind = steps[0].kind
     low, high, band = found.surely_under or 0, found.surely_over, found.undecided
     if low == 0 and not band and high == min(load.value for load in by_load):
         first = Load(kind=kind, value=high)
         if kind == LoadKind.CONCURRENCY:
-            assert p99_budget_ms is not None
-            return NextLoad(None, f"p99 breaks the {p99_budget_ms:g} ms budget already at {first.words}")
+            assert budgets
+            broken = " or ".join(b.words for b in budgets)
+            return NextLoad(None, f"the {broken} budget is broken already at {first.words}")
         return NextLoad(None, f"{first.words}, the search's lowest, does not hold already")
     for a, b in ((low, band[0] if band else high), (band[-1] if band else low, high)):
         if a == 0 and kind == LoadKind.REQUEST_RATE:

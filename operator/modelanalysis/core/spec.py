@@ -15,7 +15,7 @@ from pydantic import Field, StrictBool, field_validator, model_validator
 
 from modelanalysis.core.inputs import InputSettings
 from modelanalysis.core.load import Load
-from modelanalysis.core.wire import WireModel
+from modelanalysis.core.wire import OmitsEmptyNewFields, WireModel
 
 DEFAULT_TRITON_VERSION = "24.08-py3"
 # Defaults for a point: 250 ms windows, 3 to a perf_analyzer run, until throughput's 95% interval is within
@@ -220,6 +220,9 @@ class Objective(StrEnum):
 
     MAXIMIZE_THROUGHPUT = "maximize-throughput"
     MINIMIZE_LATENCY = "minimize-latency"  # p99
+    # Streaming models: output tokens per second under the budgets (goodput); points that do not stream rank by
+    # throughput after every one that does.
+    MAXIMIZE_OUTPUT_TOKENS = "maximize-output-tokens"
 
 
 class AtMost(WireModel):
@@ -230,7 +233,7 @@ class AtLeast(WireModel):
     min: float = Field(ge=0, le=1e12, description="The smallest value allowed.")
 
 
-class Constraints(WireModel):
+class Constraints(WireModel, OmitsEmptyNewFields):
     """Bounds a point must stay within to count (Model Analyzer's constraints). A point breaking any of them is
     recorded with Satisfies Constraints: No and is never the best, unless none satisfies (then the closest is
     named, and said to be outside them)."""
@@ -242,10 +245,22 @@ class Constraints(WireModel):
         alias="gpuMemoryMB",
         description="Most GPU memory the server may use during the point, in MB (judged only where measured).",
     )
+    ttft_p99_ms: AtMost | None = Field(
+        None, description="Streaming models: p99 time to first token budget, in ms (judged only where measured)."
+    )
+    itl_p99_ms: AtMost | None = Field(
+        None, description="Streaming models: p99 inter-token latency budget, in ms (judged only where measured)."
+    )
+
+    OMITTED_WHEN_EMPTY = ("ttft_p99_ms", "itl_p99_ms")
 
     @property
     def any(self) -> bool:
-        return any(v is not None for v in (self.p99_latency_ms, self.throughput_infer_per_sec, self.gpu_memory_mb))
+        return any(
+            v is not None
+            for v in (self.p99_latency_ms, self.throughput_infer_per_sec, self.gpu_memory_mb, self.ttft_p99_ms,
+                      self.itl_p99_ms)
+        )  # fmt: skip
 
 
 # Concurrency search: Model Analyzer's defaults (its search stops at 1024 and counts a rise under 5% as none).

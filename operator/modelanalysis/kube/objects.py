@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from modelanalysis.core.budget import search_p99_budget
+from modelanalysis.core.budget import search_budgets
 from modelanalysis.core.inputs import InputSettings
 from modelanalysis.core.load import Load
 from modelanalysis.core.parts import pack_files
@@ -318,6 +318,10 @@ def load_generator_inputs(spec: ModelAnalysisSpec, model: str) -> tuple[InputSet
     return inputs.model_copy(update={"data": seen_at}), [volume]
 
 
+# perf-point's flag for each latency budget a search decides against (job_commands.py).
+BUDGET_FLAGS = {"p99": "p99-budget-ms", "p99 TTFT": "ttft-budget-ms", "p99 ITL": "itl-budget-ms"}
+
+
 def load_generator_job(
     name: str,
     namespace: str,
@@ -356,7 +360,7 @@ def load_generator_job(
             f"--measurement={m.model_dump_json(by_alias=True)}",
             f"--termination-log={TERMINATION_LOG}",
             *([f"--cpu-budget={budget:g}"] if budget else []),
-            *([f"--p99-budget-ms={p99_budget:g}"] if (p99_budget := search_p99_budget(spec)) is not None else []),
+            *(f"--{BUDGET_FLAGS[b.what]}={b.max_ms:g}" for b in search_budgets(spec)),
             *([f"--inputs={inputs.model_dump_json(by_alias=True, exclude_none=True)}"] if inputs.given else []),
         ],
         "resources": resources,

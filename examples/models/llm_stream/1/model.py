@@ -1,7 +1,8 @@
 """llm_stream: a stand-in LLM with the vLLM backend's interface that sleeps known delays (see config.pbtxt).
 
 Requests are served on threads, as an LLM server batches them in flight: one slow prompt does not hold back
-the others, so time to first token grows with load only through the CPU, not by queueing whole requests."""
+the others. With MAX_IN_FLIGHT set, requests beyond it wait for a slot, so time to first token grows with load
+past that point, as it does on a real server whose KV cache is full."""
 
 import json
 import threading
@@ -20,6 +21,8 @@ class TritonPythonModel:
         self.prefill_per_word_s = float(params.get("PREFILL_MS_PER_WORD", "0")) / 1000
         self.token_s = float(params.get("TOKEN_MS", "2")) / 1000
         self.default_max_tokens = int(params.get("DEFAULT_MAX_TOKENS", "16"))
+        in_flight = int(params.get("MAX_IN_FLIGHT", "0"))
+        self.slots = threading.Semaphore(in_flight) if in_flight > 0 else None
         self.threads = []
 
     def execute(self, requests):
@@ -30,6 +33,13 @@ class TritonPythonModel:
         return None
 
     def generate(self, request):
+        if self.slots is None:
+            self._generate(request)
+            return
+        with self.slots:
+            self._generate(request)
+
+    def _generate(self, request):
         sender = request.get_response_sender()
         try:
             prompt = _text(pb_utils.get_input_tensor_by_name(request, "text_input"))
