@@ -9,12 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from modelanalysis.core.budget import Side, budget_verdict, latency_budgets
 from modelanalysis.core.convergence import Verdict
 from modelanalysis.core.load import Load
+from modelanalysis.core.objectives import choose_best, violations
 from modelanalysis.core.perf import PerfMeasurement, PerfRun, PerfWindow, combine_runs, perf_analyzer_args
 from modelanalysis.core.report import INFERENCE_CSV, csv_files
 from modelanalysis.core.results import AnalysisResult, ModelStatus, PointResult, PointStatus
-from modelanalysis.core.spec import MeasurementSettings, Protocol
+from modelanalysis.core.search import next_load
+from modelanalysis.core.spec import AtMost, ConcurrencySearch, Constraints, MeasurementSettings, Objective, Protocol
 from modelanalysis.core.streaming import (
     ProfileExportError,
     combine_stream_windows,
@@ -184,3 +187,67 @@ def test_the_csv_has_the_streaming_columns_only_where_a_model_streamed() -> None
     assert "p99 Time To First Token (ms)" in with_stream.splitlines()[0]
     assert "Output Token Throughput (infer/sec)" in with_stream.splitlines()[0]
     assert "Time To First Token" not in without
+
+
+def streamed_point(concurrency: int, ttft_p99: float, ci: tuple[float, float] | None, tokens: float) -> PointResult:
+    point = Point(model="llm", batch_size=1, load=Load.concurrency(concurrency))
+    perf = numbers(point).model_copy(
+        update={"ttft_p99_ms": ttft_p99, "ttft_p99_ci_low_ms": ci[0] if ci else None,
+                "ttft_p99_ci_high_ms": ci[1] if ci else None, "output_tokens_per_sec": tokens,
+                "output_tokens_ci_low": tokens * 0.98, "output_tokens_ci_high": tokens * 1.02}
+    )  # fmt: skip
+    return PointResult(**point.identity(), status=PointStatus.MEASURED, perf=perf)
+
+
+def test_a_ttft_budget_is_decided_on_its_interval_and_not_judged_where_a_model_does_not_stream() -> None:
+    (budget,) = latency_budgets(Constraints(ttft_p99_ms=AtMost(max=10)))
+    assert budget.what == "p99 TTFT"
+    assert budget_verdict(streamed_point(1, 6, (5, 7), 100).perf, budget).side == Side.UNDER  # type: ignore[union-attr]
+    assert budget_verdict(streamed_point(2, 9.5, (8, 11), 100).perf, budget).side == Side.UNDECIDED  # type: ignore[union-attr]
+    assert budget_verdict(streamed_point(3, 20, (15, 25), 100).perf, budget).side == Side.OVER  # type: ignore[union-attr]
+    plain = numbers(Point(model="m", batch_size=1, load=Load.concurrency(1)))
+    assert budget_verdict(plain, budget) is None  # no TTFT: not judged, as GPU memory without a GPU
+
+
+def test_the_search_stops_on_the_ttft_budget_and_bisects_for_the_most_users_under_it() -> None:
+    steps = [Load.concurrency(c) for c in (1, 2, 4, 8)]
+    budgets = latency_budgets(Constraints(ttft_p99_ms=AtMost(max=10)))
+    search = ConcurrencySearch()
+    measured = [
+        streamed_point(1, 4, (3, 5), 100),
+        streamed_point(2, 5, (4, 6), 200),
+        streamed_point(4, 30, (25, 35), 220),
+    ]
+    assert next_load(steps, measured, search, budgets).load == Load.concurrency(3)
+    measured.append(streamed_point(3, 14, (12, 16), 210))
+    done = next_load(steps, measured, search, budgets)
+    assert done.load is None and "2 is the highest surely under the 10 ms p99 TTFT budget" in done.reason
+
+
+def test_maximize_output_tokens_picks_the_most_tokens_per_second_under_the_budgets() -> None:
+    points = [
+        streamed_point(1, 4, (3, 5), 100),
+        streamed_point(2, 5, (4, 6), 200),
+        streamed_point(4, 30, (25, 35), 400),
+    ]
+    constraints = Constraints(ttft_p99_ms=AtMost(max=10))
+    best = choose_best(points, Objective.MAXIMIZE_OUTPUT_TOKENS, constraints)
+    assert best.overall is not None and best.overall.load.value == 2
+    assert best.overall.output_tokens_per_sec == 200 and best.overall.ttft_p99_ms == 5
+    assert "200.0 tok/s p99 TTFT 5.00 ms" in best.overall.summary()
+    assert "most output tokens/sec" in best.overall.why
+    (found,) = best.boundaries
+    assert (found.surely_under, found.surely_over, found.ttft_budget_ms, found.budget_ms) == (2, 4, 10, None)
+    assert "p99 TTFT (ms) 30 > 10" in " ".join(v.sentence() for v in violations(points[2], constraints))
+
+
+def test_records_without_streaming_numbers_are_written_as_before() -> None:
+    assert "ttft_p99_ms" not in Constraints().model_dump() and "ttftP99Ms" not in Constraints().model_dump(
+        by_alias=True
+    )
+    best = choose_best([streamed_point(1, 4, (3, 5), 100)], Objective.MAXIMIZE_THROUGHPUT, Constraints())
+    assert best.overall is not None and "ttft_p99_ms" in best.overall.model_dump()
+    where = Point(model="m", batch_size=1, load=Load.concurrency(1))
+    plain = PointResult(**where.identity(), status=PointStatus.MEASURED, perf=numbers(where))
+    plain_best = choose_best([plain], Objective.MAXIMIZE_THROUGHPUT, Constraints())
+    assert plain_best.overall is not None and "ttft_p99_ms" not in plain_best.overall.model_dump()
