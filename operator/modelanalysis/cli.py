@@ -90,8 +90,12 @@ RESULT_JSON = "analysis.json"
 def model_table(result: AnalysisResult) -> Table:
     table = Table(title="Model Analyzer results", header_style="bold")
     load_column = result.points[0].load.csv_column if result.points else "Concurrency"
+    # A streaming model's numbers, where one streamed: what an LLM is sized by (README: LLMs and streaming models).
+    streamed = any(p.perf is not None and p.perf.streamed for p in result.points)
+    streaming_columns = ("Tokens/sec", "p99 TTFT (ms)", "p99 ITL (ms)") if streamed else ()
     for column in ("Model", "Batch", load_column, "Throughput (infer/sec)", "95% CI", "Windows", "p50 (ms)",
-                   "p99 (ms)", "Max GPU Util (%)", "Max GPU Mem (MB)", "Max CPU Util (%)", "Status"):  # fmt: skip
+                   "p99 (ms)", *streaming_columns, "Max GPU Util (%)", "Max GPU Mem (MB)", "Max CPU Util (%)",
+                   "Status"):  # fmt: skip
         table.add_column(column, justify="left" if column in ("Model", "Status") else "right")
     table.caption = "95% CI: half-width of throughput's 95% confidence interval over the windows"
 
@@ -124,6 +128,12 @@ def model_table(result: AnalysisResult) -> Table:
             str(p.perf.windows) if p.perf and p.perf.windows else "",
             num(p.perf.latency_p50_ms if p.perf else None, 3),
             num(p.perf.latency_p99_ms if p.perf else None, 3),
+            *(
+                (num(p.perf.output_tokens_per_sec if p.perf else None),
+                 num(p.perf.ttft_p99_ms if p.perf else None, 3),
+                 num(p.perf.itl_p99_ms if p.perf else None, 3))
+                if streamed else ()
+            ),
             num(util),
             num(mem),
             num(p.resources.max_cpu_utilization_pct if p.resources else None),

@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 import json
 import statistics
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -70,9 +71,10 @@ class StreamWindow:
     seconds: float
     requests: int
     tokens: int
-    ttft_ms: tuple[float, ...]
-    itl_ms: tuple[float, ...]
-    latency_ms: tuple[float, ...]
+    # Packed doubles, not tuples of floats: a point keeps every window of its runs, ~15 gaps a request each.
+    ttft_ms: Sequence[float]
+    itl_ms: Sequence[float]
+    latency_ms: Sequence[float]
 
     @property
     def output_tokens_per_sec(self) -> float:
@@ -89,7 +91,10 @@ class StreamWindow:
 
 def percentile(values: Sequence[float], pct: float) -> float:
     """The `pct` percentile by linear interpolation between closest ranks (numpy's default)."""
-    ordered = sorted(values)
+    return _of_sorted(sorted(values), pct)
+
+
+def _of_sorted(ordered: Sequence[float], pct: float) -> float:
     if not ordered:
         raise ValueError("no values")
     rank = (len(ordered) - 1) * pct / 100
@@ -127,24 +132,29 @@ def _token_timestamps(start: int, responses: Sequence[int], outputs: Sequence[An
     return tuple(tokens)
 
 
+def _reduce_request(entry: dict[str, Any]) -> Any:
+    """json's object hook: a request's entry, reduced to a StreamedRequest as soon as it is read, so its inputs and
+    outputs (most of the file) are never all held at once (10,000 requests a window stay within tens of MB)."""
+    if "response_timestamps" not in entry or "timestamp" not in entry:
+        return entry
+    responses = [int(t) for t in entry.get("response_timestamps") or []]
+    if not responses:
+        return None  # a request that never answered is perf_analyzer's error to report, not a token count
+    start = int(entry["timestamp"])
+    tokens = _token_timestamps(start, responses, entry.get("response_outputs") or [])
+    return StreamedRequest(start_ns=start, token_ns=tokens, end_ns=responses[-1])
+
+
 def parse_profile_export(text: str) -> tuple[list[StreamedRequest], list[int]]:
     """The requests of a run's export and its window boundaries (ns). One run measures one load, so the export
     holds one experiment."""
     try:
-        export = json.loads(text)
+        export = json.loads(text, object_hook=_reduce_request)
         experiment = export["experiments"][-1]
         boundaries = [int(b) for b in experiment.get("window_boundaries") or []]
-        raw = experiment["requests"]
+        requests = [r for r in experiment["requests"] if isinstance(r, StreamedRequest)]
     except (ValueError, KeyError, IndexError, TypeError) as exc:
         raise ProfileExportError(f"perf_analyzer's profile export is not what was expected ({exc!r})") from None
-    requests = []
-    for entry in raw:
-        responses = [int(t) for t in entry.get("response_timestamps") or []]
-        if not responses:
-            continue  # a request that never answered is perf_analyzer's error to report, not a token count
-        start = int(entry["timestamp"])
-        tokens = _token_timestamps(start, responses, entry.get("response_outputs") or [])
-        requests.append(StreamedRequest(start_ns=start, token_ns=tokens, end_ns=responses[-1]))
     return requests, boundaries
 
 
@@ -163,9 +173,9 @@ def stream_windows(requests: Sequence[StreamedRequest], boundaries: Sequence[int
                 seconds=(end - start) / NS_PER_S,
                 requests=len(inside),
                 tokens=sum(len(r.token_ns) for r in inside),
-                ttft_ms=tuple(t for r in inside if (t := r.ttft_ms) is not None),
-                itl_ms=tuple(g for r in inside for g in r.itl_ms),
-                latency_ms=tuple(r.latency_ms for r in inside),
+                ttft_ms=array("d", (t for r in inside if (t := r.ttft_ms) is not None)),
+                itl_ms=array("d", (g for r in inside for g in r.itl_ms)),
+                latency_ms=array("d", (r.latency_ms for r in inside)),
             )
         )
     return windows
@@ -188,15 +198,16 @@ def _p99_interval(windows: Sequence[Sequence[float]], runs: Sequence[Sequence[fl
         return None
     by_run = mean_interval([percentile(r, 99) for r in runs if r])
     half = max(by_window.half_width, by_run.half_width if by_run else 0.0)
-    pooled = percentile([v for w in windows for v in w], 99)
+    pooled = percentile(array("d", (v for w in windows for v in w)), 99)
     return max(pooled - half, 0.0), pooled + half
 
 
 def _summary(prefix: str, values: Sequence[float]) -> dict[str, float | None]:
     if not values:
         return {f"{prefix}_avg_ms": None, **{f"{prefix}_p{p}_ms": None for p in PERCENTILES}}
-    return {f"{prefix}_avg_ms": statistics.fmean(values), **{f"{prefix}_p{p}_ms": percentile(values, p)
-                                                              for p in PERCENTILES}}  # fmt: skip
+    ordered = sorted(values)  # once, for every percentile
+    return {f"{prefix}_avg_ms": statistics.fmean(ordered), **{f"{prefix}_p{p}_ms": _of_sorted(ordered, p)
+                                                               for p in PERCENTILES}}  # fmt: skip
 
 
 def combine_stream_windows(runs: Sequence[Sequence[StreamWindow]], dropped: int) -> dict[str, Any]:
@@ -211,9 +222,9 @@ def combine_stream_windows(runs: Sequence[Sequence[StreamWindow]], dropped: int)
     for run in runs:
         kept_runs.append([w for i, w in enumerate(run, start=seen) if i >= dropped])
         seen += len(run)
-    ttft = [v for w in kept for v in w.ttft_ms]
-    itl = [v for w in kept for v in w.itl_ms]
-    latency = [v for w in kept for v in w.latency_ms]
+    ttft = array("d", (v for w in kept for v in w.ttft_ms))
+    itl = array("d", (v for w in kept for v in w.itl_ms))
+    latency = array("d", (v for w in kept for v in w.latency_ms))
     tokens = mean_interval([w.output_tokens_per_sec for w in kept])
     requests = sum(w.requests for w in kept)
     numbers: dict[str, Any] = {
@@ -224,11 +235,10 @@ def combine_stream_windows(runs: Sequence[Sequence[StreamWindow]], dropped: int)
         "output_tokens_ci_high": tokens.high if tokens else None,
         "tokens_per_request": sum(w.tokens for w in kept) / requests if requests else None,
     }
-    for prefix, values, per_window, per_run in (
-        ("ttft", ttft, [w.ttft_ms for w in kept], [[v for w in r for v in w.ttft_ms] for r in kept_runs]),
-        ("itl", itl, [w.itl_ms for w in kept], [[v for w in r for v in w.itl_ms] for r in kept_runs]),
-        ("latency", latency, [w.latency_ms for w in kept], [[v for w in r for v in w.latency_ms] for r in kept_runs]),
-    ):
+    for prefix, values in (("ttft", ttft), ("itl", itl), ("latency", latency)):
+        field = f"{prefix}_ms"
+        per_window = [getattr(w, field) for w in kept]
+        per_run = [array("d", (v for w in r for v in getattr(w, field))) for r in kept_runs]
         interval = _p99_interval(per_window, per_run) if values else None
         numbers[f"{prefix}_p99_ci_low_ms"], numbers[f"{prefix}_p99_ci_high_ms"] = interval or (None, None)
     numbers.update(_summary("latency", latency))
