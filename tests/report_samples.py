@@ -20,6 +20,7 @@ from modelanalysis.core.sweep import Point, SkippedPoint
 
 ROOT = Path(__file__).resolve().parent.parent
 CPU_ANALYSIS = ROOT / "tests" / "data" / "cli-cpu-add_sub-matmul-analysis.json"
+STREAMING_ANALYSIS = ROOT / "tests" / "data" / "cli-cpu-llm_stream-analysis.json"  # a decoupled model, streamed
 H100_FOLDER = ROOT / "bench" / "results" / "gpu-h100-cli"
 H100_ANALYSIS = H100_FOLDER / "analysis.json"
 

@@ -26,7 +26,7 @@ from modelanalysis.core.html_report import render_html
 from modelanalysis.core.report import INFERENCE_CSV, csv_files
 from modelanalysis.core.results import AnalysisResult
 from modelanalysis.core.spec import Constraints
-from tests.report_samples import CPU_ANALYSIS, H100_ANALYSIS, load, synthetic_analysis
+from tests.report_samples import CPU_ANALYSIS, H100_ANALYSIS, STREAMING_ANALYSIS, load, synthetic_analysis
 
 pytestmark = pytest.mark.browser
 
@@ -119,6 +119,21 @@ def test_the_latency_budget_is_drawn_where_p99_is_on_an_axis_and_the_best_point_
     [add_sub] = [p for p in best if p.model == "add_sub"]
     assert add_sub.perf is not None and add_sub.perf.latency_p99_ms <= 5.0  # b4 c2 at 4.24 ms, not b8's faster ones
     assert [p.model for p in best] == ["add_sub", "matmul"]  # matmul has none under 5 ms: its closest is marked
+
+
+def test_a_streaming_models_report_draws_ttft_itl_and_tokens_per_second_with_the_ttft_budget(
+    open_report: Open,
+) -> None:
+    result = load(STREAMING_ANALYSIS)
+    assert result.constraints.ttft_p99_ms is not None
+    dom, body = open_report(result, "streaming")
+    # The five plots of any model, and p99 TTFT and ITL vs concurrency and tokens/sec vs p99 TTFT.
+    assert int(body["data-charts"]) == 5 + 3
+    assert "p99 time to first token vs concurrency" in dom and "Output tokens/sec vs p99 time to first token" in dom
+    # The TTFT budget: a horizontal line in TTFT vs concurrency, a vertical one in tokens/sec vs TTFT.
+    assert dom.count('<line class="budget"') == 2 and dom.count(">p99 TTFT budget<") == 2
+    written = list(csv.reader(io.StringIO(csv_files(result)[INFERENCE_CSV])))[1:]
+    assert dom_rows(dom) == written
 
 
 def test_each_triton_version_gets_plots_of_its_own(open_report: Open) -> None:

@@ -149,6 +149,9 @@ def report_data(result: AnalysisResult) -> dict[str, Any]:
         "best": sorted(best_points(result).values()),
         "p99Budget": result.constraints.p99_latency_ms.max if result.constraints.p99_latency_ms else None,
         "empty": empty_reasons(result),
+        # Streaming models' budgets, only where given (an analysis without them draws as it always did).
+        **({"ttftBudget": c.ttft_p99_ms.max} if (c := result.constraints).ttft_p99_ms else {}),
+        **({"itlBudget": c.itl_p99_ms.max} if c.itl_p99_ms else {}),
     }
 
 

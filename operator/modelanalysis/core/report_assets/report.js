@@ -25,7 +25,13 @@
     tp: col("Throughput (infer/sec)"), tpLo: col("Throughput 95% CI Low (infer/sec)"),
     tpHi: col("Throughput 95% CI High (infer/sec)"), p99: col("p99 Latency (ms)"),
     p99Lo: col("p99 Latency 95% CI Low (ms)"), p99Hi: col("p99 Latency 95% CI High (ms)"),
-    cpu: col("Max CPU Utilization (%)"), cpuMem: col("Max CPU Memory (MB)"), version: col("Triton Version")
+    cpu: col("Max CPU Utilization (%)"), cpuMem: col("Max CPU Memory (MB)"), version: col("Triton Version"),
+    // streaming models' columns (absent, -1, in analyses where none streamed)
+    ttft: col("p99 Time To First Token (ms)"), ttftLo: col("p99 Time To First Token 95% CI Low (ms)"),
+    ttftHi: col("p99 Time To First Token 95% CI High (ms)"), itl: col("p99 Inter Token Latency (ms)"),
+    itlLo: col("p99 Inter Token Latency 95% CI Low (ms)"), itlHi: col("p99 Inter Token Latency 95% CI High (ms)"),
+    tok: col("Output Token Throughput (infer/sec)"), tokLo: col("Output Token Throughput 95% CI Low (tokens/sec)"),
+    tokHi: col("Output Token Throughput 95% CI High (tokens/sec)")
   };
   var best = {};
   D.best.forEach(function (i) { best[i] = true; });
@@ -123,14 +129,15 @@
       el("line", {"class": "base", x1: L, x2: L + pw, y1: Y(spec.base.y), y2: Y(spec.base.y)}, svg, true);
       el("text", {x: L + pw - 4, y: Y(spec.base.y) - 4, "text-anchor": "end", text: spec.base.label}, svg, true);
     }
-    // The p99 latency budget (spec.constraints), where the chart has p99 on an axis.
+    // A latency budget (spec.constraints), where the chart has that latency on an axis.
+    var budgetLabel = spec.budgetLabel || "p99 budget";
     if (spec.budgetX !== null && spec.budgetX !== undefined) {
       el("line", {"class": "budget", x1: X(spec.budgetX), x2: X(spec.budgetX), y1: T, y2: T + ph}, svg, true);
-      el("text", {"class": "budget", x: X(spec.budgetX) + 4, y: T + 12, text: "p99 budget"}, svg, true);
+      el("text", {"class": "budget", x: X(spec.budgetX) + 4, y: T + 12, text: budgetLabel}, svg, true);
     }
     if (spec.budgetY !== null && spec.budgetY !== undefined) {
       el("line", {"class": "budget", x1: L, x2: L + pw, y1: Y(spec.budgetY), y2: Y(spec.budgetY)}, svg, true);
-      el("text", {"class": "budget", x: L + 4, y: Y(spec.budgetY) - 4, text: "p99 budget"}, svg, true);
+      el("text", {"class": "budget", x: L + 4, y: Y(spec.budgetY) - 4, text: budgetLabel}, svg, true);
     }
     var legend = el("div", {"class": "legend"}, fig);
     spec.series.forEach(function (s, k) {
@@ -230,6 +237,20 @@
       series: byBatch(pts, function (p) { return pt(p, p.conc, p.r[C.tp], {yLo: p.r[C.tpLo], yHi: p.r[C.tpHi]}); })});
     chart(box, {title: "p99 latency vs " + LOAD.toLowerCase(), x: LOAD_AXIS, y: "p99 latency (ms)", xKind: "conc",
       budgetY: D.p99Budget, series: byBatch(pts, function (p) { return pt(p, p.conc, p.r[C.p99], {yLo: p.r[C.p99Lo], yHi: p.r[C.p99Hi]}); })});
+    if (C.ttft >= 0 && pts.some(function (p) { return p.r[C.ttft] !== null; })) {  // a streaming model
+      var llm = el("div", {"class": "charts"}, root);
+      chart(llm, {title: "p99 time to first token vs " + LOAD.toLowerCase(), x: LOAD_AXIS, y: "p99 TTFT (ms)",
+        xKind: "conc", budgetY: D.ttftBudget, budgetLabel: "p99 TTFT budget", series: byBatch(pts, function (p) {
+          return pt(p, p.conc, p.r[C.ttft], {yLo: p.r[C.ttftLo], yHi: p.r[C.ttftHi]}); })});
+      chart(llm, {title: "p99 inter-token latency vs " + LOAD.toLowerCase(), x: LOAD_AXIS, y: "p99 ITL (ms)",
+        xKind: "conc", budgetY: D.itlBudget, budgetLabel: "p99 ITL budget", series: byBatch(pts, function (p) {
+          return pt(p, p.conc, p.r[C.itl], {yLo: p.r[C.itlLo], yHi: p.r[C.itlHi]}); })});
+      chart(llm, {title: "Output tokens/sec vs p99 time to first token", x: "p99 TTFT (ms)", y: "output tokens/sec",
+        xKind: "free", budgetX: D.ttftBudget, budgetLabel: "p99 TTFT budget", series: byBatch(pts, function (p) {
+          var r = p.r;
+          return pt(p, r[C.ttft], r[C.tok], {xLo: r[C.ttftLo], xHi: r[C.ttftHi], yLo: r[C.tokLo], yHi: r[C.tokHi]});
+        })});
+    }
     var res = el("div", {"class": "charts"}, root);
     if (D.empty.gpu) note(res, D.empty.gpu);
     else {
