@@ -104,8 +104,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"| median points | {s['median_points']['search']} | {s['median_points']['grid']} |",
         f"| highest concurrency surely under the budget, per repeat | {s['answers']['search']} | "
         f"{s['answers']['grid']} |", "",
-        f"Median wall ratio search / grid: **{s['median_wall_ratio_search_over_grid']:.2f}**; answers agree per repeat: "
-        f"{s['answers_agree_per_repeat']}.", "",
+        f"Median wall ratio search / grid: **{s['median_wall_ratio_search_over_grid']:.2f}**; answers agree"
+        f" per repeat: {s['answers_agree_per_repeat']}.", "",
         *[f"- {n}" for n in result.get("notes", [])],
     ]  # fmt: skip
     return "\n".join(lines) + "\n"
