@@ -56,6 +56,7 @@ from modelanalysis.core.inputs import SharedMemory
 from modelanalysis.core.load import Load, number_text
 from modelanalysis.core.ma_config import MaConfigError, read_ma_config
 from modelanalysis.core.perf import PerfMeasurement
+from modelanalysis.core.pipeline import bottleneck
 from modelanalysis.core.results import (
     NOT_MEASURABLE,
     AnalysisResult,
@@ -412,6 +413,12 @@ def print_best(result: AnalysisResult) -> None:
             out.print(f"Best for {b.model}: {config(b)}, {b.where}{mark}: {b.why}", highlight=False)
     for boundary in best.boundaries:  # with a latency budget: where it falls at each batch size searched
         out.print(f"Boundary: {boundary.sentence()}", highlight=False)
+    for b in best.per_model or [best.overall]:  # an ensemble: where its best point's time went, step by step
+        point = next((p for p in result.points if p.key == b.key), None)
+        if point is not None and point.steps and (slowest := bottleneck(point.steps)) is not None:
+            others = "; ".join(s.sentence() for s in point.steps if s is not slowest)
+            out.print(f"Steps: {b.model} {b.where}: bottleneck {slowest.sentence()}" + (f"; then {others}" if others
+                      else ""), highlight=False)  # fmt: skip
     overall = best.overall
     label = "Best" if overall.satisfies_constraints else "[yellow]No point satisfies the constraints[/]; closest"
     out.print(

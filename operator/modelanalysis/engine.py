@@ -41,6 +41,7 @@ from modelanalysis.core.inputs import InputCheck, SharedMemory, check_inputs, pa
 from modelanalysis.core.load import Load
 from modelanalysis.core.objectives import choose_best
 from modelanalysis.core.perf import InputsRefused, MeasureAgain, PerfMeasurement, PointMeasurementError
+from modelanalysis.core.pipeline import step_breakdown
 from modelanalysis.core.results import (
     NOT_MEASURABLE,
     AnalysisResult,
@@ -86,6 +87,14 @@ def streaming_note(model: str) -> str:
         f"{model} is decoupled (it streams its responses): measured with perf_analyzer --async --streaming over "
         "gRPC; its time to first token, inter-token latency and output tokens per second come from perf_analyzer's "
         "per-request record (README: LLMs and streaming models)."
+    )
+
+
+def ensemble_note(model: str, composing: Sequence[str]) -> str:
+    return (
+        f"{model} is an ensemble of {', '.join(composing)}: each of its points also says, from Triton's own "
+        "counters, where a request's time went step by step and which step is the bottleneck "
+        "(metrics-model-steps.csv; README: Pipelines)."
     )
 
 
@@ -358,10 +367,12 @@ class SweepEngine:
         self._record(EventKind.LOADED, model=name)
         if config.decoupled:
             self._note(streaming_note(model))
+        if config.composing:
+            self._note(ensemble_note(model, config.composing))
         try:
             for batch in sorted({p.batch_size for p in plan.points}):
                 steps = [p.load for p in plan.points if p.batch_size == batch]
-                self.profile_batch(variant, batch, steps, outcome, streaming=config.decoupled)
+                self.profile_batch(variant, batch, steps, outcome, config)
             outcome.status = ModelStatus.PROFILED
             measured = len(self._measured(name))
             self._record(EventKind.PROFILED, model=name, message=f"{measured} points")
@@ -413,10 +424,13 @@ class SweepEngine:
         ]
 
     def profile_batch(
-        self, variant: ModelVariant, batch: int, steps: list[Load], outcome: ModelOutcome, streaming: bool = False
+        self, variant: ModelVariant, batch: int, steps: list[Load], outcome: ModelOutcome,
+        config: ModelConfigSummary | None = None,
     ) -> None:
         """Measure one batch size at the loads the search picks, one at a time; record the steps it
-        left out, with why. `streaming`: the model is decoupled (core/streaming.py)."""
+        left out, with why. `config`: what Triton loaded, which says how its points are measured (a decoupled
+        model streams: core/streaming.py; an ensemble's steps are broken down: core/pipeline.py)."""
+        streaming, composing = (config.decoupled, config.composing) if config else (False, ())
         budgets = latency_budgets(self.spec.constraints)
         model, name, tag = variant.model, variant.name, variant.point_variant
         while True:
@@ -426,7 +440,7 @@ class SweepEngine:
                 break
             version = self.triton_version
             point = Point(model=model, batch_size=batch, load=step.load, variant=tag, triton_version=version,
-                          streaming=streaming)  # fmt: skip
+                          streaming=streaming, composing=composing)  # fmt: skip
             self.checkpoint()
             self._record(EventKind.POINT, model=name, point=point)
             result = self.measure_point(point, self.spec.measurement)
@@ -469,6 +483,8 @@ class SweepEngine:
         result = PointResult.from_window(
             point, perf, error, samples, started, finished, settings.measurement_interval_ms, self.where_ran()
         )
+        if point.composing:
+            result.steps = step_breakdown(samples, point.composing) or None
         if perf is not None and perf.load_generator_bottleneck:
             self._note(LOAD_GENERATOR_BOTTLENECK_NOTE)
         assert result.resources is not None

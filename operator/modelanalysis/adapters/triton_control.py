@@ -12,6 +12,7 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from modelanalysis.core.inputs import ModelInput, model_inputs
+from modelanalysis.core.pipeline import ensemble_steps
 
 
 class TritonUnreachable(RuntimeError):
@@ -29,6 +30,8 @@ class ModelConfigSummary:
     inputs: tuple[ModelInput, ...] = ()
     # model_transaction_policy.decoupled: the model may answer a request with many responses (it streams).
     decoupled: bool = False
+    # An ensemble's composing models, in step order (core/pipeline.py); empty for any other model.
+    composing: tuple[str, ...] = ()
 
 
 def summarize_model_config(config: dict[str, Any]) -> ModelConfigSummary:
@@ -43,6 +46,7 @@ def summarize_model_config(config: dict[str, Any]) -> ModelConfigSummary:
         instance_group="/".join(parts),
         inputs=tuple(model_inputs(config)),
         decoupled=bool((config.get("model_transaction_policy") or {}).get("decoupled", False)),
+        composing=ensemble_steps(config),
     )
 
 

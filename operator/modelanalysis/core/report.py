@@ -19,6 +19,7 @@ from modelanalysis.core.spec import Constraints
 INFERENCE_CSV = "metrics-model-inference.csv"
 GPU_CSV = "metrics-model-gpu.csv"
 SERVER_ONLY_CSV = "metrics-server-only.csv"
+STEPS_CSV = "metrics-model-steps.csv"  # ensembles only: each composing model's share of each point
 
 SERVER_ONLY_MODEL = "triton-server"
 LOAD_COLUMN = "Concurrency"  # the load's column in the lists below; core/load.CSV_COLUMN names it per kind
@@ -72,6 +73,12 @@ GPU_COLUMNS = [
     "Model", "GPU UUID", "Batch", "Concurrency", "Model Config Path", "Instance Group",
     "Satisfies Constraints", "GPU Memory Usage (MB)", "GPU Utilization (%)", "GPU Power Usage (W)",
     "Memory Utilization (%)", "Triton Version",
+]  # fmt: skip
+
+STEP_COLUMNS = [
+    "Model", "Batch", "Concurrency", "Model Config Path", "Step", "Requests", "Executions", "Avg Queue (ms)",
+    "Avg Compute Input (ms)", "Avg Compute Infer (ms)", "Avg Compute Output (ms)", "Avg Request (ms)", "Bottleneck",
+    "Triton Version",
 ]  # fmt: skip
 
 SERVER_ONLY_COLUMNS = [
@@ -235,6 +242,23 @@ def gpu_frame(result: AnalysisResult) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=_with_load_column(GPU_COLUMNS, result))
 
 
+def steps_frame(result: AnalysisResult) -> pd.DataFrame:
+    """An ensemble's points, one row per point and composing model (core/pipeline.py)."""
+    rows = []
+    for p in result.points:
+        outcome = result.outcome(p.variant_name, p.triton_version)
+        for s in p.steps or []:
+            rows.append({
+                "Model": p.model, "Batch": p.batch_size, p.load.csv_column: p.load.value,
+                "Model Config Path": outcome.config_path if outcome else "", "Step": s.model,
+                "Requests": s.requests, "Executions": s.executions, "Avg Queue (ms)": s.queue_ms,
+                "Avg Compute Input (ms)": s.compute_input_ms, "Avg Compute Infer (ms)": s.compute_infer_ms,
+                "Avg Compute Output (ms)": s.compute_output_ms, "Avg Request (ms)": s.request_ms,
+                "Bottleneck": _yes_no(s.bottleneck), "Triton Version": p.triton_version or result.triton_version,
+            })  # fmt: skip
+    return pd.DataFrame(rows, columns=_with_load_column(STEP_COLUMNS, result))
+
+
 def server_only_frame(result: AnalysisResult) -> pd.DataFrame:
     baseline = result.baseline
     if baseline is None:
@@ -267,16 +291,19 @@ def _integral(value: Any) -> bool:
 
 def _to_csv(frame: pd.DataFrame) -> str:
     # Integers stay integers when a column has empty cells (pandas would print 8.0 otherwise).
-    for column in ("Batch", *CSV_COLUMN.values(), "Max Batch Size", "Measurement Windows", "Requests"):
+    for column in ("Batch", *CSV_COLUMN.values(), "Max Batch Size", "Measurement Windows", "Requests", "Executions"):
         if column in frame and frame[column].dropna().map(_integral).all():
             frame[column] = frame[column].astype("Int64")
     return frame.to_csv(index=False, float_format="%.3f")
 
 
 def csv_files(result: AnalysisResult) -> dict[str, str]:
-    """Each CSV file's name and whole content."""
-    return {
+    """Each CSV file's name and whole content (the steps file only where an ensemble was measured)."""
+    files = {
         INFERENCE_CSV: _to_csv(inference_frame(result)),
         GPU_CSV: _to_csv(gpu_frame(result)),
         SERVER_ONLY_CSV: _to_csv(server_only_frame(result)),
     }
+    if any(p.steps for p in result.points):
+        files[STEPS_CSV] = _to_csv(steps_frame(result))
+    return files

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from modelanalysis.core.convergence import MIN_REQUESTS_FOR_P99, MIN_WINDOWS
 from modelanalysis.core.load import WORDS, Load, LoadKind, LoadValue, PointIdentity, number_text
 from modelanalysis.core.perf import PerfMeasurement
+from modelanalysis.core.pipeline import StepBreakdown
 from modelanalysis.core.server_metrics import (
     ResourceMetrics,
     ServerSample,
@@ -67,6 +68,11 @@ class PointResult(PointIdentity):
     started_at: float | None = None
     finished_at: float | None = None
     placement: Placement = Field(default_factory=Placement)
+    # An ensemble's point: each composing model's share, from Triton's own counters (core/pipeline.py).
+    steps: list[StepBreakdown] | None = None
+
+    # Left out of its JSON while empty (as core/wire.OmitsEmptyNewFields does): points of other models.
+    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("steps",)
 
     @property
     def point(self) -> Point:

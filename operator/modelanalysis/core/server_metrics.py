@@ -29,6 +29,9 @@ class ServerSample(BaseModel):
     cpu_memory_used_bytes: float | None = None
     # Successful inferences so far, per model (summed over versions), from nv_inference_count.
     inference_count: dict[str, float] = Field(default_factory=dict)
+    # Each model's own cumulative counters (summed over versions), by series name: requests, executions and the
+    # time spent queued and computing (core/pipeline.py reads an ensemble's steps from them).
+    model_counters: dict[str, dict[str, float]] = Field(default_factory=dict)
 
 
 _GPU_FIELDS = {
@@ -37,6 +40,14 @@ _GPU_FIELDS = {
     "nv_gpu_memory_total_bytes": "memory_total_bytes",
     "nv_gpu_power_usage": "power_watts",
 }
+
+
+# Triton's per-model counters an ensemble's breakdown is made of (cumulative; durations in microseconds).
+MODEL_COUNTERS = frozenset({
+    "nv_inference_request_success", "nv_inference_exec_count", "nv_inference_request_duration_us",
+    "nv_inference_queue_duration_us", "nv_inference_compute_input_duration_us",
+    "nv_inference_compute_infer_duration_us", "nv_inference_compute_output_duration_us",
+})  # fmt: skip
 
 
 def parse_triton_metrics(text: str, timestamp: float) -> ServerSample:
@@ -55,6 +66,10 @@ def parse_triton_metrics(text: str, timestamp: float) -> ServerSample:
             elif s.name in ("nv_inference_count", "nv_inference_count_total"):
                 model = s.labels.get("model", "")
                 sample.inference_count[model] = sample.inference_count.get(model, 0.0) + s.value
+            counter = s.name.removesuffix("_total")  # the parser names a counter's sample <name>_total
+            if counter in MODEL_COUNTERS:
+                counters = sample.model_counters.setdefault(s.labels.get("model", ""), {})
+                counters[counter] = counters.get(counter, 0.0) + s.value
     return sample
 
 

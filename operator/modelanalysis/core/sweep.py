@@ -19,6 +19,8 @@ class Point(PointIdentity):
     # gRPC and perf_analyzer's per-request export (core/streaming.py). Not written out: the engine sets it from the
     # model's config each time it plans the model's points.
     streaming: bool = Field(False, exclude=True)
+    # Likewise: an ensemble's composing models, whose share of the point Triton's counters give (core/pipeline.py).
+    composing: tuple[str, ...] = Field((), exclude=True)
 
 
 class SkippedPoint(BaseModel):

@@ -7,6 +7,7 @@ from typing import Any
 
 from modelanalysis.core.load import Load, LoadKind
 from modelanalysis.core.perf import PerfMeasurement
+from modelanalysis.core.pipeline import StepBreakdown
 from modelanalysis.core.results import (
     AnalysisResult,
     BestPoint,
@@ -26,6 +27,7 @@ from modelanalysis.kube.resource import (
     CompactBaseline,
     CompactGpu,
     CompactPoint,
+    CompactStep,
     Condition,
     ModelAnalysisStatus,
     ModelStatusEntry,
@@ -187,10 +189,22 @@ def compact_point(p: PointResult) -> CompactPoint:
         gpus=compact_gpus(res),
         server_node=p.placement.server_node,
         load_generator_node=p.placement.load_generator_node,
+        steps=[compact_step(s) for s in p.steps] if p.steps else None,
         started=_r(p.started_at, 1),
         finished=_r(p.finished_at, 1),
         **numbers,
     )
+
+
+def compact_step(s: StepBreakdown) -> CompactStep:
+    rounded = {f: _r(getattr(s, f)) for f in ("queue_ms", "compute_input_ms", "compute_infer_ms", "compute_output_ms",
+                                               "request_ms")}  # fmt: skip
+    return CompactStep(model=s.model, requests=s.requests, executions=s.executions, bottleneck=s.bottleneck or None,
+                       **rounded)  # fmt: skip
+
+
+def expand_step(c: CompactStep) -> StepBreakdown:
+    return StepBreakdown(**c.model_dump(exclude={"bottleneck"}), bottleneck=bool(c.bottleneck))
 
 
 def expand_point(c: CompactPoint, placement: str | None = None) -> PointResult:
@@ -219,6 +233,7 @@ def expand_point(c: CompactPoint, placement: str | None = None) -> PointResult:
         placement=Placement(
             server_node=c.server_node, load_generator_node=c.load_generator_node, load_generator_placement=placement
         ),
+        steps=[expand_step(s) for s in c.steps] if c.steps else None,
     )
 
 

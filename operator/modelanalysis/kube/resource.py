@@ -453,6 +453,22 @@ class CompactGpu(BaseModel):
     mem_util: float | None = Field(None, alias="memUtil", description="Max memory utilization (%), from DCGM.")
 
 
+class CompactStep(BaseModel):
+    """One composing model of an ensemble over a point (core/pipeline.StepBreakdown), as kept in status."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    model: str
+    requests: float
+    executions: float
+    queue_ms: float | None = Field(None, alias="queueMs", description="Average time a request waited (ms).")
+    compute_input_ms: float | None = Field(None, alias="computeInputMs")
+    compute_infer_ms: float | None = Field(None, alias="computeInferMs")
+    compute_output_ms: float | None = Field(None, alias="computeOutputMs")
+    request_ms: float | None = Field(None, alias="requestMs", description="Average time a request spent there.")
+    bottleneck: bool | None = Field(None, description="The step its requests spend longest in.")
+
+
 class CompactPoint(BaseModel):
     """One measured point, as kept in status: short keys, no Nones, so hundreds of points stay small."""
 
@@ -521,6 +537,9 @@ class CompactPoint(BaseModel):
     )
     load_generator_bottleneck: bool | None = Field(
         None, alias="loadGeneratorBottleneck", description="perf_analyzer used more than 80% of its budget."
+    )
+    steps: list[CompactStep] | None = Field(
+        None, description="An ensemble's point: each composing model's share, from Triton's counters."
     )
     started: float | None = None
     finished: float | None = None
