@@ -193,6 +193,11 @@ def profile(
     shared_memory: Annotated[SharedMemory | None, typer.Option(help=INPUT_HELP["shared_memory"])] = None,
     config_file: Annotated[Path | None, typer.Option("--config-file", "-f", help=CONFIG_FILE_HELP)] = None,
     model_settings: Annotated[str | None, typer.Option(hidden=True, help=MODEL_SETTINGS_HELP)] = None,
+    bls_composing_models: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated models a BLS model calls (Model Analyzer's flag): loaded before it, and "
+                     "each of its points broken down by them, as an ensemble's steps are."),
+    ] = None,
     instance_counts: Annotated[str | None, typer.Option(help=CONFIG_SEARCH_HELP["instance_counts"])] = None,
     max_batch_sizes: Annotated[str | None, typer.Option(help=CONFIG_SEARCH_HELP["max_batch_sizes"])] = None,
     dynamic_batching: Annotated[str | None, typer.Option(help=CONFIG_SEARCH_HELP["dynamic_batching"])] = None,
@@ -243,7 +248,8 @@ def profile(
     names = [n.strip() for n in model_names.split(",") if n.strip()]
     inputs, own_inputs = parse_inputs(shape, input_data, string_length, shared_memory, names)
     check_input_data_file(input_data)
-    targets = model_targets(names, config_search, own_inputs, model_settings)
+    bls = [n.strip() for n in bls_composing_models.split(",") if n.strip()] if bls_composing_models else None
+    targets = model_targets(names, config_search, own_inputs, model_settings, bls)
     for target in targets:
         check_input_data_file(target.inputs.data if target.inputs else None)
     try:
@@ -266,6 +272,12 @@ def profile(
             raise fail(
                 f"model {missing[0]!r} is not in {model_folder} (no folder {model_folder / missing[0]}); "
                 "check --model-names and --model-folder."
+            )
+        composing = [c for m in spec.model_names for c in spec.bls_composing_models(m)]
+        if missing := [c for c in composing if not (model_folder / c).is_dir()]:
+            raise fail(
+                f"BLS composing model {missing[0]!r} is not in {model_folder} (no folder {model_folder / missing[0]});"
+                " check --bls-composing-models."
             )
     if export_results:
         # Found out now, not after the sweep: the results (and the server's log) go there.

@@ -174,6 +174,7 @@ def model_targets(
     config_search: ConfigSearch | None,
     own_inputs: dict[str, InputSettings],
     model_settings: str | None,
+    bls_composing_models: list[str] | None = None,
 ) -> list[ModelTarget]:
     """The models to profile: the config-search flags (when given) for every model, else each model's own from
     the config file; a model's inputs from the file, with its shapes from the command line over them."""
@@ -187,7 +188,8 @@ def model_targets(
             from_file = InputSettings.model_validate(own["inputs"]) if "inputs" in own else None
             given = own_inputs.get(name)
             inputs = given.merged_over(from_file) if given and from_file else given or from_file
-            targets.append(ModelTarget(name=name, config_search=search, inputs=inputs))
+            bls = bls_composing_models or own.get("blsComposingModels")
+            targets.append(ModelTarget(name=name, config_search=search, inputs=inputs, bls_composing_models=bls))
         return targets
     except ValidationError as exc:
         raise fail(f"invalid model settings: {explain(exc)}.") from None

@@ -23,6 +23,7 @@ status after a restart) is continued, and no point in it is measured again.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -90,9 +91,10 @@ def streaming_note(model: str) -> str:
     )
 
 
-def ensemble_note(model: str, composing: Sequence[str]) -> str:
+def ensemble_note(model: str, composing: Sequence[str], bls: bool = False) -> str:
+    what = "a BLS model calling" if bls else "an ensemble of"
     return (
-        f"{model} is an ensemble of {', '.join(composing)}: each of its points also says, from Triton's own "
+        f"{model} is {what} {', '.join(composing)}: each of its points also says, from Triton's own "
         "counters, where a request's time went step by step and which step is the bottleneck "
         "(metrics-model-steps.csv; README: Pipelines)."
     )
@@ -227,6 +229,7 @@ class SweepEngine:
         self.read_input_data = read_input_data
         self.result = AnalysisResult(triton_version="")
         self._own_configs: dict[str, dict[str, Any]] = {}  # each model's own config, as Triton read it
+        self._loaded_composing: dict[str, list[str]] = {}  # a BLS model's composing models this run loaded
 
     # -- bookkeeping ---------------------------------------------------------------------------------
     def _record(self, kind: EventKind, model: str = "", point: Point | None = None, message: str = "",
@@ -330,7 +333,10 @@ class SweepEngine:
         # loaded, with its own config.
         unload = self.owns_server or not already_loaded
         try:
+            bls = self._load_bls_composing(model)
             config = self._load(variant, already_loaded)
+            if bls:
+                config = dataclasses.replace(config, composing=bls)
         except ModelLoadError as exc:
             self.result.models.append(
                 outcome_of(variant, self.triton_version, status=ModelStatus.LOAD_FAILED, error=str(exc))
@@ -368,7 +374,7 @@ class SweepEngine:
         if config.decoupled:
             self._note(streaming_note(model))
         if config.composing:
-            self._note(ensemble_note(model, config.composing))
+            self._note(ensemble_note(model, config.composing, bls=bool(self.spec.bls_composing_models(model))))
         try:
             for batch in sorted({p.batch_size for p in plan.points}):
                 steps = [p.load for p in plan.points if p.batch_size == batch]
@@ -410,10 +416,26 @@ class SweepEngine:
             )
         return check_inputs(model, list(config.inputs), settings, data, self.spec.scoped_shapes(model))
 
+    def _load_bls_composing(self, model: str) -> tuple[str, ...]:
+        """Load the models a BLS model calls (spec models[].blsComposingModels) before it: Triton does not load
+        them with it, as it does an ensemble's. Those this run loads are unloaded with the model."""
+        composing = self.spec.bls_composing_models(model)
+        for name in composing:
+            if self.control.is_model_ready(name):
+                continue
+            try:
+                self.control.load(name)
+            except ModelLoadError as exc:
+                raise ModelLoadError(f"{model}'s BLS composing model {name} did not load: {exc}") from None
+            self._loaded_composing.setdefault(model, []).append(name)
+        return composing
+
     def _leave(self, variant: ModelVariant, unload: bool) -> None:
         own = self._own_configs.get(variant.model)
         if unload:
             self.control.unload(variant.model)
+            for name in self._loaded_composing.pop(variant.model, []):
+                self.control.unload(name)
         elif variant.point_variant and own is not None:
             self.control.load(variant.model, config=own)  # the user's server gets its model's own config back
 

@@ -37,3 +37,20 @@ def test_an_ensembles_points_are_broken_down_by_step_and_the_slowest_step_named(
     )
     result = AnalysisResult.model_validate_json((export / "analysis.json").read_text())
     assert all(p.steps and len(p.steps) == 2 for p in result.points)
+
+
+def test_a_bls_model_is_broken_down_by_the_composing_models_it_is_given(
+    run_cli: RunCli, tmp_path: Path, fast_flags: list[str], local_triton: LocalTriton
+) -> None:
+    models = copy_models(REPO_ROOT, tmp_path / "models", ("pipeline_bls", "preprocess", "classify"))
+    export = tmp_path / "out"
+    proc = run_cli("profile", "--model-folder", models, "-m", "pipeline_bls", "--bls-composing-models",
+                   "preprocess,classify", "--concurrency", "2", *fast_flags,
+                   "--export", "--export-path", export)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    with (export / "metrics-model-steps.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["Step"], r["Bottleneck"]) for r in rows] == [("preprocess", "No"), ("classify", "Yes")]
+    assert float(rows[1]["Avg Compute Infer (ms)"]) > 3 * float(rows[0]["Avg Compute Infer (ms)"])
+    missing = run_cli("profile", "--model-folder", models, "-m", "pipeline_bls", "--bls-composing-models", "nothere")
+    assert missing.returncode == 1 and "BLS composing model 'nothere' is not in" in missing.stderr

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from modelanalysis.core.load import Load
+from modelanalysis.core.ma_config import read_ma_config
 from modelanalysis.core.pipeline import bottleneck, ensemble_steps, step_breakdown
 from modelanalysis.core.report import INFERENCE_CSV, STEPS_CSV, csv_files
 from modelanalysis.core.results import AnalysisResult, PointResult, PointStatus
@@ -90,3 +91,36 @@ def test_status_keeps_the_steps_and_gives_them_back() -> None:
     assert back.steps is not None and original.steps is not None
     assert [(s.model, s.bottleneck) for s in back.steps] == [("preprocess", False), ("classify", True)]
     assert back.steps[1].queue_ms == pytest.approx(original.steps[1].queue_ms, abs=0.001)
+
+
+def test_a_bls_models_composing_models_are_loaded_before_it_broken_down_and_unloaded_after() -> None:
+    triton = StandInTriton(max_batch_size={"pipeline_bls": 8, "preprocess": 8, "classify": 8})
+    s = spec(["pipeline_bls"], [1], [1])
+    s.models[0].bls_composing_models = ["preprocess", "classify"]
+    seen: list[Point] = []
+
+    def run(point: Point, settings: object) -> object:
+        seen.append(point)
+        return numbers(point)
+
+    result = engine(s, triton, Recorder(), run=run).run(AnalysisResult(triton_version=""))
+    assert triton.calls == ["load preprocess", "load classify", "load pipeline_bls", "unload pipeline_bls",
+                            "unload preprocess", "unload classify"]  # fmt: skip
+    assert seen[0].composing == ("preprocess", "classify")
+    assert any("pipeline_bls is a BLS model calling preprocess, classify" in n for n in result.notes)
+
+
+def test_a_bls_composing_model_that_does_not_load_fails_its_model_in_one_sentence() -> None:
+    triton = StandInTriton(max_batch_size={"pipeline_bls": 8, "add_sub": 8}, fails_to_load={"classify"})
+    s = spec(["pipeline_bls", "add_sub"], [1], [1])
+    s.models[0].bls_composing_models = ["classify"]
+    result = engine(s, triton, Recorder()).run(AnalysisResult(triton_version=""))
+    failed, measured = result.models
+    assert failed.status.value == "LoadFailed"
+    assert (failed.error or "").startswith("pipeline_bls's BLS composing model classify did not load")
+    assert measured.status.value == "Profiled" and [p.model for p in result.points] == ["add_sub"]
+
+
+def test_model_analyzers_bls_composing_models_key_becomes_the_flag() -> None:
+    config = read_ma_config({"profile_models": "pipeline_bls", "bls_composing_models": ["preprocess", "classify"]})
+    assert config.argv[config.argv.index("--bls-composing-models") + 1] == "preprocess,classify"

@@ -50,6 +50,7 @@ VALUE_FLAGS = {
     "run_config_search_max_concurrency": "--max-concurrency",
     "run_config_search_min_request_rate": "--min-request-rate",
     "run_config_search_max_request_rate": "--max-request-rate",
+    "bls_composing_models": "--bls-composing-models",
 }
 # Seconds in the file, milliseconds in our flags.
 SECONDS_FLAGS = {"duration_seconds": "--baseline-duration", "monitoring_interval": "--metrics-interval"}
@@ -329,7 +330,8 @@ def read_ma_config(document: Any) -> MaProfileConfig:
     argv = config.argv
     for key, flag in VALUE_FLAGS.items():
         if key in document:
-            argv += [flag, str(document[key])]
+            value = document[key]  # a list (bls_composing_models: [a, b]) is the flag's comma-separated form
+            argv += [flag, ",".join(str(v) for v in value) if isinstance(value, list) else str(value)]
     if "export_path" in document:
         argv.append("--export")
     for key, flag in SECONDS_FLAGS.items():

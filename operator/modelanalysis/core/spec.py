@@ -206,6 +206,12 @@ class ModelTarget(WireModel):
     inputs: InputSettings | None = Field(
         None, description="What perf_analyzer sends this model, over spec.inputs (field by field; shapes by input)."
     )
+    bls_composing_models: list[Annotated[str, Field(min_length=1, max_length=253)]] | None = Field(
+        None,
+        max_length=32,
+        description="A BLS model's composing models (the models its Python code calls): loaded before it, and each "
+        "point broken down by them, as an ensemble's steps are.",
+    )
 
     @field_validator("name")
     @classmethod
@@ -213,6 +219,14 @@ class ModelTarget(WireModel):
         if "/" in name or has_unprintable(name) or name in (".", ".."):
             raise ValueError(MODEL_NAME_MESSAGE)
         return name
+
+    @field_validator("bls_composing_models")
+    @classmethod
+    def _folder_names(cls, names: list[str] | None) -> list[str] | None:
+        for name in names or []:
+            if "/" in name or has_unprintable(name) or name in (".", ".."):
+                raise ValueError(MODEL_NAME_MESSAGE)
+        return names
 
 
 class Objective(StrEnum):
@@ -430,6 +444,11 @@ class SweepSpec(WireModel):
         target = next((m for m in self.models if m.name == model), None)
         own = target.inputs if target is not None else None
         return own.merged_over(self.inputs) if own is not None else self.inputs
+
+    def bls_composing_models(self, model: str) -> tuple[str, ...]:
+        """The models `model` calls as a BLS model (models[].blsComposingModels; empty: none given)."""
+        target = next((m for m in self.models if m.name == model), None)
+        return tuple(target.bls_composing_models or ()) if target is not None else ()
 
     def scoped_shapes(self, model: str) -> set[str]:
         """The inputs given a shape for `model` alone (models[].inputs.shapes)."""
