@@ -66,6 +66,7 @@ from modelanalysis.core.results import (
     PointStatus,
     local_placement,
 )
+from modelanalysis.core.resume import resume_refusal, spec_record
 from modelanalysis.core.spec import (
     DEFAULT_TRITON_VERSION,
     Constraints,
@@ -211,6 +212,11 @@ def profile(
     export_path: Annotated[Path, typer.Option("--export-path", "-e", help="Folder for the exported CSV files.")] = Path(
         "results"
     ),
+    resume: Annotated[
+        bool,
+        typer.Option(help="Continue the unfinished run whose analysis.json is in --export-path (stopped or killed): "
+                     "keep every point it measured, measure the rest. Refused, saying why, for another analysis."),
+    ] = False,
     triton_url: Annotated[
         str | None,
         typer.Option(help="Profile an already running server at this HTTP host:port instead of starting one."),
@@ -294,7 +300,9 @@ def profile(
     except PerfAnalyzerError as exc:
         raise fail(str(exc)) from None
 
-    result = AnalysisResult(triton_version=triton_version)
+    result = AnalysisResult(triton_version=triton_version, spec=spec_record(spec))
+    if resume:
+        result = resumed_result(export_path if export_results else None, spec, triton_version)
     server: TritonServerProcess | None = None
     control: TritonControl | None = None
     try:
@@ -332,6 +340,27 @@ def profile(
         if server is not None:
             server.stop()
     finish(result, export_path if export_results else None, model_folder)
+
+
+def resumed_result(export_path: Path | None, spec: SweepSpec, triton_version: str) -> AnalysisResult:
+    """The unfinished result --resume continues, or a sentence saying why there is none to continue."""
+    if export_path is None:
+        raise fail("--resume continues the run exported to --export-path: give --export (and its --export-path).")
+    saved_at = export_path / RESULT_JSON
+    try:
+        saved = AnalysisResult.model_validate_json(saved_at.read_text())
+    except OSError as exc:
+        raise fail(f"--resume: cannot read {saved_at} ({exc.strerror or exc}); is --export-path the run's?") from None
+    except ValidationError:
+        raise fail(f"--resume: {saved_at} is not an analysis.json this tool wrote; run without --resume.") from None
+    refusal = resume_refusal(saved, spec, triton_version)
+    if refusal is not None:
+        raise fail(f"--resume: {saved_at}: {refusal}.")
+    saved.interrupted, saved.finished_at = False, None
+    kept = len(saved.points)
+    console.print(f"Resuming {saved_at}: the {kept} point{'s' if kept != 1 else ''} measured before are kept; "
+                  "measuring the rest.", highlight=False)  # fmt: skip
+    return saved
 
 
 def run_profile(

@@ -245,7 +245,9 @@ class BestChoice(BaseModel):
     boundaries: list[BudgetBoundary] = Field(default_factory=list)
 
 
-class AnalysisResult(BaseModel):
+class AnalysisResult(OmitsEmptyNewFields):
+    OMITTED_WHEN_EMPTY = ("spec",)
+
     triton_version: str
     server_version: str = ""
     started_at: float | None = None
@@ -262,6 +264,9 @@ class AnalysisResult(BaseModel):
     objective: Objective = Objective.MAXIMIZE_THROUGHPUT
     constraints: Constraints = Field(default_factory=Constraints)
     best: BestChoice | None = None
+    # The analysis asked for (the spec's wire form), so a stopped CLI run can be resumed as the same one
+    # (core/resume.py); absent from results written before it was kept.
+    spec: dict[str, Any] | None = None
 
     def outcome(self, model: str, triton_version: str = "") -> ModelOutcome | None:
         """A model's (or variant's) outcome; with several Triton versions, its outcome on the one named."""
