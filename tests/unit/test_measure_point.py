@@ -92,6 +92,14 @@ def test_windows_are_not_doubled_past_the_time_cap() -> None:
     assert replay.windows_ms == [4000]  # 3 windows of 8 s do not fit in 20 s
 
 
+def test_a_streaming_point_whose_requests_outlast_every_window_says_how_to_bound_them() -> None:
+    replay = Replay([], errors=[NO_REQUESTS] * 10)
+    s = MeasurementSettings.model_validate({"measurementIntervalMs": 4000, "maxPointSeconds": 20})
+    streaming = POINT.model_copy(update={"streaming": True})
+    with pytest.raises(PerfAnalyzerError, match=r"give the output length in real data \(--input-data"):
+        measure_point(streaming, s, "h:8001", "h:8000", Path("perf_analyzer"), replay.clock, replay)
+
+
 def test_a_real_failure_of_the_first_run_fails_the_point() -> None:
     replay = Replay([], errors=["perf_analyzer failed (exit 99): Failed to retrieve results from inference request."])
     with pytest.raises(PerfAnalyzerError, match="exit 99"):

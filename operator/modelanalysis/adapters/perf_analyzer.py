@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from modelanalysis.core.budget import LatencyBudget, undecided_sentence
-from modelanalysis.core.convergence import Verdict, judge, longer_window_ms
+from modelanalysis.core.convergence import NO_REQUEST_IN_WINDOW, Verdict, judge, longer_window_ms
 from modelanalysis.core.perf import (
     PerfMeasurement,
     PerfReportError,
@@ -31,6 +31,13 @@ from modelanalysis.core.perf import (
 from modelanalysis.core.spec import MeasurementSettings
 from modelanalysis.core.streaming import ProfileExportError, read_stream_windows
 from modelanalysis.core.sweep import Point
+
+# Why a streaming point's windows may hold no request, and what to do: a request counts when its stream ends.
+STREAM_TOO_LONG = (
+    "a streaming request is counted when its last response arrives, and none ended inside a window, even after "
+    "doubling it: give the output length in real data (--input-data, e.g. max_tokens) rather than random values, or "
+    "longer windows (--measurement-interval) and --max-point-seconds"
+)
 
 
 class PerfAnalyzerError(PointMeasurementError):
@@ -181,6 +188,8 @@ def measure_point(
                 window_ms = longer  # windows too short to hold a request: noise, not a failure
                 continue
             if not runs:
+                if point.streaming and NO_REQUEST_IN_WINDOW in str(exc):
+                    raise PerfAnalyzerError(f"{exc} ({STREAM_TOO_LONG})") from None
                 raise
             verdict = Verdict(True, False, f"not converged: a later perf_analyzer run failed ({exc})")
             break
