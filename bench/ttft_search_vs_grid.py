@@ -131,11 +131,12 @@ def main(argv: list[str] | None = None) -> int:
         resummarize(args.out, summarize, markdown, args.note)
         return 0
     runs = []
-    for i, side in enumerate(interleaved(args.repeats, ("search", "grid"))):
-        log(f"run {i + 1}: {side}")
-        run = run_side(side, args, args.keep / f"{i:02d}" if args.keep else None)
-        log(f"  {side}: {run['wall_s']:.1f} s, {run['points']} points, surely under: {run['surely_under']}")
-        runs.append(run)
+    for repeat in range(args.repeats):
+        for side in interleaved(repeat, ("search", "grid")):  # search first on even repeats, grid first on odd
+            log(f"repeat {repeat + 1}/{args.repeats}: {side}")
+            run = run_side(side, args, args.keep / f"{repeat:02d}-{side}" if args.keep else None)
+            log(f"  {side}: {run['wall_s']:.1f} s, {run['points']} points, surely under: {run['surely_under']}")
+            runs.append({**run, "repeat": repeat})
     result = {
         "benchmark": "ttft-search-vs-grid",
         "when": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),

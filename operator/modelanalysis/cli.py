@@ -26,7 +26,7 @@ from modelanalysis.adapters.dcgm_prometheus import DcgmMemoryUtilization
 from modelanalysis.adapters.files import write_atomic
 from modelanalysis.adapters.local_triton import TritonNotFound, find_local_triton
 from modelanalysis.adapters.model_repository import OUTPUT_MODEL_REPOSITORY, NoProtobuf, write_deployable_model
-from modelanalysis.adapters.perf_analyzer import PerfAnalyzerError, find_perf_analyzer, measure_point
+from modelanalysis.adapters.perf_analyzer import PerfAnalyzerError, find_perf_analyzer, measure_point, measure_together
 from modelanalysis.adapters.triton_control import TritonControl, TritonUnreachable
 from modelanalysis.adapters.triton_server import TritonEndpoints, TritonServerProcess, TritonStartError
 from modelanalysis.cli_common import (
@@ -212,6 +212,13 @@ def profile(
     export_path: Annotated[Path, typer.Option("--export-path", "-e", help="Folder for the exported CSV files.")] = Path(
         "results"
     ),
+    concurrent: Annotated[
+        bool,
+        typer.Option("--concurrent", "--run-config-profile-models-concurrently-enable",
+                     help="Load the models together and measure them at the same time, each with its own "
+                     "perf_analyzer over the same windows: does each hold its constraints while they share the "
+                     "server? (Model Analyzer's concurrent mode; listed points only.)"),
+    ] = False,
     resume: Annotated[
         bool,
         typer.Option(help="Continue the unfinished run whose analysis.json is in --export-path (stopped or killed): "
@@ -267,6 +274,7 @@ def profile(
             measurement=measurement,
             objective=objective,
             constraints=constraints,
+            profile_models_concurrently=concurrent,
         )
     except ValidationError as exc:
         raise fail(f"invalid options: {explain(exc)}") from None
@@ -428,6 +436,10 @@ def run_profile(
             model_config_path=lambda m: str((model_folder / m / "config.pbtxt").resolve()) if model_folder else "",
             where_ran=lambda: placement,
             read_input_data=lambda path: Path(path).read_text(),
+            run_together=lambda points, settings: measure_together(
+                points, settings, endpoints.grpc, endpoints.http, perf_binary,
+                input_args_of=lambda model: spec.inputs_for(model).perf_analyzer_args(),
+            ),
         ).run(result)
 
 
@@ -460,6 +472,10 @@ def print_best(result: AnalysisResult) -> None:
             others = "; ".join(s.sentence() for s in point.steps if s is not slowest)
             out.print(f"Steps: {b.model} {b.where}: bottleneck {slowest.sentence()}" + (f"; then {others}" if others
                       else ""), highlight=False)  # fmt: skip
+    together = best.together
+    if together is not None:
+        label = "Best together" if together.satisfies_constraints else "[yellow]Together, closest[/]"
+        out.print(f"{label}: {together.where}: {together.why}", highlight=False)
     overall = best.overall
     label = "Best" if overall.satisfies_constraints else "[yellow]No point satisfies the constraints[/]; closest"
     out.print(

@@ -100,6 +100,14 @@ def ensemble_note(model: str, composing: Sequence[str], bls: bool = False) -> st
     )
 
 
+def together_note(models: Sequence[str]) -> str:
+    return (
+        f"{', '.join(models)} were loaded together and measured at once, each by its own perf_analyzer over the same "
+        "windows: each point's numbers are under the others' load, and its server figures are the combination's "
+        "(Measured With names the company)."
+    )
+
+
 STABILITY_PERCENTAGE_NOTE = (
     "--stability-percentage (stabilityPercentage) no longer ends a point: each point is measured until the 95% "
     "confidence interval of its throughput is within --convergence (convergencePct) percent, or its time cap."
@@ -126,6 +134,9 @@ class MemoryUtilization(Protocol):
 # Measures a point; raises PointMeasurementError (with the reason) when it cannot be measured, MeasureAgain when
 # its try was cut off from outside and it should start over.
 PointRunner = Callable[[Point, MeasurementSettings], PerfMeasurement]
+# Measures several points at once, one per model, over the same windows (spec.profileModelsConcurrently): each
+# member's measurement, or the error that member's measurement ended in.
+GroupRunner = Callable[[Sequence[Point], MeasurementSettings], Sequence[PerfMeasurement | PointMeasurementError]]
 
 
 class EventKind(StrEnum):
@@ -201,6 +212,7 @@ class SweepEngine:
         variants: Sequence[ModelVariant] | None = None,
         triton_version: str = "",
         read_input_data: Callable[[str], str] | None = None,
+        run_together: GroupRunner | None = None,
     ) -> None:
         self.spec = spec
         # What this server measures (core/trials.py): by default every variant of every model; the points and
@@ -227,6 +239,8 @@ class SweepEngine:
         # None where this process cannot see the file (the operator: it is on the model claim, which only the
         # load-generator Job mounts): perf_analyzer then reads it, and its own error is the point's.
         self.read_input_data = read_input_data
+        # How models loaded together are measured at once (None: this entry point cannot, and refuses such a spec).
+        self.run_together = run_together
         self.result = AnalysisResult(triton_version="")
         self._own_configs: dict[str, dict[str, Any]] = {}  # each model's own config, as Triton read it
         self._loaded_composing: dict[str, list[str]] = {}  # a BLS model's composing models this run loaded
@@ -260,6 +274,9 @@ class SweepEngine:
         result.server_version = self.control.server_version() or result.server_version
         if result.baseline is None:
             self.measure_baseline()
+        if self.spec.profile_models_concurrently:
+            self.profile_together()
+            self.variants = []  # measured above, together
         for variant in self.variants:
             outcome = result.outcome(variant.name, self.triton_version)
             if outcome is not None and (outcome.status == ModelStatus.PROFILED or outcome.status in NOT_MEASURABLE):
@@ -397,6 +414,100 @@ class SweepEngine:
         self._leave(variant, unload)
         if unload:
             self._record(EventKind.UNLOADED, model=name)
+
+    # -- models loaded together, measured at once ------------------------------------------------------
+    def profile_together(self) -> None:
+        """Every model loaded on the one server, then each batch x load point measured for all of them at once, by
+        a load generator each, over the same windows (spec.profileModelsConcurrently). A model that fails to load
+        or is refused is left out, said so; the others are measured together."""
+        if self.run_together is None:
+            raise ValueError("measuring models together (profileModelsConcurrently) is not possible here")
+        configs: dict[str, ModelConfigSummary] = {}
+        for variant in self.variants:
+            model = variant.model
+            outcome = self.result.outcome(model, self.triton_version)
+            if outcome is not None and outcome.status in NOT_MEASURABLE:
+                continue
+            self._record(EventKind.LOADING, model=model)
+            try:
+                self._load_bls_composing(model)
+                config = self._load(variant, self.control.is_model_ready(model))
+            except ModelLoadError as exc:
+                self.result.models.append(outcome_of(variant, self.triton_version, status=ModelStatus.LOAD_FAILED,
+                                                     error=str(exc)))  # fmt: skip
+                self._record(EventKind.LOAD_FAILED, model=model, message=str(exc))
+                continue
+            check = self._check_inputs(model, config)
+            if check.refusal is not None:
+                refused = outcome_of(variant, self.triton_version, status=ModelStatus.REFUSED, error=check.refusal,
+                                     inputs=inputs_sent(self.spec, model))  # fmt: skip
+                self.result.models.append(refused)
+                self._record(EventKind.REFUSED, model=model, message=check.refusal)
+                continue
+            configs[model] = config
+            if outcome is None:
+                plan = plan_model_points(self.spec, model, config.max_batch_size, "", self.triton_version)
+                self.result.models.append(outcome_of(
+                    variant, self.triton_version, status=ModelStatus.INTERRUPTED, max_batch_size=config.max_batch_size,
+                    instance_group=config.instance_group, config_path=self.model_config_path(model),
+                    skipped=plan.skipped, inputs=inputs_sent(self.spec, model),
+                ))  # fmt: skip
+            self._record(EventKind.LOADED, model=model)
+        if len(configs) > 1:
+            self._note(together_note(list(configs)))
+        plans = {m: plan_model_points(self.spec, m, c.max_batch_size, "", self.triton_version).points
+                 for m, c in configs.items()}  # fmt: skip
+        for batch in self.spec.batch_sizes:
+            for load in self.spec.load_steps:
+                members = [
+                    p.model_copy(update={"streaming": configs[m].decoupled, "composing": configs[m].composing})
+                    for m, points in plans.items() for p in points if p.batch_size == batch and p.load == load
+                ]  # fmt: skip
+                measured = {p.key for p in self.result.points}
+                members = [p for p in members if p.key not in measured]
+                if not members:
+                    continue
+                self.checkpoint()
+                self._record(EventKind.POINT, model=" + ".join(p.model for p in members), point=members[0])
+                for result in self.measure_group(members, self.spec.measurement):
+                    self.result.points.append(result)
+                    kind = EventKind.POINT_MEASURED if result.status == PointStatus.MEASURED else EventKind.POINT_FAILED
+                    self._record(kind, result.model, result.point, result.error or "", result)
+        for model in configs:
+            outcome = self.result.outcome(model, self.triton_version)
+            assert outcome is not None
+            outcome.status = ModelStatus.PROFILED
+            self._record(EventKind.PROFILED, model=model)
+        for variant in self.variants:
+            if variant.model in configs:
+                self._leave(variant, unload=True)
+                self._record(EventKind.UNLOADED, model=variant.model)
+
+    def measure_group(self, members: Sequence[Point], settings: MeasurementSettings) -> list[PointResult]:
+        """Points of several models measured at once: one window of server samples for all of them."""
+        assert self.run_together is not None
+        sampler = MetricsSampler(self.metrics_url, settings.metrics_interval_ms / 1000)
+        started = time.time()
+        sampler.start()
+        try:
+            outcomes = self.run_together(members, settings)
+        finally:
+            samples = sampler.stop()
+        finished = time.time()
+        placement = self.where_ran()
+        results = []
+        for point, outcome in zip(members, outcomes, strict=True):
+            perf = outcome if isinstance(outcome, PerfMeasurement) else None
+            error = None if perf is not None else str(outcome)
+            result = PointResult.from_window(point, perf, error, samples, started, finished,
+                                             settings.measurement_interval_ms, placement)  # fmt: skip
+            result.measured_with = [p.model for p in members if p is not point]
+            if point.composing:
+                result.steps = step_breakdown(samples, point.composing) or None
+            assert result.resources is not None
+            self._add_dcgm(result.resources, started, finished)
+            results.append(result)
+        return results
 
     def _check_inputs(self, model: str, config: ModelConfigSummary) -> InputCheck:
         """Whether the model can be measured with what perf_analyzer is to send it (core/inputs.py)."""

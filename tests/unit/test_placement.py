@@ -14,7 +14,14 @@ from pydantic import ValidationError
 
 from modelanalysis.adapters.perf_analyzer import available_cpus, measure_point
 from modelanalysis.core.perf import PerfMeasurement, PerfRun, PerfWindow, load_generator_cpu
-from modelanalysis.core.report import INFERENCE_COLUMNS, INFERENCE_CSV, INPUTS_COLUMN, OPEN_LOOP_COLUMNS, csv_files
+from modelanalysis.core.report import (
+    INFERENCE_COLUMNS,
+    INFERENCE_CSV,
+    INPUTS_COLUMN,
+    MEASURED_WITH_COLUMN,
+    OPEN_LOOP_COLUMNS,
+    csv_files,
+)
 from modelanalysis.core.results import AnalysisResult, Placement, PointResult, PointStatus, local_placement
 from modelanalysis.core.spec import MeasurementSettings
 from modelanalysis.core.sweep import Point
@@ -229,7 +236,7 @@ def test_csv_says_where_each_point_ran_after_the_existing_columns() -> None:
     result = AnalysisResult(triton_version="x", points=[measured_point()])
     new = ["Server Node", "Load Generator Node", "Load Generator Placement", "Load Generator CPU (cores)",
            "Load Generator CPU Budget (cores)", "Load Generator Bottleneck"]  # fmt: skip
-    closed_loop = [c for c in INFERENCE_COLUMNS if c not in (*OPEN_LOOP_COLUMNS, INPUTS_COLUMN)]  # its columns
+    closed_loop = [c for c in INFERENCE_COLUMNS if c not in (*OPEN_LOOP_COLUMNS, INPUTS_COLUMN, MEASURED_WITH_COLUMN)]
     assert closed_loop[-len(new) - 1 : -1] == new  # the Triton version is last
     assert INFERENCE_COLUMNS.index("Convergence") < INFERENCE_COLUMNS.index("Server Node")
     [row] = csv.DictReader(io.StringIO(csv_files(result)[INFERENCE_CSV]))

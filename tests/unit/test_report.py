@@ -15,6 +15,7 @@ from modelanalysis.core.report import (
     INFERENCE_COLUMNS,
     INFERENCE_CSV,
     INPUTS_COLUMN,
+    MEASURED_WITH_COLUMN,
     OPEN_LOOP_COLUMNS,
     SERVER_ONLY_COLUMNS,
     SERVER_ONLY_CSV,
@@ -57,7 +58,8 @@ PERF = PerfMeasurement(
 # A concurrency analysis's columns: the open-loop ones appear only when the load is a request rate.
 CLOSED_LOOP_COLUMNS = [
     c for c in INFERENCE_COLUMNS
-    if c not in (*OPEN_LOOP_COLUMNS, INPUTS_COLUMN, *STREAMING_COLUMNS, *STREAMING_SURENESS_COLUMNS)
+    if c not in (*OPEN_LOOP_COLUMNS, INPUTS_COLUMN, MEASURED_WITH_COLUMN, *STREAMING_COLUMNS,
+                 *STREAMING_SURENESS_COLUMNS)
 ]  # fmt: skip
 CPU_ONLY = ResourceMetrics(max_cpu_utilization_pct=62.5, max_cpu_memory_used_mb=810.14, sample_count=3)
 TWO_GPUS = ResourceMetrics(

@@ -11,6 +11,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from modelanalysis.core.budget import LatencyBudget, undecided_sentence
@@ -238,3 +239,76 @@ def last_lines(proc: subprocess.CompletedProcess[str], count: int = 2) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     errors = [line for line in lines if any(w in line.lower() for w in ("fail", "error", "unable", "abort"))]
     return " | ".join((errors or lines)[-count:]) or "no output"
+
+
+def _member_run(
+    run_once: Callable[[Point, MeasurementSettings, str, str, Path, float], PerfRun] | None, input_args: Sequence[str]
+) -> Callable[[Point, MeasurementSettings, str, str, Path, float], PerfRun]:
+    return run_once or functools.partial(run_perf_analyzer_once, input_args=input_args)
+
+
+def measure_together(
+    points: Sequence[Point],
+    settings: MeasurementSettings,
+    grpc_url: str,
+    http_url: str,
+    binary: Path | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    run_once: Callable[[Point, MeasurementSettings, str, str, Path, float], PerfRun] | None = None,
+    input_args_of: Callable[[str], Sequence[str]] = lambda model: (),
+    cpu_budget_cores: float | None = None,
+    child_cpu: Callable[[], float] = children_cpu_seconds,
+) -> list[PerfMeasurement | PerfAnalyzerError]:
+    """Several models measured at once on one server, each by its own perf_analyzer, over the same windows: in
+    rounds, every member runs one perf_analyzer run (WINDOWS_PER_RUN windows) at the same time, and rounds go on
+    until every member's stopping rule says it is done (one that converged early keeps its load on, so the others
+    are measured under the same company to the end), or a cap is hit. A member whose first run fails is that
+    member's failure (the others go on); the load generators' CPU is the group's, recorded on each member."""
+    binary = binary or find_perf_analyzer()
+    cap_seconds = min(settings.max_point_seconds, settings.point_timeout_seconds)
+    started = clock()
+    runs: dict[int, list[PerfRun]] = {i: [] for i in range(len(points))}
+    failed: dict[int, PerfAnalyzerError] = {}  # its first run failed: the member's failure
+    verdicts: dict[int, Verdict] = {}
+    stopped: set[int] = set()  # a later run failed: it keeps what it measured, and runs no more
+    cpu_started, run_wall = child_cpu(), 0.0
+    while True:
+        active = [i for i in range(len(points)) if i not in failed and i not in stopped]
+        if not active:
+            break
+        remaining = max(settings.point_timeout_seconds - (clock() - started), 1.0)
+        round_started = clock()
+
+        with ThreadPoolExecutor(max_workers=len(active)) as pool:
+            futures = {i: pool.submit(_member_run(run_once, input_args_of(points[i].model)), points[i], settings,
+                                      grpc_url, http_url, binary, remaining) for i in active}  # fmt: skip
+        round_seconds = clock() - round_started
+        run_wall += round_seconds
+        for i, future in futures.items():
+            try:
+                runs[i].append(future.result())
+            except PerfAnalyzerError as exc:
+                if not runs[i]:
+                    failed[i] = exc
+                else:
+                    stopped.add(i)
+                    verdicts[i] = Verdict(True, False, f"not converged: a later perf_analyzer run failed ({exc})")
+                continue
+            verdicts[i] = judge(converging_series(runs[i]), clock() - started, round_seconds,
+                                target_pct=settings.convergence_pct, max_windows=settings.max_windows,
+                                max_seconds=cap_seconds)  # fmt: skip
+        if all(verdicts[i].done for i in range(len(points)) if i not in failed):
+            break
+    budget = cpu_budget_cores if cpu_budget_cores is not None else available_cpus()
+    cores, busy = load_generator_cpu(child_cpu() - cpu_started, run_wall, budget)
+    found: list[PerfMeasurement | PerfAnalyzerError] = []
+    for i, point in enumerate(points):
+        if i in failed:
+            found.append(failed[i])
+            continue
+        measured = combine_runs(runs[i], verdicts[i], point.batch_size, settings.measurement_interval_ms)
+        found.append(measured.model_copy(update={
+            "load_generator_cpu_cores": cores, "load_generator_cpu_budget_cores": budget,
+            "load_generator_bottleneck": busy, "load_seconds": run_wall,
+        }))  # fmt: skip
+    return found

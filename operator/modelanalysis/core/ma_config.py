@@ -86,7 +86,6 @@ REFUSED = {
     "triton_install_path": "the c_api launch mode is not supported; use local or remote",
     "run_config_search_mode": "the search is this tool's own (a concurrency or request-rate climb, and the config "
     "variants you list); remove the key",
-    "run_config_profile_models_concurrently_enable": "models are profiled one after another on one server",
     "gpus": "the server uses the GPUs it sees; limit them with CUDA_VISIBLE_DEVICES",
     "weighting": "models are ranked on their own, not weighted against each other",
     "perf_analyzer_cpu_util": "the load generator's CPU use is recorded with each point (Load Generator Bottleneck, "
@@ -109,6 +108,7 @@ HANDLED = {
     "constraints", "triton_launch_mode", "run_config_search_disable", "run_config_search_min_concurrency",
     "run_config_search_min_instance_count", "run_config_search_max_instance_count",
     "run_config_search_min_model_batch_size", "run_config_search_max_model_batch_size", "request_rate_search_enable",
+    "run_config_profile_models_concurrently_enable",
 }  # fmt: skip
 MODEL_KEYS = {"parameters", "model_config_parameters", "perf_analyzer_flags", "objectives", "constraints"}
 KNOWN = set(VALUE_FLAGS) | set(SECONDS_FLAGS) | set(NO_EFFECT) | set(REFUSED) | HANDLED
@@ -372,6 +372,8 @@ def read_ma_config(document: Any) -> MaProfileConfig:
     if "batch_sizes" in loads:
         argv += ["--batch", _joined(loads["batch_sizes"])]
     search_disabled = bool(document.get("run_config_search_disable", False))
+    if document.get("run_config_profile_models_concurrently_enable"):
+        argv.append("--concurrent")
     if document.get("request_rate_search_enable"):
         if "concurrency" in loads:
             raise MaConfigError("request_rate_search_enable with concurrency: an analysis offers one kind of load")

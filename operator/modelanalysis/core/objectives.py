@@ -28,7 +28,8 @@ from modelanalysis.core.budget import (
     latency_budgets,
     offered_infer_per_sec,
 )
-from modelanalysis.core.results import BestChoice, BestPoint, PointResult
+from modelanalysis.core.load import Load
+from modelanalysis.core.results import BestChoice, BestPoint, BestTogether, PointResult
 from modelanalysis.core.spec import Constraints, Objective
 
 
@@ -247,6 +248,45 @@ def _best_of(points: Sequence[PointResult], objective: Objective, constraints: C
     )
 
 
+def best_together(points: Sequence[PointResult], objective: Objective, constraints: Constraints) -> BestTogether | None:
+    """Among the batch x load points at which models were measured together, the best combination: each member
+    surely within the constraints, then the most throughput summed over them (output tokens for
+    maximize-output-tokens; for minimize-latency, the lowest of the members' worst p99). With none inside, the
+    closest: the fewest members outside. None: nothing was measured together."""
+    groups: dict[tuple[str, int, Load], list[PointResult]] = {}
+    for p in points:
+        if p.measured_with:
+            groups.setdefault((p.triton_version, p.batch_size, p.load), []).append(p)
+    if not groups:
+        return None
+
+    def inside(group: list[PointResult]) -> int:
+        return sum(within(p, constraints).side == Side.UNDER for p in group)
+
+    def score(group: list[PointResult]) -> float:
+        perfs = [p.perf for p in group if p.perf is not None]
+        if objective == Objective.MINIMIZE_LATENCY:
+            return -max((f.latency_p99_ms for f in perfs), default=float("inf"))
+        if objective == Objective.MAXIMIZE_OUTPUT_TOKENS:
+            return sum(f.output_tokens_per_sec or f.throughput_infer_per_sec for f in perfs)
+        return sum(f.throughput_infer_per_sec for f in perfs)
+
+    ranked = sorted(groups.values(), key=lambda g: (len(g) - inside(g), -score(g)))
+    chosen = ranked[0]
+    ok = inside(chosen) == len(chosen)
+    numbers = ", ".join(f"{p.model} {p.perf.throughput_infer_per_sec:,.1f} infer/sec p99 {p.perf.latency_p99_ms:.2f} ms"
+                        for p in chosen if p.perf is not None)  # fmt: skip
+    surely = "surely " if judged_on_intervals(constraints) else ""
+    if ok:
+        why = f"{METRIC_WORDS[objective]} together of the {sum(inside(g) == len(g) for g in groups.values())} "
+        why += f"combinations with every model {surely}within the constraints ({numbers})"
+    else:
+        why = f"no combination has every model {surely}within the constraints; closest ({numbers})"
+    first = chosen[0]
+    return BestTogether(batch_size=first.batch_size, load=first.load, members=[p.point.key for p in chosen],
+                        satisfies_constraints=ok, why=why)  # fmt: skip
+
+
 def choose_best(points: Sequence[PointResult], objective: Objective, constraints: Constraints) -> BestChoice:
     """The best point overall, per model and, with several Triton versions, per version (each in the order its
     first point was measured)."""
@@ -262,4 +302,5 @@ def choose_best(points: Sequence[PointResult], objective: Objective, constraints
         per_model=per_model,
         per_version=per_version,
         boundaries=boundaries(points, latency_budgets(constraints)),
+        together=best_together(points, objective, constraints),
     )

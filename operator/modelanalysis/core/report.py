@@ -28,6 +28,7 @@ LOAD_COLUMN = "Concurrency"  # the load's column in the lists below; core/load.C
 # request-rate analyses only).
 OPEN_LOOP_COLUMNS = ("Delivered", "Send Rate (req/sec)", "Delayed Requests (%)")
 INPUTS_COLUMN = "Inputs"
+MEASURED_WITH_COLUMN = "Measured With"  # models measured at the same time (concurrent mode), in such analyses only
 # Streaming (decoupled) models, in analyses that measured one: Model Analyzer's LLM columns (its header for output
 # token throughput says infer/sec; the unit is tokens per second), then how sure they are and tokens per request.
 STREAMING_COLUMNS = (
@@ -65,6 +66,7 @@ INFERENCE_COLUMNS = [
     *OPEN_LOOP_COLUMNS,
     # what perf_analyzer was given to send the model (its flags), in analyses that gave it any
     INPUTS_COLUMN,
+    MEASURED_WITH_COLUMN,
     # the Triton release the point ran on (several when spec.triton.versions compares them)
     "Triton Version",
 ]  # fmt: skip
@@ -164,6 +166,7 @@ def inference_row(
         "Load Generator Bottleneck": _yes_no(perf.load_generator_bottleneck if perf else None),
         "Delivered": _yes_no(None if (delivery := delivery_verdict(p)) is None else delivery.side != Side.OVER),
         INPUTS_COLUMN: (outcome.inputs or "") if outcome else "",
+        MEASURED_WITH_COLUMN: " ".join(p.measured_with or []),
         "Triton Version": p.triton_version or triton_version,
     }
 
@@ -212,7 +215,9 @@ def _with_load_column(columns: list[str], result: AnalysisResult) -> list[str]:
     load = load_column(result)
     sent = any(m.inputs for m in result.models)
     streamed = any(p.perf is not None and p.perf.streamed for p in result.points)
+    together = any(p.measured_with for p in result.points)
     left_out = {
+        *(() if together else (MEASURED_WITH_COLUMN,)),
         *(OPEN_LOOP_COLUMNS if load == LOAD_COLUMN else ()),
         *(() if sent else (INPUTS_COLUMN,)),
         *(() if streamed else STREAMING_COLUMNS + STREAMING_SURENESS_COLUMNS),

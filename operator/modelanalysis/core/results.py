@@ -70,9 +70,11 @@ class PointResult(PointIdentity):
     placement: Placement = Field(default_factory=Placement)
     # An ensemble's point: each composing model's share, from Triton's own counters (core/pipeline.py).
     steps: list[StepBreakdown] | None = None
+    # Measured at the same time as these models' points, on the same server (spec.profileModelsConcurrently).
+    measured_with: list[str] | None = None
 
     # Left out of its JSON while empty (as core/wire.OmitsEmptyNewFields does): points of other models.
-    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("steps",)
+    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("steps", "measured_with")
 
     @property
     def point(self) -> Point:
@@ -233,9 +235,26 @@ class BestPoint(PointIdentity):
         return text if self.satisfies_constraints else f"none satisfy; closest {text}"
 
 
-class BestChoice(BaseModel):
+class BestTogether(BaseModel):
+    """Models measured together (spec.profileModelsConcurrently): the batch x load at which they do best as a
+    combination, each within the constraints, and why."""
+
+    batch_size: int
+    load: Load
+    members: list[str]  # each member point's key
+    satisfies_constraints: bool
+    why: str
+
+    @property
+    def where(self) -> str:
+        return f"batch {self.batch_size} {self.load.words}"
+
+
+class BestChoice(OmitsEmptyNewFields):
     """The answer: the best point overall, per model, and per Triton version when an analysis compares several
     (None/absent where nothing was measured)."""
+
+    OMITTED_WHEN_EMPTY = ("together",)
 
     objective: Objective
     overall: BestPoint | None = None
@@ -243,6 +262,8 @@ class BestChoice(BaseModel):
     per_version: list[BestPoint] = Field(default_factory=list)
     # Where the p99 budget falls at each variant's batch size (with a latency budget; core/budget.py).
     boundaries: list[BudgetBoundary] = Field(default_factory=list)
+    # Models measured together: their best point as a combination (core/objectives.best_together).
+    together: BestTogether | None = None
 
 
 class AnalysisResult(OmitsEmptyNewFields):

@@ -359,6 +359,15 @@ def doubling_steps(max_concurrency: int) -> list[int]:
     return steps
 
 
+TOGETHER_NEEDS_TWO = (
+    "profileModelsConcurrently (--concurrent) measures several models together: give two or more models"
+)
+TOGETHER_LISTED_ONLY = (
+    "profileModelsConcurrently (--concurrent) measures listed points for now: give batch sizes and concurrency (or "
+    "request rate) values, not a search (auto) or config variants"
+)
+
+
 class SweepSpec(WireModel):
     """The models and the batch x concurrency points to measure each at."""
 
@@ -407,6 +416,12 @@ class SweepSpec(WireModel):
         "minimize-latency (p99).",
     )
     constraints: Constraints = Field(default_factory=Constraints)
+    profile_models_concurrently: bool = Field(
+        False,
+        description="Load the models together on one server and measure them at the same time, each at every "
+        "batch x load point with its own load generator, over the same windows (Model Analyzer's concurrent mode): "
+        "does each still meet the constraints when they share it?",
+    )
 
     @field_validator("batch_sizes", "concurrency", "request_rate")
     @classmethod
@@ -419,6 +434,16 @@ class SweepSpec(WireModel):
         open_loop = self.request_rate is not None or self.request_rate_search is not None
         if open_loop and (self.concurrency is not None or self.concurrency_search is not None):
             raise ValueError(ONE_KIND_OF_LOAD)
+        return self
+
+    @model_validator(mode="after")
+    def _together_what_can_be(self) -> SweepSpec:
+        if not self.profile_models_concurrently:
+            return self
+        if len(self.models) < 2:
+            raise ValueError(TOGETHER_NEEDS_TWO)
+        if self.load_search is not None or any(m.config_search for m in self.models):
+            raise ValueError(TOGETHER_LISTED_ONLY)
         return self
 
     @property

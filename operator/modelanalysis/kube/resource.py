@@ -354,6 +354,15 @@ class ModelAnalysisSpec(SweepSpec):
         return self
 
     @model_validator(mode="after")
+    def _together_in_the_cli_only(self) -> ModelAnalysisSpec:
+        if self.profile_models_concurrently:
+            raise ValueError(
+                "profileModelsConcurrently is measured by the CLI for now (model-analyzer profile --concurrent); "
+                "the operator measures models one at a time: remove it"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _status_fits(self) -> ModelAnalysisSpec:
         # Every point is kept in status, which must stay well under the API server's 1.5 MB object limit.
         versions = max(1, len(self.triton.compared_versions))

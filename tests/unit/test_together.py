@@ -1,0 +1,122 @@
+"""Several models measured together on one server (spec.profileModelsConcurrently): the rounds that keep their
+windows the same (adapters/perf_analyzer.measure_together, with a stand-in for each perf_analyzer run), the
+engine's pass over the shared points, the best combination, and what is refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from modelanalysis.adapters.perf_analyzer import PerfAnalyzerError, measure_together
+from modelanalysis.core.load import Load
+from modelanalysis.core.objectives import best_together
+from modelanalysis.core.perf import PerfMeasurement, PerfRun, PerfWindow, PointMeasurementError
+from modelanalysis.core.report import INFERENCE_CSV, csv_files
+from modelanalysis.core.results import AnalysisResult, ModelStatus, PointResult, PointStatus
+from modelanalysis.core.spec import AtMost, Constraints, MeasurementSettings, Objective, SweepSpec
+from modelanalysis.core.sweep import Point
+from tests.fakes import Recorder, StandInTriton, engine, numbers, spec
+
+SUMMARY = PerfMeasurement(throughput_infer_per_sec=100, latency_p50_ms=1, latency_p90_ms=2, latency_p95_ms=3,
+                          latency_p99_ms=4)  # fmt: skip
+
+
+class Members:
+    """Each call is one perf_analyzer run of one member: steady windows for `steady`, noisy for the others."""
+
+    def __init__(self, steady: str, fails: str = "") -> None:
+        self.steady, self.fails, self.runs, self.now = steady, fails, [], 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    def __call__(self, point: Point, settings: MeasurementSettings, *_: object) -> PerfRun:
+        self.runs.append(point.model)
+        self.now += 1.0
+        if point.model == self.fails:
+            raise PerfAnalyzerError(f"perf_analyzer failed (exit 99): {point.model} errored")
+        windows = [100.0, 100.5, 99.5] if point.model == self.steady else [50.0, 80.0, 65.0]
+        return PerfRun(SUMMARY, [PerfWindow(w, 4.0) for w in windows], 100)
+
+
+def together(members: Members, **settings: object) -> list[PerfMeasurement | PerfAnalyzerError]:
+    points = [Point(model=m, batch_size=1, load=Load.concurrency(2)) for m in ("a", "b")]
+    s = MeasurementSettings.model_validate({"maxWindows": 9, **settings})
+    return measure_together(points, s, "h:8001", "h:8000", Path("perf_analyzer"), members.clock, members,
+                            child_cpu=lambda: 0.0)  # fmt: skip
+
+
+def test_members_are_measured_in_the_same_rounds_until_every_one_is_done() -> None:
+    members = Members(steady="a")
+    a, b = together(members)
+    assert members.runs == ["a", "b"] * 3  # a converged after one run, and kept its load on while b went on
+    assert isinstance(a, PerfMeasurement) and isinstance(b, PerfMeasurement)
+    assert a.windows == b.windows and a.converged is True and b.converged is False
+    assert a.load_seconds == b.load_seconds
+
+
+def test_a_member_whose_first_run_fails_is_that_members_failure_only() -> None:
+    members = Members(steady="a", fails="b")
+    a, b = together(members)
+    assert isinstance(a, PerfMeasurement) and isinstance(b, PerfAnalyzerError) and "b errored" in str(b)
+
+
+def measured_together(models: list[str], s: SweepSpec) -> tuple[AnalysisResult, StandInTriton, list[list[str]]]:
+    triton = StandInTriton(max_batch_size={m: 8 for m in models})
+    groups: list[list[str]] = []
+
+    def run_together(points: object, settings: MeasurementSettings) -> list[PerfMeasurement | PointMeasurementError]:
+        group = list(points)  # type: ignore[call-overload]
+        groups.append([p.key for p in group])
+        return [numbers(p) for p in group]
+
+    result = engine(s, triton, Recorder(), run_together=run_together).run(AnalysisResult(triton_version=""))
+    return result, triton, groups
+
+
+def test_the_engine_loads_every_model_then_measures_each_point_for_all_at_once() -> None:
+    s = spec(["a", "b"], [1, 4], [1, 2])
+    s.profile_models_concurrently = True
+    result, triton, groups = measured_together(["a", "b"], s)
+    assert triton.calls[:2] == ["load a", "load b"] and triton.calls[-2:] == ["unload a", "unload b"]
+    assert groups == [[f"{m}/b{b}/c{c}" for m in ("a", "b")] for b in (1, 4) for c in (1, 2)]
+    assert all(p.measured_with == (["b"] if p.model == "a" else ["a"]) for p in result.points)
+    assert [m.status for m in result.models] == [ModelStatus.PROFILED, ModelStatus.PROFILED]
+    assert sum("a, b were loaded together" in n for n in result.notes) == 1
+    header = csv_files(result)[INFERENCE_CSV].splitlines()[0]
+    assert header.endswith("Measured With,Triton Version")
+    assert result.best is not None and result.best.together is not None
+
+
+def point(model: str, load: int, throughput: float, p99: float, with_: str) -> PointResult:
+    where = Point(model=model, batch_size=1, load=Load.concurrency(load))
+    perf = numbers(where).model_copy(
+        update={
+            "throughput_infer_per_sec": throughput,
+            "latency_p99_ms": p99,
+            "latency_p99_ci_low_ms": p99 - 0.1,
+            "latency_p99_ci_high_ms": p99 + 0.1,
+        }
+    )
+    return PointResult(**where.identity(), status=PointStatus.MEASURED, perf=perf, measured_with=[with_])
+
+
+def test_the_best_combination_has_every_model_within_the_constraints() -> None:
+    points = [point("a", 1, 100, 2, "b"), point("b", 1, 50, 3, "a"),
+              point("a", 4, 300, 4, "b"), point("b", 4, 120, 12, "a")]  # fmt: skip
+    found = best_together(points, Objective.MAXIMIZE_THROUGHPUT, Constraints(p99_latency_ms=AtMost(max=10)))
+    assert found is not None and found.load.value == 1 and found.satisfies_constraints  # at c4 b breaks 10 ms
+    assert found.members == ["a/b1/c1", "b/b1/c1"] and "a 100.0 infer/sec" in found.why
+    unbounded = best_together(points, Objective.MAXIMIZE_THROUGHPUT, Constraints())
+    assert unbounded is not None and unbounded.load.value == 4
+    assert best_together([point("a", 1, 1, 1, "b").model_copy(update={"measured_with": None})],
+                         Objective.MAXIMIZE_THROUGHPUT, Constraints()) is None  # fmt: skip
+
+
+def test_what_cannot_be_measured_together_yet_is_refused_in_one_sentence() -> None:
+    with pytest.raises(ValidationError, match="give two or more models"):
+        SweepSpec(models=[{"name": "a"}], profile_models_concurrently=True)
+    with pytest.raises(ValidationError, match="not a search"):
+        SweepSpec(models=[{"name": "a"}, {"name": "b"}], concurrency_search={}, profile_models_concurrently=True)
