@@ -1,0 +1,41 @@
+"""Two models measured together on the real local Triton (--concurrent): each by its own perf_analyzer over the
+same windows. On this machine's two cores they compete for the CPU, so each serves less than it does alone."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from modelanalysis.core.results import AnalysisResult
+from tests.integration.conftest import RunCli
+
+
+def throughputs(export: Path) -> dict[str, tuple[float, float, float]]:
+    with (export / "metrics-model-inference.csv").open() as f:
+        return {
+            r["Model"]: (float(r["Throughput (infer/sec)"]), float(r["Throughput 95% CI Low (infer/sec)"]),
+                         float(r["Throughput 95% CI High (infer/sec)"]))
+            for r in csv.DictReader(f)
+        }  # fmt: skip
+
+
+def test_two_models_measured_together_each_serve_less_than_alone(
+    run_cli: RunCli, model_repo: Path, tmp_path: Path, fast_flags: list[str]
+) -> None:
+    flags = ["--model-folder", model_repo, "--concurrency", "4", *fast_flags, "--export"]
+    alone = run_cli("profile", "-m", "add_sub,matmul", *flags, "--export-path", tmp_path / "alone")
+    assert alone.returncode == 0, alone.stderr
+    together = run_cli("profile", "-m", "add_sub,matmul", "--concurrent", *flags, "--latency-budget", "500",
+                       "--export-path", tmp_path / "together")  # fmt: skip
+    assert together.returncode == 0, together.stderr
+    assert "add_sub, matmul were loaded together and measured at once" in together.stdout + together.stderr
+    by_alone, by_together = throughputs(tmp_path / "alone"), throughputs(tmp_path / "together")
+    for model in ("add_sub", "matmul"):
+        assert by_together[model][0] < by_alone[model][0], (model, by_together[model], by_alone[model])
+    result = AnalysisResult.model_validate_json((tmp_path / "together" / "analysis.json").read_text())
+    assert sorted(p.measured_with or [] for p in result.points) == [["add_sub"], ["matmul"]]
+    assert result.best is not None and result.best.together is not None
+    assert result.best.together.satisfies_constraints and len(result.best.together.members) == 2
+    assert "Best together: batch 1 concurrency 4" in together.stdout
+    one = run_cli("profile", "-m", "add_sub", "--concurrent", "--model-folder", model_repo)
+    assert one.returncode == 1 and "give two or more models" in one.stderr
