@@ -486,13 +486,17 @@ class SweepEngine:
     def measure_group(self, members: Sequence[Point], settings: MeasurementSettings) -> list[PointResult]:
         """Points of several models measured at once: one window of server samples for all of them."""
         assert self.run_together is not None
-        sampler = MetricsSampler(self.metrics_url, settings.metrics_interval_ms / 1000)
-        started = time.time()
-        sampler.start()
-        try:
-            outcomes = self.run_together(members, settings)
-        finally:
-            samples = sampler.stop()
+        while True:
+            sampler = MetricsSampler(self.metrics_url, settings.metrics_interval_ms / 1000)
+            started = time.time()
+            sampler.start()
+            try:
+                outcomes = self.run_together(members, settings)
+            except MeasureAgain:
+                continue  # a fresh window, as for one point (measure_point)
+            finally:
+                samples = sampler.stop()
+            break
         finished = time.time()
         placement = self.where_ran()
         results = []

@@ -14,8 +14,9 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from modelanalysis.adapters.files import (
     RESULTS_OWNER_FILE,
@@ -23,12 +24,12 @@ from modelanalysis.adapters.files import (
     write_atomic,
     write_results_owner,
 )
-from modelanalysis.adapters.perf_analyzer import PerfAnalyzerError, measure_point
+from modelanalysis.adapters.perf_analyzer import PerfAnalyzerError, measure_point, measure_together
 from modelanalysis.core.budget import latency_budgets
 from modelanalysis.core.inputs import InputSettings, parse_input_data
 from modelanalysis.core.load import Load
 from modelanalysis.core.parts import join_parts
-from modelanalysis.core.perf import INPUTS_REFUSED_PREFIX
+from modelanalysis.core.perf import INPUTS_REFUSED_PREFIX, PerfMeasurement
 from modelanalysis.core.spec import AtMost, Constraints, MeasurementSettings
 from modelanalysis.core.sweep import Point
 
@@ -43,7 +44,11 @@ def _perf_point_parser() -> argparse.ArgumentParser:
         description="Measure one point to convergence with perf_analyzer (what the operator's load-generator "
         "Jobs run). Prints the measurement as JSON and writes it to --termination-log.",
     )
-    parser.add_argument("--model", required=True)
+    parser.add_argument("--model", help="The model to measure (or --members, for several at once).")
+    parser.add_argument(
+        "--members", help="Models measured together (profileModelsConcurrently), as JSON: a list of {model, "
+        "streaming, inputs}. The result is then a JSON list, a measurement or {\"error\": ...} each."
+    )
     parser.add_argument("--batch", type=int, required=True)
     load = parser.add_mutually_exclusive_group(required=True)  # the point's load (core/load.py: CLI_FLAG)
     load.add_argument("--concurrency", type=int)
@@ -99,6 +104,11 @@ def perf_point(argv: Sequence[str]) -> int:
             print(message, file=sys.stderr)
             return 3
     load = Load.concurrency(args.concurrency) if args.concurrency is not None else Load.request_rate(args.request_rate)
+    if args.members:
+        return perf_points_together(args, settings, load)
+    if not args.model:
+        print("error: give --model (or --members)", file=sys.stderr)
+        return 2
     point = Point(model=args.model, batch_size=args.batch, load=load, streaming=args.streaming)
     try:
         result = measure_point(point, settings, args.grpc_url, args.http_url, cpu_budget_cores=args.cpu_budget,
@@ -111,6 +121,46 @@ def perf_point(argv: Sequence[str]) -> int:
         args.termination_log.write_text(message)
     print(message)
     return code
+
+
+def perf_points_together(args: argparse.Namespace, settings: MeasurementSettings, load: Load) -> int:
+    """--members: several models measured at once over the same windows (adapters/perf_analyzer.measure_together);
+    the termination message holds each member's numbers, compactly (a few members fit in its 4 KB)."""
+    try:
+        members = [Member.model_validate(m) for m in json.loads(args.members)]
+    except (ValueError, ValidationError) as exc:
+        print(f"error: --members: {exc}", file=sys.stderr)
+        return 2
+    points = [Point(model=m.model, batch_size=args.batch, load=load, streaming=m.streaming) for m in members]
+    inputs = {m.model: m.inputs or InputSettings() for m in members}
+    found = measure_together(points, settings, args.grpc_url, args.http_url, cpu_budget_cores=args.cpu_budget,
+                             input_args_of=lambda model: inputs[model].perf_analyzer_args())  # fmt: skip
+    message = json.dumps([compact_measurement(f) for f in found], separators=(",", ":"))[:MAX_TERMINATION_MESSAGE]
+    if args.termination_log is not None:
+        args.termination_log.write_text(message)
+    print(message)
+    return 0 if any(isinstance(f, PerfMeasurement) for f in found) else 1
+
+
+class Member(BaseModel):
+    """One model of --members."""
+
+    model: str
+    streaming: bool = False
+    inputs: InputSettings | None = None
+
+
+def compact_measurement(found: PerfMeasurement | PerfAnalyzerError) -> dict[str, Any]:
+    """A member's result for the termination message: numbers to 5 significant digits, the why cut short."""
+    if not isinstance(found, PerfMeasurement):
+        return {"error": str(found)[:400]}
+    data = found.model_dump(exclude_none=True)
+    for name, value in data.items():
+        if isinstance(value, float):
+            data[name] = float(f"{value:.5g}")
+    if "convergence" in data:
+        data["convergence"] = data["convergence"][:120]
+    return data
 
 
 def copy_results(argv: Sequence[str]) -> int:

@@ -4,11 +4,14 @@ engine's pass over the shared points, the best combination, and what is refused.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
+from modelanalysis import job_commands
 from modelanalysis.adapters.perf_analyzer import PerfAnalyzerError, measure_together
 from modelanalysis.core.load import Load
 from modelanalysis.core.objectives import best_together
@@ -17,7 +20,12 @@ from modelanalysis.core.report import INFERENCE_CSV, csv_files
 from modelanalysis.core.results import AnalysisResult, ModelStatus, PointResult, PointStatus
 from modelanalysis.core.spec import AtMost, Constraints, MeasurementSettings, Objective, SweepSpec
 from modelanalysis.core.sweep import Point
+from modelanalysis.kube import objects
+from modelanalysis.kube.resource import MAX_MODELS_TOGETHER, ModelAnalysisSpec
+from modelanalysis.kube.settings import OperatorSettings
 from tests.fakes import Recorder, StandInTriton, engine, numbers, spec
+
+SETTINGS = OperatorSettings(load_generator_image="ghcr.io/modelanalysis/modelanalysis:0.1.0")
 
 SUMMARY = PerfMeasurement(throughput_infer_per_sec=100, latency_p50_ms=1, latency_p90_ms=2, latency_p95_ms=3,
                           latency_p99_ms=4)  # fmt: skip
@@ -120,3 +128,37 @@ def test_what_cannot_be_measured_together_yet_is_refused_in_one_sentence() -> No
         SweepSpec(models=[{"name": "a"}], profile_models_concurrently=True)
     with pytest.raises(ValidationError, match="not a search"):
         SweepSpec(models=[{"name": "a"}, {"name": "b"}], concurrency_search={}, profile_models_concurrently=True)
+
+
+def test_the_operators_job_for_models_together_runs_the_real_perf_point_with_every_member(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One Job for the group; its arguments, parsed by the real `model-analyzer perf-point`, give every member
+    back (each with its own inputs), and its termination message gives each member's numbers or error."""
+    s = ModelAnalysisSpec.model_validate({
+        "models": [{"name": "add_sub"}, {"name": "text_encoder", "inputs": {"shapes": ["INPUT_IDS:16"]}}],
+        "profileModelsConcurrently": True, "modelRepository": {"pvc": {"claimName": "models"}},
+    })  # fmt: skip
+    points = [Point(model=m, batch_size=1, load=Load.concurrency(2)) for m in s.model_names]
+    job = objects.load_generator_group_job("example", "ns", 1, s, points, "10.0.0.5", SETTINGS, server_node="n1")
+    (c,) = job["spec"]["template"]["spec"]["containers"]
+    assert not any(a.startswith("--model=") for a in c["args"])
+    log = tmp_path / "termination-log"
+    args = [f"--termination-log={log}" if a.startswith("--termination-log=") else a for a in c["args"]]
+    seen: dict[str, Any] = {}
+
+    def fake_together(members: list[Point], settings: MeasurementSettings, *_: object, **kw: Any) -> list[object]:
+        seen["members"] = [(p.model, kw["input_args_of"](p.model)) for p in members]
+        return [numbers(members[0]), PerfAnalyzerError("text_encoder errored")]
+
+    monkeypatch.setattr(job_commands, "measure_together", fake_together)
+    assert job_commands.run(c["command"][1], args) == 0
+    assert seen["members"] == [("add_sub", []), ("text_encoder", ["--shape", "INPUT_IDS:16"])]
+    first, second = json.loads(log.read_text())
+    assert PerfMeasurement.model_validate(first).throughput_infer_per_sec == 200.0 and second == {
+        "error": "text_encoder errored"
+    }
+    too_many = [{"name": f"m{i}"} for i in range(MAX_MODELS_TOGETHER + 1)]
+    with pytest.raises(ValidationError, match="at most 4 models together"):
+        ModelAnalysisSpec.model_validate({"models": too_many, "profileModelsConcurrently": True,
+                                          "modelRepository": {"pvc": {"claimName": "models"}}})  # fmt: skip

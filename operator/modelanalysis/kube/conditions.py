@@ -190,6 +190,7 @@ def compact_point(p: PointResult) -> CompactPoint:
         server_node=p.placement.server_node,
         load_generator_node=p.placement.load_generator_node,
         steps=[compact_step(s) for s in p.steps] if p.steps else None,
+        measured_with=p.measured_with or None,
         started=_r(p.started_at, 1),
         finished=_r(p.finished_at, 1),
         **numbers,
@@ -234,6 +235,7 @@ def expand_point(c: CompactPoint, placement: str | None = None) -> PointResult:
             server_node=c.server_node, load_generator_node=c.load_generator_node, load_generator_placement=placement
         ),
         steps=[expand_step(s) for s in c.steps] if c.steps else None,
+        measured_with=c.measured_with,
     )
 
 

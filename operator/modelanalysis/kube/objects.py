@@ -383,6 +383,48 @@ def load_generator_job(
     return job
 
 
+def load_generator_group_job(
+    name: str,
+    namespace: str,
+    generation: int,
+    spec: ModelAnalysisSpec,
+    points: Sequence[Point],
+    triton_ip: str,
+    settings: OperatorSettings,
+    *,
+    server_node: str | None,
+    server_tolerations: Sequence[dict[str, Any]] = (),
+) -> dict[str, Any]:
+    """One Job for models measured together (spec.profileModelsConcurrently): a perf_analyzer per model in the
+    same container, over the same windows (`perf-point --members`), so they start together and are scheduled as
+    one; it returns every model's numbers in its termination message. Named and placed as its first point's."""
+    job = load_generator_job(name, namespace, generation, spec, points[0], triton_ip, settings,
+                             server_node=server_node, server_tolerations=server_tolerations)  # fmt: skip
+    pod = job["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    members, volumes = [], {v["name"]: v for v in pod.get("volumes", [])}
+    for point in points:
+        inputs, needed = load_generator_inputs(spec, point.model)
+        volumes.update({v["name"]: v for v in needed})
+        member: dict[str, Any] = {"model": point.model, "streaming": point.streaming}
+        if inputs.given:
+            member["inputs"] = inputs.model_dump(by_alias=True, exclude_none=True)
+        members.append(member)
+    single = ("--model=", "--streaming", "--inputs=")
+    container["args"] = [a for a in container["args"] if not a.startswith(single)] + [
+        f"--members={json.dumps(members, separators=(',', ':'))}"
+    ]
+    pod["volumes"] = list(volumes.values())
+    mounts = {m["name"]: m for m in container.get("volumeMounts", [])}
+    for volume in volumes.values():
+        if volume["name"] in (INPUT_DATA_VOLUME, "models") and volume["name"] not in mounts:
+            mount = MODELS_MOUNT if volume["name"] == "models" else INPUT_DATA_MOUNT
+            mounts[volume["name"]] = {"name": volume["name"], "mountPath": mount, "readOnly": True}
+    if mounts:
+        container["volumeMounts"] = list(mounts.values())
+    return job
+
+
 # A ConfigMap holds at most 1 MiB of data (the API server refuses more); the margin leaves room for its keys
 # and metadata.
 CONFIGMAP_DATA_LIMIT = 1024 * 1024 - 16 * 1024

@@ -3,7 +3,9 @@ termination message; a pod deleted or evicted mid-point asks the engine to measu
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -52,11 +54,57 @@ def run_point_job(trial: TrialRun, point: Point, pod_ip: str) -> PerfMeasurement
     raise MeasureAgain(interruption)
 
 
-def run_load_generator(trial: TrialRun, point: Point, pod_ip: str) -> tuple[int | None, str, str | None]:
-    """Run the point's Job to its end: (exit code, termination message or why it failed, why it was
-    interrupted from outside if it was). The Job and its pods are gone when this returns."""
+def run_group_job(
+    trial: TrialRun, points: Sequence[Point], pod_ip: str
+) -> list[PerfMeasurement | PointMeasurementError]:
+    """Models measured together: one Job runs a perf_analyzer for each over the same windows (objects.
+    load_generator_group_job) and returns each one's numbers. A pod deleted or evicted mid-point measures the
+    group again, once, as a single point's Job does."""
+    first = points[0]
+    trial.point_runs[first.key] = runs = trial.point_runs.get(first.key, 0) + 1
+    trial.check_server(first, pod_ip)
+    run = trial.run
+    manifest = objects.load_generator_group_job(
+        run.name, run.namespace, run.generation, trial.spec, points, pod_ip, run.settings,
+        server_node=trial.server_node, server_tolerations=trial.server_tolerations,
+    )  # fmt: skip
+    _, message, interruption = run_load_generator(trial, first, pod_ip, manifest)
+    if interruption is None:
+        try:
+            found = json.loads(message)
+        except ValueError:
+            trial.check_server(first, pod_ip)
+            return [PointMeasurementError(message) for _ in points]
+        if isinstance(found, list) and len(found) == len(points):
+            return [_member_result(entry) for entry in found]
+        return [PointMeasurementError(f"the load generator's result could not be read: {message[:200]!r}")
+                for _ in points]  # fmt: skip
+    trial.check_server(first, pod_ip)
+    decision = after_interruption(first.key, runs, interruption)
+    if not decision.rerun:
+        return [PointMeasurementError(decision.error or interruption) for _ in points]
+    if decision.event is not None:
+        trial.run.event(decision.event.type, decision.event.reason, decision.event.message)
+    trial.run.check_generation()
+    raise MeasureAgain(interruption)
+
+
+def _member_result(entry: object) -> PerfMeasurement | PointMeasurementError:
+    if isinstance(entry, dict) and "error" in entry:
+        return PointMeasurementError(str(entry["error"]))
+    try:
+        return PerfMeasurement.model_validate(entry)
+    except ValidationError:
+        return PointMeasurementError(f"the load generator's result could not be read: {str(entry)[:200]!r}")
+
+
+def run_load_generator(
+    trial: TrialRun, point: Point, pod_ip: str, manifest: dict[str, Any] | None = None
+) -> tuple[int | None, str, str | None]:
+    """Run the point's Job (or the given one) to its end: (exit code, termination message or why it failed, why
+    it was interrupted from outside if it was). The Job and its pods are gone when this returns."""
     run, spec = trial.run, trial.spec
-    manifest = objects.load_generator_job(
+    manifest = manifest or objects.load_generator_job(
         run.name, run.namespace, run.generation, spec, point, pod_ip, run.settings,
         server_node=trial.server_node, server_tolerations=trial.server_tolerations,
     )  # fmt: skip

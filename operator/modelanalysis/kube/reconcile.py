@@ -187,7 +187,9 @@ class AnalysisRun:
                 self.slots.release_analysis(self.slot_key)
 
     def plan(self, spec: ModelAnalysisSpec) -> list[Trial]:
-        return plan_trials(plan_variants(spec), spec.triton.compared_versions, spec.parallelism.max_trials)
+        # Models measured together share one server: their variants are never split between trials.
+        max_trials = 1 if spec.profile_models_concurrently else spec.parallelism.max_trials
+        return plan_trials(plan_variants(spec), spec.triton.compared_versions, max_trials)
 
     def start_generation(self, trials: list[Trial]) -> None:
         for kind in ("Pod", "Job"):

@@ -332,6 +332,9 @@ class Parallelism(WireModel):
     )
 
 
+MAX_MODELS_TOGETHER = 4
+
+
 class ModelAnalysisSpec(SweepSpec):
     """What to profile (the models and points) and where (Triton pod, model repository, results)."""
 
@@ -354,11 +357,13 @@ class ModelAnalysisSpec(SweepSpec):
         return self
 
     @model_validator(mode="after")
-    def _together_in_the_cli_only(self) -> ModelAnalysisSpec:
-        if self.profile_models_concurrently:
+    def _together_in_one_job(self) -> ModelAnalysisSpec:
+        # One load-generator Job measures them all, and its result (each model's numbers) must fit in the 4 KB
+        # termination message.
+        if self.profile_models_concurrently and len(self.models) > MAX_MODELS_TOGETHER:
             raise ValueError(
-                "profileModelsConcurrently is measured by the CLI for now (model-analyzer profile --concurrent); "
-                "the operator measures models one at a time: remove it"
+                f"profileModelsConcurrently measures at most {MAX_MODELS_TOGETHER} models together in a cluster (one "
+                "load-generator Job returns all their numbers): profile fewer, or the rest in another ModelAnalysis"
             )
         return self
 
@@ -549,6 +554,9 @@ class CompactPoint(BaseModel):
     )
     steps: list[CompactStep] | None = Field(
         None, description="An ensemble's point: each composing model's share, from Triton's counters."
+    )
+    measured_with: list[str] | None = Field(
+        None, alias="measuredWith", description="The models measured at the same time (profileModelsConcurrently)."
     )
     started: float | None = None
     finished: float | None = None

@@ -210,6 +210,7 @@ class TrialRun:
             wait=run.sleep,
             variants=self.trial.variants,
             triton_version=self.trial.triton_version,
+            run_together=lambda points, settings: point_jobs.run_group_job(self, points, pod_ip),
         )
         try:
             engine.run(run.trial_results[self.trial.index])
