@@ -8,6 +8,7 @@ points sits behind small ports:
   given, or the operator's Triton pod (adapters/triton_control.py for both).
 - `run_point` measures one point: a local perf_analyzer process (CLI) or a Job whose result comes back in its
   termination message (operator). Both end in the same converging measurement (adapters/perf_analyzer.py).
+  `run_together` measures several models' points at once, over the same windows (spec.profileModelsConcurrently).
 - `journal` records what happened: an AnalysisResult plus export files and a progress bar (CLI), or the
   resource's status plus Events (operator).
 - `where_ran` says where the point just measured ran: the server's and the load generator's node and how the
@@ -438,6 +439,8 @@ class SweepEngine:
                 self._record(EventKind.LOAD_FAILED, model=model, message=str(exc))
                 continue
             check = self._check_inputs(model, config)
+            if config.decoupled and self.spec.measurement.protocol == WireProtocol.HTTP:
+                check = InputCheck(HTTP_STREAMING_REFUSAL.format(model=model))
             if check.refusal is not None:
                 refused = outcome_of(variant, self.triton_version, status=ModelStatus.REFUSED, error=check.refusal,
                                      inputs=inputs_sent(self.spec, model))  # fmt: skip
@@ -457,22 +460,31 @@ class SweepEngine:
             self._note(together_note(list(configs)))
         plans = {m: plan_model_points(self.spec, m, c.max_batch_size, "", self.triton_version).points
                  for m, c in configs.items()}  # fmt: skip
-        for batch in self.spec.batch_sizes:
-            for load in self.spec.load_steps:
-                members = [
-                    p.model_copy(update={"streaming": configs[m].decoupled, "composing": configs[m].composing})
-                    for m, points in plans.items() for p in points if p.batch_size == batch and p.load == load
-                ]  # fmt: skip
-                measured = {p.key for p in self.result.points}
-                members = [p for p in members if p.key not in measured]
-                if not members:
-                    continue
-                self.checkpoint()
-                self._record(EventKind.POINT, model=" + ".join(p.model for p in members), point=members[0])
-                for result in self.measure_group(members, self.spec.measurement):
-                    self.result.points.append(result)
-                    kind = EventKind.POINT_MEASURED if result.status == PointStatus.MEASURED else EventKind.POINT_FAILED
-                    self._record(kind, result.model, result.point, result.error or "", result)
+        try:
+            for batch in self.spec.batch_sizes:
+                for load in self.spec.load_steps:
+                    members = [
+                        p.model_copy(update={"streaming": configs[m].decoupled, "composing": configs[m].composing})
+                        for m, points in plans.items() for p in points if p.batch_size == batch and p.load == load
+                    ]  # fmt: skip
+                    measured = {p.key for p in self.result.points}
+                    members = [p for p in members if p.key not in measured]
+                    if not members:
+                        continue
+                    self.checkpoint()
+                    self._record(EventKind.POINT, model=" + ".join(p.model for p in members), point=members[0])
+                    for result in self.measure_group(members, self.spec.measurement):
+                        self.result.points.append(result)
+                        measured_now = result.status == PointStatus.MEASURED
+                        kind = EventKind.POINT_MEASURED if measured_now else EventKind.POINT_FAILED
+                        self._record(kind, result.model, result.point, result.error or "", result)
+        except BaseException:
+            if self.tidy_on_stop:  # stopped: leave the server as it was, as profile_model does
+                for variant in self.variants:
+                    if variant.model in configs:
+                        with contextlib.suppress(Exception):
+                            self._leave(variant, unload=True)
+            raise
         for model in configs:
             outcome = self.result.outcome(model, self.triton_version)
             assert outcome is not None
