@@ -424,15 +424,17 @@ class SweepEngine:
         if self.run_together is None:
             raise ValueError("measuring models together (profileModelsConcurrently) is not possible here")
         configs: dict[str, ModelConfigSummary] = {}
+        already: dict[str, bool] = {}  # loaded before this run: on a server the user gave, it stays loaded
         for variant in self.variants:
             model = variant.model
             outcome = self.result.outcome(model, self.triton_version)
             if outcome is not None and outcome.status in NOT_MEASURABLE:
                 continue
             self._record(EventKind.LOADING, model=model)
+            already[model] = self.control.is_model_ready(model)
             try:
                 self._load_bls_composing(model)
-                config = self._load(variant, self.control.is_model_ready(model))
+                config = self._load(variant, already[model])
             except ModelLoadError as exc:
                 self.result.models.append(outcome_of(variant, self.triton_version, status=ModelStatus.LOAD_FAILED,
                                                      error=str(exc)))  # fmt: skip
@@ -483,7 +485,7 @@ class SweepEngine:
                 for variant in self.variants:
                     if variant.model in configs:
                         with contextlib.suppress(Exception):
-                            self._leave(variant, unload=True)
+                            self._leave(variant, unload=self.owns_server or not already[variant.model])
             raise
         for model in configs:
             outcome = self.result.outcome(model, self.triton_version)
@@ -492,8 +494,10 @@ class SweepEngine:
             self._record(EventKind.PROFILED, model=model)
         for variant in self.variants:
             if variant.model in configs:
-                self._leave(variant, unload=True)
-                self._record(EventKind.UNLOADED, model=variant.model)
+                unload = self.owns_server or not already[variant.model]
+                self._leave(variant, unload)
+                if unload:
+                    self._record(EventKind.UNLOADED, model=variant.model)
 
     def measure_group(self, members: Sequence[Point], settings: MeasurementSettings) -> list[PointResult]:
         """Points of several models measured at once: one window of server samples for all of them."""
