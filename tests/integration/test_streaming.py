@@ -19,10 +19,12 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 
+from modelanalysis.adapters.local_triton import LocalTriton
 from modelanalysis.core.results import AnalysisResult
 from tests.integration.conftest import REPO_ROOT, RunCli, RunningTriton
 
 PREFILL_MS, TOKEN_MS, TOKENS = 20.0, 5.0, 8
+PROMPTS_FILE = REPO_ROOT / "examples" / "inputs" / "llm_stream.json"  # 16 tokens a request
 
 
 def llm_stream(models: Path, **parameters: object) -> Path:
@@ -161,3 +163,41 @@ def test_a_search_under_a_ttft_budget_finds_the_most_concurrent_users_that_hold_
     assert chosen.perf is not None and chosen.perf.ttft_p99_ci_high_ms is not None  # decided on its interval
     assert chosen.perf.ttft_p99_ci_high_ms <= budget_ms
     assert f"under the {budget_ms:g} ms p99 TTFT budget" in proc.stdout
+
+
+ENSEMBLE = """name: "stream_pipeline"
+platform: "ensemble"
+max_batch_size: 0
+input [
+  { name: "text_input" data_type: TYPE_STRING dims: [ 1 ] },
+  { name: "stream" data_type: TYPE_BOOL dims: [ 1 ] },
+  { name: "sampling_parameters" data_type: TYPE_STRING dims: [ 1 ] }
+]
+output [ { name: "text_output" data_type: TYPE_STRING dims: [ -1 ] } ]
+ensemble_scheduling { step [ {
+  model_name: "llm_stream" model_version: -1
+  input_map { key: "text_input" value: "text_input" }
+  input_map { key: "stream" value: "stream" }
+  input_map { key: "sampling_parameters" value: "sampling_parameters" }
+  output_map { key: "text_output" value: "text_output" }
+} ] }
+"""
+
+
+def test_an_ensemble_around_a_streaming_model_streams_and_is_broken_down(
+    run_cli: RunCli, local_triton: LocalTriton, tmp_path: Path
+) -> None:
+    """TensorRT-LLM's shape: an ensemble whose step is decoupled is decoupled too (Triton says so in its config)."""
+    models = tmp_path / "models"
+    llm_stream(models)
+    (models / "stream_pipeline" / "1").mkdir(parents=True)
+    (models / "stream_pipeline" / "config.pbtxt").write_text(ENSEMBLE)
+    export = tmp_path / "out"
+    proc = run_cli("profile", "--model-folder", models, "-m", "stream_pipeline", "--concurrency", "2",
+                   "--input-data", PROMPTS_FILE, "--measurement-interval", "500", "--max-trials", "3",
+                   "--baseline-duration", "300", "--export", "--export-path", export)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (row,) = list(csv.DictReader((export / "metrics-model-inference.csv").open()))
+    assert float(row["Tokens per Request"]) == 16 and float(row["p50 Time To First Token (ms)"]) > 0
+    steps = list(csv.DictReader((export / "metrics-model-steps.csv").open()))
+    assert [s["Step"] for s in steps] == ["llm_stream"]
