@@ -22,6 +22,7 @@ import pytest
 import yaml
 from kubernetes import client
 
+from modelanalysis.kube.telemetry import OperatorMetrics
 from tests.cluster.build import bin_dir
 from tests.cluster.controlplane import Cluster, wait_for_default_service_account
 
@@ -64,6 +65,8 @@ CLIENT_RESOURCES = {
 }
 
 Manifest = dict[str, Any]
+# The metric families the operator serves (kube/telemetry.py).
+TELEMETRY_METRICS = [family.name for family in OperatorMetrics().registry.collect()]
 
 
 def helm_binary() -> Path:
@@ -116,6 +119,31 @@ def env_of(manifests: list[Manifest]) -> dict[str, Any]:
 # ---- lint and render ---------------------------------------------------------------------------------
 
 
+def test_the_metrics_service_monitor_and_dashboard_render_as_asked() -> None:
+    manifests = render()
+    (service,) = by_kind(manifests, "Service")
+    assert service["spec"]["ports"] == [{"name": "metrics", "port": 8081, "targetPort": "metrics", "protocol": "TCP"}]
+    assert env_of(manifests)["MODELANALYSIS_METRICS_PORT"] == "8081"
+    (policy,) = by_kind(manifests, "NetworkPolicy")
+    assert [p["port"] for p in policy["spec"]["ingress"][0]["ports"]] == [8080, 8081]
+    # A ServiceMonitor only where prometheus-operator's CRD is installed; the dashboard only when asked.
+    assert not by_kind(render("metrics.serviceMonitor.enabled=true"), "ServiceMonitor")
+    with_crd = helm("template", "release", str(CHART), "--namespace", "ops", "--set",
+                    "metrics.serviceMonitor.enabled=true", "--api-versions",
+                    "monitoring.coreos.com/v1/ServiceMonitor").stdout  # fmt: skip
+    (monitor,) = [m for m in yaml.safe_load_all(with_crd) if m and m["kind"] == "ServiceMonitor"]
+    assert monitor["spec"]["endpoints"] == [{"port": "metrics", "interval": "30s"}]
+    (dashboard,) = by_kind(render("metrics.dashboard.enabled=true"), "ConfigMap")
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    panels = json.loads(dashboard["data"]["model-analyzer.json"])["panels"]
+    served = set(TELEMETRY_METRICS)
+    for panel in panels:  # every query names a metric the operator serves
+        for target in panel["targets"]:
+            named = set(re.findall(r"modelanalysis_[a-z_]+", target["expr"]))
+            assert named and all(n.removesuffix("_total").removesuffix("_bucket") in served for n in named), target
+    assert not by_kind(render("metrics.enabled=false"), "Service")
+
+
 def test_lint_is_clean() -> None:
     for values in ([], ["--set", "watchNamespaces={team-a,team-b}", "--set", "logLevel=debug"]):
         result = helm("lint", "--strict", str(CHART), *values, check=False)
@@ -130,6 +158,7 @@ def test_default_render_watches_all_namespaces() -> None:
         "ClusterRoleBinding",
         "Deployment",
         "NetworkPolicy",
+        "Service",  # the operator's metrics
         "ServiceAccount",
     ]
     assert container_command(manifests) == [
@@ -152,7 +181,10 @@ def test_default_render_watches_all_namespaces() -> None:
     (container,) = spec["template"]["spec"]["containers"]
     assert container["image"] == "ghcr.io/modelanalysis/modelanalysis:0.1.0"
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "healthz"}
-    assert container["ports"] == [{"name": "healthz", "containerPort": 8080, "protocol": "TCP"}]
+    assert container["ports"] == [
+        {"name": "healthz", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": 8081, "protocol": "TCP"},
+    ]
     assert env_of(manifests) == {
         "PYTHONUNBUFFERED": "1",
         "POD_IP": {"fieldRef": {"fieldPath": "status.podIP"}},
@@ -165,6 +197,7 @@ def test_default_render_watches_all_namespaces() -> None:
         "MODELANALYSIS_TRITON_READ_ONLY_ROOT_FILESYSTEM": "false",
         "MODELANALYSIS_LOAD_GENERATOR_IMAGE": "ghcr.io/modelanalysis/modelanalysis:0.1.0",
         "MODELANALYSIS_JOB_TTL_SECONDS": "3600",
+        "MODELANALYSIS_METRICS_PORT": "8081",
     }
     for manifest in manifests:
         if manifest["kind"] not in ("ClusterRole", "ClusterRoleBinding"):
@@ -205,7 +238,8 @@ def test_values_reach_the_operator() -> None:
     assert env["MODELANALYSIS_LOAD_GENERATOR_IMAGE"] == "ghcr.io/modelanalysis/modelanalysis@sha256:" + "a" * 64
     (deployment,) = by_kind(manifests, "Deployment")
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    assert "livenessProbe" not in container and "readinessProbe" not in container and "ports" not in container
+    assert "livenessProbe" not in container and "readinessProbe" not in container
+    assert container["ports"] == [{"name": "metrics", "containerPort": 8081, "protocol": "TCP"}]  # no health port
     assert env_of(render("loadGenerator.image=other/image:1"))["MODELANALYSIS_LOAD_GENERATOR_IMAGE"] == "other/image:1"
 
 
@@ -283,7 +317,7 @@ def test_rbac_watched_namespaces_get_roles_and_only_kopf_lookups_stay_cluster_wi
 
 def test_rbac_and_service_account_can_be_left_to_an_administrator() -> None:
     manifests = render("rbac.create=false", "serviceAccount.create=false", "serviceAccount.name=given")
-    assert sorted(m["kind"] for m in manifests) == ["Deployment", "NetworkPolicy"]
+    assert sorted(m["kind"] for m in manifests) == ["Deployment", "NetworkPolicy", "Service"]
     (deployment,) = by_kind(manifests, "Deployment")
     assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "given"
 

@@ -44,6 +44,7 @@ from modelanalysis.kube.reconcile import AnalysisRun
 from modelanalysis.kube.resource import API_VERSION, FINISHED_PHASES, GROUP, KIND, PLURAL, VERSION, Reason
 from modelanalysis.kube.settings import OperatorSettings
 from modelanalysis.kube.slots import TritonSlots
+from modelanalysis.kube.telemetry import METRICS
 
 Logger = logging.Logger | logging.LoggerAdapter[logging.Logger]
 
@@ -128,6 +129,7 @@ class Runs:
     def follow(self) -> None:
         """Run nothing until lead() is called (another replica holds the Lease)."""
         self.acting.clear()
+        METRICS.leader.set(0)
 
     def lead(self, logger: Logger) -> None:
         """Start running: every analysis seen while following is noticed again."""
@@ -135,6 +137,7 @@ class Runs:
             followed = list(self.followed.values())
             self.followed.clear()
             self.acting.set()
+        METRICS.leader.set(1)
         for body, context in followed:
             context.run(self.notice, None, body, logger)
 
@@ -144,6 +147,10 @@ class Runs:
         uid, namespace, name = meta.get("uid"), meta.get("namespace"), meta.get("name")
         if not (uid and namespace and name):
             return
+        if event_type == "DELETED":
+            METRICS.forgot(uid)
+        else:
+            METRICS.saw(uid, namespace, status.get("phase"))
         with self.lock:
             if not self.acting.is_set():
                 if event_type == "DELETED" or is_deleting(meta):
@@ -186,7 +193,9 @@ class Runs:
                 except Exception as error:
                     if run.stop.is_set() or run.stop.gone():  # deleted under the run: nothing to retry
                         return
-                    if isinstance(error, ApiException) and error.status in (401, 403):
+                    refused = isinstance(error, ApiException) and error.status in (401, 403)
+                    METRICS.run_errors.labels(kind="api_refused" if refused else "other").inc()
+                    if isinstance(error, ApiException) and refused:
                         # Typically `helm uninstall`: it removes the RBAC a moment before this pod is stopped.
                         # Say so in one line (posting an event would be refused too); a real RBAC gap shows here.
                         logger.warning("The API refused a call (%s %s); retried in %.0f s", error.status,
@@ -249,6 +258,9 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Log
     api_config.connection_pool_maxsize = 32  # many run threads share the client
     memo.api = KubeApi(client.ApiClient(api_config))
     memo.slots = TritonSlots(operator_settings.max_triton_pods)
+    METRICS.watch_slots(lambda: len(memo.slots.holders), operator_settings.max_triton_pods)
+    if operator_settings.metrics_port:
+        METRICS.serve(operator_settings.metrics_port)
     memo.runs = Runs(memo.api, operator_settings, memo.slots)
     logger.info("model-analyzer operator: %s", operator_settings.model_dump())
     if operator_settings.leader_election:

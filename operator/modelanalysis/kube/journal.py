@@ -9,7 +9,7 @@ from modelanalysis.core.objectives import choose_best
 from modelanalysis.core.results import AnalysisResult
 from modelanalysis.core.trials import Trial
 from modelanalysis.core.variants import plan_variants
-from modelanalysis.engine import EngineEvent
+from modelanalysis.engine import EngineEvent, EventKind
 from modelanalysis.kube.conditions import (
     analysis_result,
     best_status,
@@ -20,6 +20,7 @@ from modelanalysis.kube.conditions import (
     short,
 )
 from modelanalysis.kube.resource import ModelAnalysisStatus, Phase
+from modelanalysis.kube.telemetry import METRICS
 from modelanalysis.kube.transitions import event_for, progress_message
 
 if TYPE_CHECKING:
@@ -43,6 +44,8 @@ def record(run: AnalysisRun, event: EngineEvent, result: AnalysisResult, trial: 
     """The engine's journal: everything measured so far goes to status, with an Event where one is due. With
     several trials, each journals its own share and status holds them all."""
     index = trial.index if trial is not None else 0
+    if event.result is not None and event.kind in (EventKind.POINT_MEASURED, EventKind.POINT_FAILED):
+        METRICS.point(event.result)
     with run.lock:
         run.trial_results[index] = result
         merged = merged_result(run)

@@ -40,6 +40,9 @@ class OperatorSettings(BaseSettings):
     )
     # How long finished point Jobs are kept if the operator could not delete them (a backstop).
     job_ttl_seconds: int = 3600
+    metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="Serve the operator's own metrics for Prometheus on this port."
+    )
     log_level: str = Field("info", pattern="^(debug|info|warning|error)$", description="Operator log level.")
     poll_interval_seconds: float = Field(0.25, gt=0, description="How often a running step is re-observed.")
     # Several replicas (the chart's replicaCount > 1): the one holding the Lease acts (kube/leader.py).
