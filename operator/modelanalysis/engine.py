@@ -350,28 +350,10 @@ class SweepEngine:
         # A server this run started is returned empty; on a server the user gave, a model they had loaded stays
         # loaded, with its own config.
         unload = self.owns_server or not already_loaded
-        try:
-            bls = self._load_bls_composing(model)
-            config = self._load(variant, already_loaded)
-            if bls:
-                config = dataclasses.replace(config, composing=bls)
-        except ModelLoadError as exc:
-            self.result.models.append(
-                outcome_of(variant, self.triton_version, status=ModelStatus.LOAD_FAILED, error=str(exc))
-            )
-            self._record(EventKind.LOAD_FAILED, model=name, message=str(exc))
+        admitted = self._admit(variant, already_loaded, unload)
+        if admitted is None:
             return
-        check = self._check_inputs(model, config)
-        if config.decoupled and self.spec.measurement.protocol == WireProtocol.HTTP:
-            check = InputCheck(HTTP_STREAMING_REFUSAL.format(model=model))
-        if check.refusal is not None:
-            refused = outcome_of(variant, self.triton_version, status=ModelStatus.REFUSED, error=check.refusal,
-                                 max_batch_size=config.max_batch_size,
-                                 inputs=inputs_sent(self.spec, model))  # fmt: skip
-            self.result.models.append(refused)
-            self._record(EventKind.REFUSED, model=name, message=check.refusal)
-            self._leave(variant, unload)
-            return
+        config, check = admitted
         plan = plan_model_points(self.spec, model, config.max_batch_size, variant.point_variant, self.triton_version,
                                  batch_limit=(check.max_batch, check.max_batch_reason) if check.max_batch else None)
         outcome = self.result.outcome(name, self.triton_version)
@@ -432,24 +414,10 @@ class SweepEngine:
                 continue
             self._record(EventKind.LOADING, model=model)
             already[model] = self.control.is_model_ready(model)
-            try:
-                self._load_bls_composing(model)
-                config = self._load(variant, already[model])
-            except ModelLoadError as exc:
-                self.result.models.append(outcome_of(variant, self.triton_version, status=ModelStatus.LOAD_FAILED,
-                                                     error=str(exc)))  # fmt: skip
-                self._record(EventKind.LOAD_FAILED, model=model, message=str(exc))
+            admitted = self._admit(variant, already[model], unload=self.owns_server or not already[model])
+            if admitted is None:
                 continue
-            check = self._check_inputs(model, config)
-            if config.decoupled and self.spec.measurement.protocol == WireProtocol.HTTP:
-                check = InputCheck(HTTP_STREAMING_REFUSAL.format(model=model))
-            if check.refusal is not None:
-                refused = outcome_of(variant, self.triton_version, status=ModelStatus.REFUSED, error=check.refusal,
-                                     inputs=inputs_sent(self.spec, model))  # fmt: skip
-                self.result.models.append(refused)
-                self._record(EventKind.REFUSED, model=model, message=check.refusal)
-                continue
-            configs[model] = config
+            config = configs[model] = admitted[0]
             if outcome is None:
                 plan = plan_model_points(self.spec, model, config.max_batch_size, "", self.triton_version)
                 self.result.models.append(outcome_of(
@@ -528,6 +496,37 @@ class SweepEngine:
             self._add_dcgm(result.resources, started, finished)
             results.append(result)
         return results
+
+    def _admit(
+        self, variant: ModelVariant, already_loaded: bool, unload: bool
+    ) -> tuple[ModelConfigSummary, InputCheck] | None:
+        """Load a variant (a BLS model's composing models first) and check what perf_analyzer is to send it. A
+        model that does not load, or is refused, is recorded so with its Event (a refused one is left as it was
+        found) and None returned; else what Triton loaded, and the check (a batch limit it may set)."""
+        model = variant.model
+        try:
+            bls = self._load_bls_composing(model)
+            config = self._load(variant, already_loaded)
+            if bls:
+                config = dataclasses.replace(config, composing=bls)
+        except ModelLoadError as exc:
+            self.result.models.append(
+                outcome_of(variant, self.triton_version, status=ModelStatus.LOAD_FAILED, error=str(exc))
+            )
+            self._record(EventKind.LOAD_FAILED, model=variant.name, message=str(exc))
+            return None
+        check = self._check_inputs(model, config)
+        if config.decoupled and self.spec.measurement.protocol == WireProtocol.HTTP:
+            check = InputCheck(HTTP_STREAMING_REFUSAL.format(model=model))
+        if check.refusal is not None:
+            refused = outcome_of(variant, self.triton_version, status=ModelStatus.REFUSED, error=check.refusal,
+                                 max_batch_size=config.max_batch_size,
+                                 inputs=inputs_sent(self.spec, model))  # fmt: skip
+            self.result.models.append(refused)
+            self._record(EventKind.REFUSED, model=variant.name, message=check.refusal)
+            self._leave(variant, unload)
+            return None
+        return config, check
 
     def _check_inputs(self, model: str, config: ModelConfigSummary) -> InputCheck:
         """Whether the model can be measured with what perf_analyzer is to send it (core/inputs.py)."""
