@@ -257,7 +257,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Log
     api_config = client.Configuration.get_default_copy()
     api_config.connection_pool_maxsize = 32  # many run threads share the client
     memo.api = KubeApi(client.ApiClient(api_config))
-    memo.slots = TritonSlots(operator_settings.max_triton_pods)
+    memo.slots = TritonSlots(operator_settings.max_triton_pods, operator_settings.max_triton_pods_per_namespace)
     METRICS.watch_slots(lambda: len(memo.slots.holders), operator_settings.max_triton_pods)
     if operator_settings.metrics_port:
         METRICS.serve(operator_settings.metrics_port)

@@ -16,6 +16,9 @@ class OperatorSettings(BaseSettings):
 
     load_generator_image: str = Field(DEFAULT_IMAGE, description="Image of the perf_analyzer Jobs.")
     max_triton_pods: int = Field(4, ge=1, description="Triton pods run at once; further analyses queue.")
+    max_triton_pods_per_namespace: int | None = Field(
+        None, ge=1, description="Triton pods one namespace may hold at once (None: up to max_triton_pods)."
+    )
     max_analyses: int = Field(
         1000, ge=1, description="Analyses handled at once (one thread each); beyond it, they wait for a thread."
     )

@@ -16,6 +16,7 @@ from modelanalysis.kube.conditions import now_rfc3339, short
 from modelanalysis.kube.failures import AnalysisFailed
 from modelanalysis.kube.readings import pod_failure, pod_ready
 from modelanalysis.kube.resource import ConditionType, ModelAnalysisSpec, Phase, Reason
+from modelanalysis.kube.slots import queued_message
 from modelanalysis.kube.transitions import trial_end
 from modelanalysis.kube.waiting import Deadline
 
@@ -102,15 +103,25 @@ class TrialRun:
                 self.run.event("Warning", end.reason, f"[{self.trial.name}] {end.message}")
 
     def wait_for_slot(self) -> None:
+        """Wait for a Triton slot (kube/slots.py: fair between namespaces), saying in status where the analysis
+        stands in the queue, as it moves."""
         exists = self.run.read_child("Pod", self.pod_name) is not None
-        announced = False
-        while not self.run.slots.acquire(self.slot_key, already_running=exists):
-            if not announced:
-                message = f"waiting: {self.run.slots.limit} Triton pods are running, the operator's maximum"
-                self.show(Phase.QUEUED, message, (ConditionType.SERVER_READY, False, Reason.QUEUED))
-                self.run.event("Normal", Reason.QUEUED, message if self.alone else f"[{self.trial.name}] {message}")
-                announced = True
-            self.run.sleep(2.0)
+        slots, since = self.run.slots, str(self.run.body.get("metadata", {}).get("creationTimestamp") or "")
+        said = ""
+        try:
+            while not slots.acquire(self.slot_key, already_running=exists, since=since):
+                message = queued_message(slots.position(self.slot_key), len(slots.holders), slots.limit,
+                                         slots.per_namespace)  # fmt: skip
+                if message != said:
+                    self.show(Phase.QUEUED, message, (ConditionType.SERVER_READY, False, Reason.QUEUED))
+                    if not said:
+                        self.run.event("Normal", Reason.QUEUED,
+                                       message if self.alone else f"[{self.trial.name}] {message}")  # fmt: skip
+                    said = message
+                self.run.sleep(2.0)
+        except BaseException:
+            slots.withdraw(self.slot_key)  # stopped while waiting: no longer in the queue
+            raise
 
     def ensure_triton_pod(self) -> str:
         run, spec, pod_name = self.run, self.spec, self.pod_name
