@@ -67,7 +67,8 @@ PERF_ANALYZER_FLAGS = {
 INPUT_FIELDS = {"input-data": "data", "string-length": "stringLength", "shared-memory": "sharedMemory"}
 # Keys that shape only Model Analyzer's own files and checkpoints: accepted, and said to have no effect here.
 NO_EFFECT = {
-    "checkpoint_directory": "there are no checkpoints: the CSV files and analysis.json are rewritten after each point",
+    "checkpoint_directory": "analysis.json in --export-path is the checkpoint, rewritten after each point: continue a "
+    "stopped run with --resume",
     "output_model_repository_path": "the winning config is written under --export-path (<model>/config.pbtxt)",
     "override_output_model_repository": "the winning config is written under --export-path, never over a folder",
     "collect_cpu_metrics": "CPU use is always collected",
