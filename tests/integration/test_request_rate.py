@@ -7,6 +7,7 @@ import csv
 import shutil
 from pathlib import Path
 
+from modelanalysis.core.budget import DELIVERY_TOLERANCE
 from modelanalysis.core.load import LoadKind
 from modelanalysis.core.results import AnalysisResult
 from tests.integration.conftest import RunCli, wait_until_gone
@@ -29,7 +30,9 @@ def test_a_request_rate_sweep_measures_each_rate_and_says_which_was_not_delivere
     sustained, impossible = rows
     low = float(sustained["Throughput 95% CI Low (infer/sec)"])
     high = float(sustained["Throughput 95% CI High (infer/sec)"])
-    assert low <= SUSTAINED <= high, (low, high)
+    # Delivered, as the product judges it: the interval reaches the offered rate within DELIVERY_TOLERANCE (a window
+    # that starts or ends between two requests of a constant rate reads a little under it: 99.76 to 99.93 seen).
+    assert high >= SUSTAINED * (1 - DELIVERY_TOLERANCE) and low <= SUSTAINED * (1 + DELIVERY_TOLERANCE), (low, high)
     assert sustained["Delivered"] == "Yes" and sustained["Satisfies Constraints"] == "Yes"
     assert impossible["Delivered"] == "No" and impossible["Satisfies Constraints"] == "No"
     assert float(impossible["Throughput (infer/sec)"]) < IMPOSSIBLE / 10
