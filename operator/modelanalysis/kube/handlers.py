@@ -260,7 +260,10 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Log
     memo.slots = TritonSlots(operator_settings.max_triton_pods, operator_settings.max_triton_pods_per_namespace)
     METRICS.watch_slots(lambda: len(memo.slots.holders), operator_settings.max_triton_pods)
     if operator_settings.metrics_port:
-        METRICS.serve(operator_settings.metrics_port)
+        try:
+            METRICS.serve(operator_settings.metrics_port, operator_settings.pod_ip)
+        except OSError as exc:  # no metrics is no reason not to run the analyses
+            logger.warning("The metrics endpoint could not listen on port %s: %s", operator_settings.metrics_port, exc)
     memo.runs = Runs(memo.api, operator_settings, memo.slots)
     logger.info("model-analyzer operator: %s", operator_settings.model_dump())
     if operator_settings.leader_election:

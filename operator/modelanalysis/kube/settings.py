@@ -54,3 +54,4 @@ class OperatorSettings(BaseSettings):
     lease_duration_seconds: float = Field(15.0, ge=3)
     pod_namespace: str = Field("default", validation_alias="POD_NAMESPACE", description="Where the Lease lives.")
     pod_name: str = Field("", validation_alias="POD_NAME", description="This replica's name in the Lease.")
+    pod_ip: str = Field("", validation_alias="POD_IP", description="Where the metrics endpoint listens (all: unset).")

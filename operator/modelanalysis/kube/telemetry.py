@@ -75,8 +75,10 @@ class OperatorMetrics:
         self.triton_pods.set_function(lambda: float(held()))
         self.triton_limit.set(limit)
 
-    def serve(self, port: int) -> None:
-        start_http_server(port, registry=self.registry)
+    def serve(self, port: int, address: str = "") -> None:
+        """Listen on the pod's own address (as kopf's health endpoint does: replicas sharing a node's network
+        must not collide), or on every address where it is not known."""
+        start_http_server(port, addr=address or "0.0.0.0", registry=self.registry)
 
 
 def counts_by_phase(counts: Tally[tuple[str, str]], phase: str) -> int:
