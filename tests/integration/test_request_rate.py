@@ -12,8 +12,8 @@ from modelanalysis.core.load import LoadKind
 from modelanalysis.core.results import AnalysisResult
 from tests.integration.conftest import RunCli, wait_until_gone
 
-# 100 requests a second is a small share of what add_sub serves here (thousands); no machine sends a million.
-SUSTAINED, IMPOSSIBLE = 100, 1_000_000
+# 50 requests a second is a small share of what add_sub serves here (thousands); no machine sends a million.
+SUSTAINED, IMPOSSIBLE = 50, 1_000_000
 
 
 def test_a_request_rate_sweep_measures_each_rate_and_says_which_was_not_delivered(
@@ -32,7 +32,8 @@ def test_a_request_rate_sweep_measures_each_rate_and_says_which_was_not_delivere
     high = float(sustained["Throughput 95% CI High (infer/sec)"])
     # Delivered, as the product judges it: the interval reaches the offered rate within DELIVERY_TOLERANCE (a window
     # that starts or ends between two requests of a constant rate reads a little under it: 99.76 to 99.93 seen).
-    assert high >= SUSTAINED * (1 - DELIVERY_TOLERANCE) and low <= SUSTAINED * (1 + DELIVERY_TOLERANCE), (low, high)
+    tolerance = max(DELIVERY_TOLERANCE, 1 / (SUSTAINED * 0.3))  # one request of a 300 ms window, as the product
+    assert high >= SUSTAINED * (1 - tolerance) and low <= SUSTAINED * (1 + tolerance), (low, high)
     assert sustained["Delivered"] == "Yes" and sustained["Satisfies Constraints"] == "Yes"
     assert impossible["Delivered"] == "No" and impossible["Satisfies Constraints"] == "No"
     assert float(impossible["Throughput (infer/sec)"]) < IMPOSSIBLE / 10
