@@ -9,6 +9,7 @@ namespace's events and objects, and the tail of the Triton and perf_analyzer log
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -202,6 +203,13 @@ class Volumes:
 def volumes(kubectl: Kubectl, namespace: str, tmp_path: Path) -> Iterator[Volumes]:
     """hostPath PersistentVolumes and their claims, as examples/k8s/local-volumes.yaml makes them: the model
     repository is this test's own copy of examples/models, the results a fresh folder."""
+    with volumes_in(kubectl, namespace, tmp_path) as made:
+        yield made
+
+
+@contextlib.contextmanager
+def volumes_in(kubectl: Kubectl, namespace: str, tmp_path: Path) -> Iterator[Volumes]:
+    """The `volumes` fixture's claims in any namespace (a test that uses a second one)."""
     models = tmp_path / "models"
     shutil.copytree(EXAMPLE_MODELS, models, ignore=shutil.ignore_patterns("__pycache__"))
     results = tmp_path / "results"

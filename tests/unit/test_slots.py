@@ -43,3 +43,21 @@ def test_the_queued_message_says_the_place_and_what_it_waits_for() -> None:
     assert queued_message((3, 5), 8, 8, None) == "queued: 3rd of 5 for a Triton pod, 8 of 8 in use"
     assert queued_message((1, 1), 4, 4, None).startswith("queued: 1st of 1")
     assert queued_message((12, 20), 4, 4, None).startswith("queued: 12th")
+
+
+def test_with_one_slot_a_freed_slot_alternates_between_namespaces() -> None:
+    """With one slot every namespace holds none whenever it frees: the turn goes to the one served longest ago,
+    not to the oldest waiter (which would be first come, first served)."""
+    slots = TritonSlots(1)
+    for i in range(4):
+        slots.acquire(f"busy/b{i}", already_running=False, since=f"2026-12-02T10:00:0{i}Z")
+    assert not slots.acquire("quiet/q0", already_running=False, since="2026-12-02T10:01:00Z")
+    assert slots.position("quiet/q0") == (1, 4)
+    started = ["busy/b0"]
+    for holder in started:
+        slots.release(holder)
+        for key in sorted(slots.waiters):
+            if slots.acquire(key, already_running=False):
+                started.append(key)
+                break
+    assert started == ["busy/b0", "quiet/q0", "busy/b1", "busy/b2", "busy/b3"]
