@@ -73,11 +73,16 @@ RUN groupadd --system --gid 10001 modelanalysis \
 
 COPY --from=build /opt/venv /opt/venv
 
+COPY --chmod=755 scripts/docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
+
+# No tritonserver here: a `model-analyzer profile` that names no server starts Triton's own image through the
+# Docker Engine API (the original tool's procedure; mount the socket).
 ENV PATH=/opt/venv/bin:${PATH} \
     LD_LIBRARY_PATH=/opt/venv/nvidia-lib \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    HOME=/tmp
+    HOME=/tmp \
+    MODEL_ANALYZER_TRITON_LAUNCH_MODE=docker
 
 # Fail the build, not the first profiling run, if a command is missing or perf_analyzer lacks a library.
 RUN model-analyzer --help > /dev/null \
@@ -92,5 +97,7 @@ WORKDIR /tmp
 # The probes live in the Kubernetes manifests (kopf's /healthz in the chart); a Docker HEALTHCHECK cannot
 # serve both the operator and the short-lived Jobs that run this image.
 #checkov:skip=CKV_DOCKER_2:Kubernetes probes (kopf /healthz) check the operator; Jobs need no health check
-# No ENTRYPOINT, so that `command:` in a pod spec replaces the whole command line.
+# Flags alone go to model-analyzer (the original tool's `docker run IMAGE --batch ...`); a command runs as
+# given. A pod's `command:` replaces the entrypoint, so the operator's pods run exactly what they name.
+ENTRYPOINT ["docker-entrypoint.sh"]
 CMD ["model-analyzer", "--help"]

@@ -6,6 +6,8 @@
 #   scripts/build-image.sh --check     # exit 0 and print the name if the image is up to date, else exit 1
 #   scripts/build-image.sh --force     # rebuild the image (not the base) even if it is up to date
 #   scripts/build-image.sh --lock      # rewrite requirements-image.txt (after changing dependencies)
+#   scripts/build-image.sh --test-triton  # the docker launch mode tests' Triton image (tests/image/triton.Dockerfile),
+#                                         # tagged nvcr.io/nvidia/tritonserver:24.10-py3; prints its name last
 #
 # The image is localhost/modelanalysis:<key>, also tagged localhost/modelanalysis:dev, where <key> hashes
 # everything it is built from (the build context the .dockerignore admits, the Dockerfile, the base's key).
@@ -22,6 +24,7 @@ case "${1:-}" in
   --check) mode=check ;;
   --force) mode=force ;;
   --lock) mode=lock ;;
+  --test-triton) mode=test-triton ;;
   -h | --help) awk 'NR > 1 && /^#/ {sub(/^# ?/, ""); print; next} NR > 1 {exit}' "$0"; exit 0 ;;
   *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
 esac
@@ -45,9 +48,10 @@ base_image=localhost/modelanalysis-base:$suite-$base_key
 base_archive=$cache_dir/base-$suite-$base_key.tar
 
 # The build context as .dockerignore admits it (pyproject.toml, the lock, README.md, LICENSE, operator/ less build
-# leftovers), plus the Dockerfile, .dockerignore and the base. Untracked files count: they are in the context.
+# leftovers, the entrypoint), plus the Dockerfile, .dockerignore and the base. Untracked files count: they are in the context.
 context_files() {
-  find pyproject.toml requirements-image.txt README.md LICENSE Dockerfile .dockerignore operator -type f \
+  find pyproject.toml requirements-image.txt README.md LICENSE Dockerfile .dockerignore operator \
+    scripts/docker-entrypoint.sh -type f \
     ! -path '*/__pycache__/*' ! -name '*.pyc' ! -path '*.egg-info/*' 2>/dev/null | LC_ALL=C sort
 }
 image_key=$( { context_files | xargs -d '\n' sha256sum; echo "base $base_key"; } | sha256sum | cut -c1-12)
@@ -105,6 +109,31 @@ if ! podman image exists "$base_image"; then
   fi
   log "importing $base_archive as $base_image"
   podman import "${base_changes[@]/#/--change=}" "$base_archive" "$base_image" >/dev/null
+fi
+
+# --- the test Triton: NVIDIA's image cannot be pulled here, so a stand-in holding the wheel's tritonserver -----
+if [ "$mode" = test-triton ]; then
+  triton_file=tests/image/triton.Dockerfile
+  triton_key=$( { sha256sum "$triton_file"; echo "base $base_key"; } | sha256sum | cut -c1-12)
+  triton_image=localhost/modelanalysis-test-triton:$triton_key
+  triton_archive=$cache_dir/test-triton-$triton_key.tar
+  triton_tag=nvcr.io/nvidia/tritonserver:24.10-py3
+  if ! podman image exists "$triton_image"; then
+    if [ -s "$triton_archive" ]; then
+      log "loading $triton_archive"
+      podman load -q -i "$triton_archive" >/dev/null
+    else
+      log "building $triton_image from $triton_file on $base_image"
+      podman build --runtime runc --network host --pull=never --volume "$ca_bundle:$ca_bundle:ro" \
+        --build-arg "BASE_IMAGE=$base_image" --tag "$triton_image" --file "$triton_file" tests/image >&2
+      rm -f "$cache_dir"/test-triton-*.tar
+      podman save -q -o "$triton_archive.partial" "$triton_image"
+      mv "$triton_archive.partial" "$triton_archive"
+    fi
+  fi
+  podman tag "$triton_image" "$triton_tag"
+  echo "$triton_tag"
+  exit 0
 fi
 
 # --- the lock: what the image's pip installs, resolved in the base for its Python --------------------------

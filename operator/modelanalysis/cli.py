@@ -6,12 +6,15 @@ The original tool took its flags with no subcommand; that form still works and m
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import sys
 import tempfile
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -28,25 +31,30 @@ from modelanalysis.adapters.local_triton import TritonNotFound, find_local_trito
 from modelanalysis.adapters.model_repository import OUTPUT_MODEL_REPOSITORY, NoProtobuf, write_deployable_model
 from modelanalysis.adapters.perf_analyzer import PerfAnalyzerError, find_perf_analyzer, measure_point, measure_together
 from modelanalysis.adapters.triton_control import TritonControl, TritonUnreachable
-from modelanalysis.adapters.triton_server import TritonEndpoints, TritonServerProcess, TritonStartError
+from modelanalysis.adapters.triton_docker import DEFAULT_SHM_SIZE, DockerLaunch, TritonContainer, image_for
+from modelanalysis.adapters.triton_server import StartedTriton, TritonEndpoints, TritonServerProcess, TritonStartError
 from modelanalysis.cli_common import (
     CONCURRENCY_HELP,
     CONFIG_FILE_HELP,
     CONFIG_SEARCH_HELP,
     INPUT_HELP,
+    LAUNCH_MODE_ENV,
     MAX_CONCURRENCY_HELP,
     MAX_RATE_HELP,
     MIN_RATE_HELP,
     MODEL_SETTINGS_HELP,
     REQUEST_RATE_HELP,
+    LaunchMode,
     check_input_data_file,
     console,
     explain,
     fail,
+    launch_mode,
     model_targets,
     parse_config_search,
     parse_inputs,
     parse_int_list,
+    parse_labels,
     parse_load,
     with_measurement_options,
     with_objective_options,
@@ -57,6 +65,7 @@ from modelanalysis.core.load import Load, number_text
 from modelanalysis.core.ma_config import MaConfigError, read_ma_config
 from modelanalysis.core.perf import PerfMeasurement
 from modelanalysis.core.pipeline import bottleneck
+from modelanalysis.core.releases import version_mismatch
 from modelanalysis.core.results import (
     NOT_MEASURABLE,
     AnalysisResult,
@@ -203,9 +212,38 @@ def profile(
     max_batch_sizes: Annotated[str | None, typer.Option(help=CONFIG_SEARCH_HELP["max_batch_sizes"])] = None,
     dynamic_batching: Annotated[str | None, typer.Option(help=CONFIG_SEARCH_HELP["dynamic_batching"])] = None,
     triton_version: Annotated[
+        str | None,
+        typer.Option(help="Triton release, e.g. 24.08-py3: in docker mode the image nvcr.io/nvidia/tritonserver:"
+                     "<version> is started (the operator runs it too); recorded with the results beside the "
+                     f"server's own version, and a mismatch is said. Default: {DEFAULT_TRITON_VERSION}."),
+    ] = None,
+    triton_launch_mode: Annotated[
+        LaunchMode | None,
+        typer.Option(help="How Triton is had (Model Analyzer's modes): local starts tritonserver here, docker starts "
+                     "it in a container through the Docker Engine API (DOCKER_HOST, else /var/run/docker.sock), "
+                     "remote profiles the server at --triton-url. Default: remote with --triton-url, else "
+                     f"${LAUNCH_MODE_ENV} (the project image sets docker), else local."),
+    ] = None,
+    triton_docker_image: Annotated[
+        str | None,
+        typer.Option(help="Docker mode: the image to run (default: nvcr.io/nvidia/tritonserver:<--triton-version>)."),
+    ] = None,
+    triton_docker_shm_size: Annotated[
+        str, typer.Option(help="Docker mode: the container's shared memory (--shm-size).")
+    ] = DEFAULT_SHM_SIZE,
+    triton_docker_mounts: Annotated[
+        str | None,
+        typer.Option(help="Docker mode: more volumes for the container, comma-separated host:container[:ro|rw] (the "
+                     "model folder is always mounted read-only at its own path)."),
+    ] = None,
+    triton_docker_labels: Annotated[
+        str | None, typer.Option(help="Docker mode: labels for the container, comma-separated key=value.")
+    ] = None,
+    triton_gpus: Annotated[
         str,
-        typer.Option(help="Triton version to record (the operator runs nvcr.io/nvidia/tritonserver:<version>)."),
-    ] = DEFAULT_TRITON_VERSION,
+        typer.Option(help="Docker mode: the GPUs the container gets: auto (all, where the host has NVIDIA GPUs), "
+                     "all, none, or comma-separated GPU ids or UUIDs."),
+    ] = "auto",
     export_results: Annotated[
         bool, typer.Option("--export/--no-export", help="Write CSV files (and analysis.json) to --export-path.")
     ] = False,
@@ -308,31 +346,52 @@ def profile(
     except PerfAnalyzerError as exc:
         raise fail(str(exc)) from None
 
-    result = AnalysisResult(triton_version=triton_version, spec=spec_record(spec))
+    mode = launch_mode(triton_launch_mode, triton_url, os.environ.get(LAUNCH_MODE_ENV))
+    version = triton_version or DEFAULT_TRITON_VERSION
+    docker_launch = None
+    if mode == LaunchMode.DOCKER:
+        docker_launch = DockerLaunch(
+            image=image_for(version, triton_docker_image),
+            shm_size=triton_docker_shm_size,
+            gpus=triton_gpus,
+            mounts=tuple(m.strip() for m in (triton_docker_mounts or "").split(",") if m.strip()),
+            labels=parse_labels(triton_docker_labels),
+        )
+    result = AnalysisResult(triton_version=version, spec=spec_record(spec))
     if resume:
-        result = resumed_result(export_path if export_results else None, spec, triton_version)
-    server: TritonServerProcess | None = None
+        result = resumed_result(export_path if export_results else None, spec, version)
+    server: StartedTriton | None = None
     control: TritonControl | None = None
+    stop_on_sigterm()
     try:
-        if triton_url is None:
+        if mode != LaunchMode.REMOTE:
             assert model_folder is not None
-            triton = find_local_triton(triton_server_path)
-            server = TritonServerProcess(
-                triton,
-                model_folder,
-                # Kept with the results when exporting; otherwise out of the user's working folder.
-                log_path=(export_path if export_results else Path(tempfile.gettempdir())) / "triton-server.log",
-                http_port=triton_http_port,
-                grpc_port=triton_grpc_port,
-                metrics_port=triton_metrics_port,
-                metrics_interval_ms=measurement.metrics_interval_ms,
-            )
-            console.print(f"Starting Triton ({triton.binary.name}) on {model_folder} ...", highlight=False)
+            # Kept with the results when exporting; otherwise out of the user's working folder.
+            log_path = (export_path if export_results else Path(tempfile.gettempdir())) / "triton-server.log"
+            ports = {"http_port": triton_http_port, "grpc_port": triton_grpc_port, "metrics_port": triton_metrics_port,
+                     "metrics_interval_ms": measurement.metrics_interval_ms}  # fmt: skip
+            if docker_launch is not None:
+                server = TritonContainer(docker_launch, model_folder, log_path, **ports)
+                console.print(f"Starting Triton ({docker_launch.image}, in a container) on {model_folder} ...",
+                              highlight=False)  # fmt: skip
+            else:
+                triton = find_local_triton(triton_server_path)
+                server = TritonServerProcess(triton, model_folder, log_path, **ports)
+                console.print(f"Starting Triton ({triton.binary.name}) on {model_folder} ...", highlight=False)
             endpoints = server.start()
+            if isinstance(server, TritonContainer) and server.removed_leftovers:
+                console.print(f"note: removed {len(server.removed_leftovers)} Triton container(s) left by a run that "
+                              f"was killed: {', '.join(server.removed_leftovers)}", highlight=False)  # fmt: skip
         else:
+            assert triton_url is not None
             endpoints = TritonEndpoints.from_url(triton_url, triton_metrics_url, triton_grpc_url)
         control = TritonControl(endpoints.http)
         control.wait_ready()
+        if triton_version is not None or isinstance(server, TritonContainer):
+            image = server.image_versions() if isinstance(server, TritonContainer) else ("", "")
+            if note := version_mismatch(version, control.server_version(), *image):
+                result.notes.append(note)
+                console.print(f"[yellow]note:[/] {note}", highlight=False)
         run_profile(spec, endpoints, control, result, perf_binary, prometheus_url, model_folder,
                     export_path if export_results else None, owns_server=server is not None)  # fmt: skip
     except KeyboardInterrupt:
@@ -348,6 +407,17 @@ def profile(
         if server is not None:
             server.stop()
     finish(result, export_path if export_results else None, model_folder)
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM (`docker stop`, a job scheduler) stops the run as Ctrl-C does: the points so far are kept and the
+    server this run started is stopped, rather than the process dying on the spot."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    with contextlib.suppress(ValueError):  # not the main thread (a test calling the CLI in a thread)
+        signal.signal(signal.SIGTERM, interrupt)
 
 
 def resumed_result(export_path: Path | None, spec: SweepSpec, triton_version: str) -> AnalysisResult:

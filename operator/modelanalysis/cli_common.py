@@ -8,6 +8,7 @@ import inspect
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, cast, get_type_hints
 
@@ -374,3 +375,43 @@ def with_objective_options(command: Command) -> Command:
     wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
     wrapper.__annotations__ = annotations
     return cast(Command, wrapper)
+
+
+class LaunchMode(StrEnum):
+    LOCAL = "local"
+    DOCKER = "docker"
+    REMOTE = "remote"
+
+
+LAUNCH_MODE_ENV = "MODEL_ANALYZER_TRITON_LAUNCH_MODE"
+
+
+def launch_mode(asked: LaunchMode | None, triton_url: str | None, default: str | None = None) -> LaunchMode:
+    """The launch mode: the flag; else remote where a server is named; else `default` (the environment's
+    MODEL_ANALYZER_TRITON_LAUNCH_MODE: the project image sets docker, having no tritonserver), else local.
+    A sentence when the flag and --triton-url disagree, or the default is not a mode."""
+    if asked is None:
+        if triton_url:
+            return LaunchMode.REMOTE
+        if not default:
+            return LaunchMode.LOCAL
+        if default not in (LaunchMode.LOCAL, LaunchMode.DOCKER):
+            raise fail(f"{LAUNCH_MODE_ENV}={default} is not a launch mode that starts Triton: set it to local or "
+                       "docker, or unset it.")  # fmt: skip
+        return LaunchMode(default)
+    if asked == LaunchMode.REMOTE and not triton_url:
+        raise fail("--triton-launch-mode remote profiles a running server: give its --triton-url host:port.")
+    if asked != LaunchMode.REMOTE and triton_url:
+        raise fail(f"--triton-url names a running server, but --triton-launch-mode {asked} starts one: use "
+                   "--triton-launch-mode remote, or leave --triton-url out.")  # fmt: skip
+    return asked
+
+
+def parse_labels(text: str | None) -> dict[str, str]:
+    labels = {}
+    for pair in (p.strip() for p in (text or "").split(",") if p.strip()):
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise fail(f"--triton-docker-labels {pair!r} is not key=value.")
+        labels[key] = value
+    return labels

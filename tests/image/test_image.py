@@ -24,15 +24,20 @@ def output(proc: subprocess.CompletedProcess[str]) -> str:
     return f"exit {proc.returncode}\nstdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}"
 
 
-def test_image_runs_as_10001_without_entrypoint(image: str) -> None:
+def test_image_runs_as_10001_and_its_entrypoint_passes_commands_through(image: str) -> None:
+    """A pod's `command:` replaces the entrypoint; a command given to `podman run` runs as given, and flags
+    alone go to model-analyzer (the original tool's procedure)."""
     proc = subprocess.run(
         ["podman", "image", "inspect", "--format", "{{json .Config}}", image],
         capture_output=True, text=True, env=podman_env(), check=True,
     )  # fmt: skip
     config = json.loads(proc.stdout)
     assert config["User"] == "10001:10001"
-    assert not config.get("Entrypoint"), "a pod's `command:` must replace the whole command line"
+    assert config["Entrypoint"] == ["docker-entrypoint.sh"]
     assert config["Cmd"] == ["model-analyzer", "--help"]
+    flags = subprocess.run(["podman", "run", "--rm", image, "--help"], capture_output=True, text=True,
+                           env=podman_env(), check=False)  # fmt: skip
+    assert flags.returncode == 0 and "profile" in flags.stdout, output(flags)
 
 
 @pytest.mark.parametrize(

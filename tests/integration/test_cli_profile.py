@@ -522,3 +522,27 @@ def test_a_config_and_concurrency_search_returns_its_best_variant(
     # The user's repository is as it was; the server this run started is gone.
     assert "dynamic_batching" not in (no_leftover_triton / "add_sub" / "config.pbtxt").read_text()
     assert wait_until_gone(no_leftover_triton) == {}
+
+
+def test_a_cli_killed_outright_leaves_no_server_running(
+    cli: Path, no_leftover_triton: Path, tmp_path: Path, fast_flags: list[str]
+) -> None:
+    """SIGKILL gives the CLI no chance to stop its tritonserver: Linux does it (the server was started asking for
+    SIGTERM when its parent dies), and the server takes its Python backend stubs with it."""
+    export = tmp_path / "results"
+    proc = subprocess.Popen(
+        [str(cli), "profile", "--model-folder", str(no_leftover_triton), "--model-names", "add_sub",
+         "--batch", "1,2,4,8", "--concurrency", "1,2", *fast_flags, "--export", "--export-path", str(export)],
+        cwd=tmp_path, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        while not (export / INFERENCE).exists():
+            assert proc.poll() is None, "the CLI ended before measuring a point"
+            assert time.monotonic() < deadline, "no CSV row appeared"
+            time.sleep(0.05)
+        assert triton_processes(no_leftover_triton), "the server runs while the CLI does"
+    finally:
+        proc.kill()
+        proc.wait()
+    assert wait_until_gone(no_leftover_triton) == {}

@@ -126,12 +126,25 @@ def test_remote_mode_profiles_the_running_server() -> None:
     assert remote["--triton-url"] == "h:8000" and remote["--triton-grpc-url"] == "h:8001"
 
 
+def test_docker_mode_takes_model_analyzers_container_keys() -> None:
+    pairs = flags({"profile_models": "m", "triton_launch_mode": "docker", "triton_docker_image": "t:24.10",
+                   "triton_docker_shm_size": "2g", "triton_docker_mounts": ["/a:/a:ro", "/b:/c"],
+                   "triton_docker_labels": {"team": "vision", "tier": "dev"}, "gpus": ["0", "1"]})  # fmt: skip
+    assert pairs["--triton-launch-mode"] == "docker" and pairs["--triton-docker-image"] == "t:24.10"
+    assert pairs["--triton-docker-shm-size"] == "2g" and pairs["--triton-docker-mounts"] == "/a:/a:ro,/b:/c"
+    assert pairs["--triton-docker-labels"] == "team=vision,tier=dev" and pairs["--triton-gpus"] == "0,1"
+
+
 @pytest.mark.parametrize(
     ("document", "sentence"),
     [
         ({"profile_models": "m", "batch_size": 4}, "batch_size is not a Model Analyzer key this tool knows; did you "
          "mean batch_sizes?"),
-        ({"profile_models": "m", "triton_launch_mode": "docker"}, "docker and c_api are not supported yet"),
+        ({"profile_models": "m", "triton_launch_mode": "c_api"}, "c_api is not supported"),
+        ({"profile_models": "m", "triton_docker_image": "x:1"}, "triton_docker_image shape the Triton container of "
+         "triton_launch_mode docker"),
+        ({"profile_models": "m", "triton_launch_mode": "docker", "triton_docker_labels": ["a"]},
+         "triton_docker_labels is a mapping"),
         ({"profile_models": "m", "triton_server_flags": {"log_verbose": 1}}, "triton_server_flags is not supported"),
         ({"profile_models": "m", "objectives": {"perf_throughput": 2, "perf_latency_p99": 3}},
          "weighted objectives are not supported"),

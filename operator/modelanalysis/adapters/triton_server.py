@@ -1,15 +1,20 @@
-"""Start and stop a local Triton server process, with explicit model control."""
+"""Start and stop a Triton server this tool launches (here a local process; adapters/triton_docker.py: a
+container), with explicit model control."""
 
 from __future__ import annotations
 
+import ctypes
+import signal
 import socket
 import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from modelanalysis.adapters.local_triton import LocalTriton
 
@@ -58,16 +63,16 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
-class TritonServerProcess:
-    """A tritonserver child process serving `model_repository` on `host`, stopped on exit.
+class StartedTriton:
+    """A Triton server this tool starts and stops: its ports (0: chosen free), the flags every launch gives it,
+    and the wait until it is ready. Models are loaded only on request (explicit model control), so the server
+    starts with none loaded and the baseline measures the bare server. Subclasses say how it runs (a child
+    process, a container) through `_launch`, `_exited` and `stop`."""
 
-    Ports of 0 are chosen free. Models are loaded only on request (explicit model control), so the server
-    starts with none loaded and the baseline measures the bare server.
-    """
+    what = "tritonserver"
 
     def __init__(
         self,
-        triton: LocalTriton,
         model_repository: Path,
         log_path: Path,
         host: str = "127.0.0.1",
@@ -77,7 +82,6 @@ class TritonServerProcess:
         metrics_interval_ms: int = 500,
         startup_timeout_s: float = 60.0,
     ) -> None:
-        self.triton = triton
         self.model_repository = model_repository
         self.log_path = log_path
         self.host = host
@@ -88,7 +92,6 @@ class TritonServerProcess:
         }
         self.metrics_interval_ms = metrics_interval_ms
         self.startup_timeout_s = startup_timeout_s
-        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def endpoints(self) -> TritonEndpoints:
@@ -109,11 +112,8 @@ class TritonServerProcess:
                     f"pick another with {flag.replace('--', '--triton-')}, or profile that server with --triton-url."
                 )
 
-    def start(self) -> TritonEndpoints:
-        if not self.model_repository.is_dir():
-            raise TritonStartError(f"Model folder {self.model_repository} does not exist; pass --model-folder DIR.")
-        self._claim_ports()
-        args = [
+    def server_args(self) -> list[str]:
+        return [
             f"--model-repository={self.model_repository.resolve()}",
             "--model-control-mode=explicit",
             "--allow-metrics=true",
@@ -125,29 +125,30 @@ class TritonServerProcess:
             f"--metrics-address={self.host}",
             *(f"{flag}={port}" for flag, port in self.ports.items()),
         ]
+
+    def start(self) -> TritonEndpoints:
+        if not self.model_repository.is_dir():
+            raise TritonStartError(f"Model folder {self.model_repository} does not exist; pass --model-folder DIR.")
+        self._claim_ports()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("wb")
-        try:
-            self.process = subprocess.Popen(
-                self.triton.command(args), stdout=log, stderr=subprocess.STDOUT, env=self.triton.env()
-            )
-        except OSError as exc:
-            raise TritonStartError(f"Could not run {self.triton.binary}: {exc}") from exc
-        finally:
-            log.close()
+        self._launch(self.server_args())
         self._wait_ready()
         return self.endpoints
+
+    def _launch(self, args: list[str]) -> None:
+        raise NotImplementedError
+
+    def _exited(self) -> str | None:
+        """Why the server is gone (a sentence), or None while it runs."""
+        raise NotImplementedError
 
     def _wait_ready(self) -> None:
         url = f"http://{self.endpoints.http}/v2/health/ready"
         deadline = time.monotonic() + self.startup_timeout_s
         while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise TritonStartError(
-                    f"tritonserver exited with status {self.process.returncode} while starting: "
-                    f"{self.log_tail()} (full log: {self.log_path})"
-                )
+            if (gone := self._exited()) is not None:
+                self.stop()
+                raise TritonStartError(f"{gone} while starting: {self.log_tail()} (full log: {self.log_path})")
             try:
                 with urllib.request.urlopen(url, timeout=1) as response:
                     if response.status == 200:
@@ -157,7 +158,7 @@ class TritonServerProcess:
             time.sleep(0.05)
         self.stop()
         raise TritonStartError(
-            f"tritonserver did not become ready in {self.startup_timeout_s:.0f} s; see {self.log_path}"
+            f"{self.what} did not become ready in {self.startup_timeout_s:.0f} s; see {self.log_path}"
         )
 
     def log_tail(self, lines: int = 3) -> str:
@@ -169,14 +170,7 @@ class TritonServerProcess:
         return " | ".join((errors or text)[-lines:])
 
     def stop(self, timeout_s: float = 15.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        raise NotImplementedError
 
     def __enter__(self) -> TritonEndpoints:
         return self.start()
@@ -185,3 +179,62 @@ class TritonServerProcess:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _parent_death_signal() -> Callable[[], None] | None:
+    """What the child runs before exec: ask Linux to SIGTERM it when the process that started it dies, even by
+    SIGKILL (prctl PR_SET_PDEATHSIG), so that a killed CLI leaves no server behind. libc is looked up here, in
+    the parent: the child only makes the one call. None where there is no prctl (not Linux)."""
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+    def set_signal() -> None:
+        prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+
+    return set_signal
+
+
+class TritonServerProcess(StartedTriton):
+    """A tritonserver child process serving `model_repository` on `host`, stopped on exit (and when this
+    process is killed)."""
+
+    def __init__(self, triton: LocalTriton, model_repository: Path, log_path: Path, **kwargs: Any) -> None:
+        super().__init__(model_repository, log_path, **kwargs)
+        self.triton = triton
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def _launch(self, args: list[str]) -> None:
+        log = self.log_path.open("wb")
+        try:
+            self.process = subprocess.Popen(
+                self.triton.command(args),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.triton.env(),
+                preexec_fn=_parent_death_signal(),
+            )
+        except OSError as exc:
+            raise TritonStartError(f"Could not run {self.triton.binary}: {exc}") from exc
+        finally:
+            log.close()
+
+    def _exited(self) -> str | None:
+        assert self.process is not None
+        if self.process.poll() is None:
+            return None
+        return f"tritonserver exited with status {self.process.returncode}"
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()

@@ -51,6 +51,9 @@ VALUE_FLAGS = {
     "run_config_search_min_request_rate": "--min-request-rate",
     "run_config_search_max_request_rate": "--max-request-rate",
     "bls_composing_models": "--bls-composing-models",
+    "triton_docker_image": "--triton-docker-image",
+    "triton_docker_shm_size": "--triton-docker-shm-size",
+    "triton_docker_mounts": "--triton-docker-mounts",
 }
 # Seconds in the file, milliseconds in our flags.
 SECONDS_FLAGS = {"duration_seconds": "--baseline-duration", "monitoring_interval": "--metrics-interval"}
@@ -80,14 +83,9 @@ REFUSED = {
     "triton_server_flags": "this tool starts Triton with the flags it needs; run Triton yourself and give "
     "triton_http_endpoint (remote mode) for other flags",
     "triton_server_environment": "set the environment of the shell that runs model-analyzer, or run Triton yourself",
-    "triton_docker_image": "Docker launch mode is not supported yet; use local or remote",
-    "triton_docker_mounts": "Docker launch mode is not supported yet; use local or remote",
-    "triton_docker_shm_size": "Docker launch mode is not supported yet; use local or remote",
-    "triton_docker_labels": "Docker launch mode is not supported yet; use local or remote",
     "triton_install_path": "the c_api launch mode is not supported; use local or remote",
     "run_config_search_mode": "the search is this tool's own (a concurrency or request-rate climb, and the config "
     "variants you list); remove the key",
-    "gpus": "the server uses the GPUs it sees; limit them with CUDA_VISIBLE_DEVICES",
     "weighting": "models are ranked on their own, not weighted against each other",
     "perf_analyzer_cpu_util": "the load generator's CPU use is recorded with each point (Load Generator Bottleneck, "
     "over 80% of its budget)",
@@ -109,7 +107,7 @@ HANDLED = {
     "constraints", "triton_launch_mode", "run_config_search_disable", "run_config_search_min_concurrency",
     "run_config_search_min_instance_count", "run_config_search_max_instance_count",
     "run_config_search_min_model_batch_size", "run_config_search_max_model_batch_size", "request_rate_search_enable",
-    "run_config_profile_models_concurrently_enable",
+    "run_config_profile_models_concurrently_enable", "triton_docker_labels", "gpus",
 }  # fmt: skip
 MODEL_KEYS = {"parameters", "model_config_parameters", "perf_analyzer_flags", "objectives", "constraints"}
 KNOWN = set(VALUE_FLAGS) | set(SECONDS_FLAGS) | set(NO_EFFECT) | set(REFUSED) | HANDLED
@@ -340,11 +338,27 @@ def read_ma_config(document: Any) -> MaProfileConfig:
             argv += [flag, str(round(float(document[key]) * 1000))]
 
     mode = document.get("triton_launch_mode", "local")
-    if mode not in ("local", "remote"):
+    if mode not in ("local", "docker", "remote"):
         raise MaConfigError(
-            f"triton_launch_mode {mode}: this tool launches local (it starts Triton) or remote (it profiles the "
-            "server at triton_http_endpoint); docker and c_api are not supported yet"
+            f"triton_launch_mode {mode}: this tool launches local (it starts Triton), docker (it starts Triton's "
+            "container) or remote (it profiles the server at triton_http_endpoint); c_api is not supported"
         )
+    if mode != "local":
+        argv += ["--triton-launch-mode", mode]
+    docker_keys = [k for k in ("triton_docker_image", "triton_docker_shm_size", "triton_docker_mounts",
+                               "triton_docker_labels", "gpus") if k in document]  # fmt: skip
+    if docker_keys and mode != "docker":
+        raise MaConfigError(f"{', '.join(docker_keys)} shape the Triton container of triton_launch_mode docker; set "
+                            "the mode or remove them (in local mode the server uses the GPUs it sees: limit them "
+                            "with CUDA_VISIBLE_DEVICES)")  # fmt: skip
+    if "triton_docker_labels" in document:
+        labels = document["triton_docker_labels"]
+        if not isinstance(labels, dict):
+            raise MaConfigError("triton_docker_labels is a mapping of label to value, e.g. {team: vision}")
+        argv += ["--triton-docker-labels", ",".join(f"{k}={v}" for k, v in labels.items())]
+    if "gpus" in document:
+        gpus = document["gpus"]
+        argv += ["--triton-gpus", ",".join(str(g) for g in gpus) if isinstance(gpus, list) else str(gpus)]
     if mode == "remote" and "triton_http_endpoint" not in document:
         raise MaConfigError("triton_launch_mode remote needs triton_http_endpoint, the running server's host:port")
     if mode == "local" and "triton_http_endpoint" in document:
