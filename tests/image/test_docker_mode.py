@@ -56,22 +56,22 @@ class Run:
 
     def __init__(self, engine: DockerEngine, tmp_path: Path) -> None:
         self.engine = engine
-        self.models = copy_models(REPO_ROOT, tmp_path / "models", ("add_sub",))
+        self.models = copy_models(REPO_ROOT, tmp_path / "models", ("add_sub", "matmul"))
         self.export = tmp_path / "results"
         self.cwd = tmp_path
         self.label = f"dev.modelanalysis.test={uuid.uuid4().hex[:12]}"
 
-    def argv(self, *extra: str) -> list[str]:
+    def argv(self, *extra: str, models: str = "add_sub") -> list[str]:
         return [str(CLI), "profile", "--triton-launch-mode", "docker", "--model-folder", str(self.models),
-                "--model-names", "add_sub", "--triton-docker-labels", self.label, *FAST_FLAGS,
+                "--model-names", models, "--triton-docker-labels", self.label, *FAST_FLAGS,
                 "--export", "--export-path", str(self.export), *extra]  # fmt: skip
 
     def env(self, **changes: str) -> dict[str, str]:
         return {**cli_env(), **self.engine.env(), **changes}
 
-    def __call__(self, *extra: str, **env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(self.argv(*extra), cwd=self.cwd, env=self.env(**env), capture_output=True, text=True,
-                              timeout=600, check=False)  # fmt: skip
+    def __call__(self, *extra: str, models: str = "add_sub", **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.argv(*extra, models=models), cwd=self.cwd, env=self.env(**env),
+                              capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
 
     def start(self, *extra: str) -> subprocess.Popen[str]:
         return subprocess.Popen(self.argv(*extra), cwd=self.cwd, env=self.env(), stdout=subprocess.PIPE,
@@ -99,12 +99,14 @@ def run(docker_engine: DockerEngine, triton_image: str, tmp_path: Path) -> Itera
 
 
 def test_docker_mode_profiles_in_the_release_asked_for_and_removes_its_container(run: Run) -> None:
-    proc = run("--triton-version", RELEASE, "--batch", "1", "--concurrency", "1,2")
+    proc = run("--triton-version", RELEASE, "--batch", "1", "--concurrency", "1,2", models="add_sub,matmul")
     assert proc.returncode == 0, output(proc)
     assert "Traceback" not in proc.stdout + proc.stderr
     assert f"nvcr.io/nvidia/tritonserver:{RELEASE}, in a container" in said(proc)
     measured = rows(run.export)
-    assert [(r["Batch"], r["Concurrency"]) for r in measured] == [("1", "1"), ("1", "2")], output(proc)
+    assert [(r["Model"], r["Batch"], r["Concurrency"]) for r in measured] == [
+        (model, "1", c) for model in ("add_sub", "matmul") for c in ("1", "2")
+    ], output(proc)
     assert all(float(r["Throughput (infer/sec)"]) > 0 for r in measured)
     result = run.result()
     assert (result.triton_version, result.server_version) == (RELEASE, SERVER_VERSION)
