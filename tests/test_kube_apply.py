@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -126,7 +127,12 @@ def modelanalysis_crd(cluster: Cluster, api: Apis, tmp_path_factory: pytest.Temp
         cluster, "apply", "--server-side", "--force-conflicts", "--field-manager=modelanalysis-tests", "-f", str(path)
     )
     assert applied.returncode == 0, f"the API server refused the generated CRD:\n{applied.stderr}"
-    waited = kubectl(cluster, "wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=60s")
+    for _ in range(20):
+        waited = kubectl(cluster, "wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=60s")
+        # Right after the apply, kubectl can read a status with no conditions yet and give up at once.
+        if waited.returncode == 0 or "accessor error" not in waited.stderr:
+            break
+        time.sleep(0.2)
     assert waited.returncode == 0, waited.stderr
     installed = api.plain(api.extensions.read_custom_resource_definition(CRD_NAME))
     conditions = {c["type"]: c for c in installed["status"]["conditions"]}

@@ -14,12 +14,12 @@ import pytest
 from modelanalysis import job_commands
 from modelanalysis.core.perf import MeasureAgain, PointMeasurementError
 from modelanalysis.core.sweep import Point
-from modelanalysis.core.trials import plan_trials
+from modelanalysis.core.trials import Trial, plan_trials
 from modelanalysis.core.variants import plan_variants
 from modelanalysis.kube import journal, point_jobs
 from modelanalysis.kube.failures import AnalysisFailed
 from modelanalysis.kube.reconcile import AnalysisRun
-from modelanalysis.kube.resource import ModelAnalysisSpec
+from modelanalysis.kube.resource import ModelAnalysisSpec, TrialStatus
 from modelanalysis.kube.slots import TritonSlots
 from modelanalysis.kube.transitions import (
     MAX_POINT_RUNS,
@@ -41,10 +41,18 @@ class PodApi(RecordingApi):
         return self.pod if kind == "Pod" else None
 
 
-def alone_trial(run: AnalysisRun) -> TrialRun:
+def the_only_trial(run: AnalysisRun) -> Trial:
+    """The analysis' one trial, with its entry in status.trials (as a run writes it when it starts)."""
+    run.spec = ModelAnalysisSpec.model_validate(SPEC)
+    [trial] = run.plan(run.spec)
+    run.status.trials = [TrialStatus(name=trial.name)]
+    return trial
+
+
+def only_trial(run: AnalysisRun) -> TrialRun:
     """The one trial of an analysis that runs on one Triton pod (core/trials.py)."""
     run.spec = ModelAnalysisSpec.model_validate(SPEC)
-    return TrialRun(run, plan_trials(plan_variants(run.spec), [], 1)[0], alone=True)
+    return TrialRun(run, plan_trials(plan_variants(run.spec), [], 1)[0], trial_count=1)
 
 
 def server_check(pod: dict[str, Any] | None) -> str | None:
@@ -59,7 +67,7 @@ def server_check(pod: dict[str, Any] | None) -> str | None:
         logging.getLogger("test"),
     )
     try:
-        alone_trial(run).check_server(Point(model="add_sub", batch_size=4, concurrency=2), "10.0.0.7")
+        only_trial(run).check_server(Point(model="add_sub", batch_size=4, concurrency=2), "10.0.0.7")
         return None
     except AnalysisFailed as failure:
         assert failure.condition == "ServerReady"
@@ -103,7 +111,7 @@ def test_the_journal_writes_the_best_point_to_status_for_kubectl_gets_best_colum
     budget = Constraints.model_validate({"p99LatencyMs": {"max": 2}})
     result = AnalysisResult(triton_version="x", points=list(POINTS), constraints=budget)
     result.best = choose_best(result.points, Objective.MAXIMIZE_THROUGHPUT, budget)
-    journal.record(run, EngineEvent(EventKind.POINT_MEASURED, 5, 5, "add_sub"), result)
+    journal.record(run, EngineEvent(EventKind.POINT_MEASURED, 5, 5, "add_sub"), result, the_only_trial(run))
     wire = run.status.wire()["best"]
     assert {k: wire[k] for k in ("model", "batch", "concurrency", "throughput", "throughputCI", "p99")} == {
         "model": "add_sub", "batch": 1, "concurrency": 4, "throughput": 4420.0, "throughputCI": [4301.0, 4539.0],
@@ -211,7 +219,7 @@ def point_runner(
     settings = DEFAULTS.model_copy(update={"poll_interval_seconds": 0.001})
     run = AnalysisRun(api, body, settings, TritonSlots(1), threading.Event(), lambda *e: events.append(e),
                       logging.getLogger("test"))  # fmt: skip
-    trial = alone_trial(run)
+    trial = only_trial(run)
     trial.server_node = "node-1"  # the Triton pod is scheduled: its Jobs go beside it
     return trial, api, events
 

@@ -8,8 +8,16 @@ from modelanalysis.core.perf import PerfMeasurement
 from modelanalysis.core.results import PointResult, PointStatus
 from modelanalysis.core.sweep import Point
 from modelanalysis.engine import EngineEvent, EventKind
-from modelanalysis.kube.resource import Reason
-from modelanalysis.kube.transitions import EVENT_MESSAGE, KubeEvent, event_for, progress_message
+from modelanalysis.kube.resource import Phase, Reason, TrialStatus
+from modelanalysis.kube.transitions import (
+    EVENT_MESSAGE,
+    KubeEvent,
+    Standing,
+    analysis_standing,
+    event_for,
+    progress_message,
+    trials_verdict,
+)
 
 POINT = Point(model="add_sub", batch_size=4, concurrency=2)
 
@@ -75,3 +83,24 @@ def test_every_reason_is_a_distinct_camel_case_word() -> None:
     values = [r.value for r in Reason]
     assert len(values) == len(set(values))
     assert all(v[0].isupper() and v.isalnum() for v in values)
+
+
+def test_the_analysis_phase_is_derived_from_its_trials() -> None:
+    queued = TrialStatus(name="t", phase=Phase.QUEUED.value, message="queued: 2nd for a Triton pod, 1 of 1 in use")
+    assert analysis_standing([queued], 1) == Standing(Phase.QUEUED, "queued: 2nd for a Triton pod, 1 of 1 in use",
+                                                      None)  # fmt: skip
+    one = TrialStatus(name="t", phase=Phase.PROFILING.value, message="measuring add_sub/b1/c2", pod="e-g1-triton")
+    assert analysis_standing([one], 1) == Standing(Phase.PROFILING, "measuring add_sub/b1/c2", "e-g1-triton")
+    other = TrialStatus(name="u", phase=Phase.QUEUED.value, message="queued", pod=None)
+    several = analysis_standing([one, other], 2)
+    assert several == Standing(Phase.PROFILING, "2 trials, at most 2 at once", "e-g1-triton")
+    done = TrialStatus(name="t", phase=Phase.SUCCEEDED.value, message="4 points measured")
+    assert analysis_standing([done], 1) is None  # the run's end speaks then
+
+
+def test_a_sole_trial_that_fails_fails_the_analysis_in_its_own_words() -> None:
+    failed = TrialStatus(name="t", phase=Phase.FAILED.value, reason="ImagePullFailed", message="image x: not found")
+    assert trials_verdict([failed]).all_failed == ("ImagePullFailed", "image x: not found")
+    other = failed.model_copy(update={"name": "u"})
+    both = trials_verdict([failed, other]).all_failed
+    assert both is not None and both[1].startswith("every trial failed. t: image x: not found; u:")

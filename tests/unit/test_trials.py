@@ -230,7 +230,9 @@ def test_the_best_point_in_status_carries_its_variants_whole_config_and_the_cli_
                          status=PointStatus.MEASURED, perf=perf)  # fmt: skip
     result = AnalysisResult(triton_version="x", points=[winner], model_configs={"add_sub": own})
     result.best = choose_best(result.points, Objective.MAXIMIZE_THROUGHPUT, Constraints())
-    journal.record(run, EngineEvent(EventKind.POINT_MEASURED, 1, 1, "add_sub_config_1"), result)
+    [trial] = run.plan(run.spec) if run.spec else []
+    run.status.trials = [TrialStatus(name=trial.name)]
+    journal.record(run, EngineEvent(EventKind.POINT_MEASURED, 1, 1, "add_sub_config_1"), result, trial)
     wire = run.status.wire()
     assert wire["best"]["config"] == {**own, "instance_group": [{"count": 2, "kind": "KIND_CPU"}]}  # 2 instances
     assert wire["modelConfigs"] == {"add_sub": own}

@@ -19,7 +19,7 @@ from modelanalysis.kube.conditions import (
     model_entry,
     short,
 )
-from modelanalysis.kube.resource import ModelAnalysisStatus, Phase
+from modelanalysis.kube.resource import ModelAnalysisStatus
 from modelanalysis.kube.telemetry import METRICS
 from modelanalysis.kube.transitions import event_for, progress_message
 
@@ -40,10 +40,10 @@ def trial_share(run: AnalysisRun, full: AnalysisResult, trial: Trial) -> Analysi
     return share
 
 
-def record(run: AnalysisRun, event: EngineEvent, result: AnalysisResult, trial: Trial | None = None) -> None:
-    """The engine's journal: everything measured so far goes to status, with an Event where one is due. With
-    several trials, each journals its own share and status holds them all."""
-    index = trial.index if trial is not None else 0
+def record(run: AnalysisRun, event: EngineEvent, result: AnalysisResult, trial: Trial) -> None:
+    """The engine's journal: everything measured so far goes to status, with an Event where one is due. Each
+    trial journals its own share (its entry in status.trials) and status holds them all."""
+    index = trial.index
     if event.result is not None and event.kind in (EventKind.POINT_MEASURED, EventKind.POINT_FAILED):
         METRICS.point(event.result)
     with run.lock:
@@ -65,20 +65,16 @@ def record(run: AnalysisRun, event: EngineEvent, result: AnalysisResult, trial: 
                                             for b in best.per_version] or None  # fmt: skip
             run.status.boundaries = [boundary_status(b) for b in best.boundaries] or None
         message = progress_message(event)
-        if trial is not None and run.status.trials:
-            entry = run.trial_status(trial)
-            entry.points_done, entry.points_total = len(result.points), event.total
-            entry.baseline = compact_baseline(result.baseline) if result.baseline else None
-            entry.message = short(message) if message else entry.message
-            run.update_progress(sum(t.points_total for t in run.status.trials))
-        else:
-            run.update_progress(event.total)
-            if message:
-                run.set_phase(Phase.PROFILING, message)
+        entry = run.trial_status(trial)
+        entry.points_done, entry.points_total = len(result.points), event.total
+        entry.baseline = compact_baseline(result.baseline) if result.baseline else None
+        entry.message = short(message) if message else entry.message
+        run.update_progress(sum(t.points_total for t in run.status.trials or []))
+        run.show_trials()
         run.save()
     posted = event_for(event)
     if posted is not None:
-        where = f"[{trial.name}] " if trial is not None and run.status.trials else ""
+        where = f"[{trial.name}] " if len(run.status.trials or []) > 1 else ""
         run.event(posted.type, posted.reason, where + posted.message)
 
 

@@ -47,6 +47,11 @@ def triton_pod_name(analysis: str, generation: int, trial: int | None = None) ->
     return fit(f"{analysis}-g{generation}" + (f"-t{trial + 1}" if trial is not None else "") + "-triton")
 
 
+def trial_pod_name(analysis: str, generation: int, trial: Trial, trial_count: int) -> str:
+    """A trial's Triton pod: the analysis' own pod name where it has one trial, numbered where it has several."""
+    return triton_pod_name(analysis, generation, trial.index if trial_count > 1 else None)
+
+
 def point_job_name(analysis: str, generation: int, point: Point) -> str:
     load = point.load.key_part.replace(".", "p")  # c4, r100, r2p5
     tail = f"-{dns_label(point.model)[:20]}-b{point.batch_size}-{load}-{short_hash(point.key, 4)}"

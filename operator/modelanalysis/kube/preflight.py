@@ -71,9 +71,8 @@ def check_names(run: AnalysisRun, spec: ModelAnalysisSpec, trials: list[Trial]) 
     """Refuse, before anything is created, a child name that an object the analysis does not own holds: the
     Triton pods, the results ConfigMap and Job, the point Jobs of the listed steps. (Names known only later,
     a search's bisection steps and the results ConfigMaps past the first, are checked when created.)"""
-    alone = len(trials) == 1
     for trial in trials:
-        run.read_child("Pod", names.triton_pod_name(run.name, run.generation, None if alone else trial.index))
+        run.read_child("Pod", names.trial_pod_name(run.name, run.generation, trial, len(trials)))
     run.read_child("ConfigMap", names.results_configmap_name(run.name))
     jobs = names.planned_point_job_names(run.name, run.generation, trials, spec.batch_sizes, spec.load_steps)
     if spec.results.pvc is not None:

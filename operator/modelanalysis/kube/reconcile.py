@@ -35,7 +35,7 @@ from modelanalysis.kube.resource import (
 )
 from modelanalysis.kube.settings import OperatorSettings
 from modelanalysis.kube.slots import TritonSlots
-from modelanalysis.kube.transitions import trials_verdict
+from modelanalysis.kube.transitions import analysis_standing, trials_verdict
 from modelanalysis.kube.trial_run import TrialRun
 from modelanalysis.kube.waiting import LEFTOVER_SECONDS, Deadline
 
@@ -76,6 +76,7 @@ class AnalysisRun:
         self.trial_runs: list[TrialRun] = []
         # Each trial's share of the result, changed in place by its engine.
         self.trial_results: dict[int, AnalysisResult] = {}
+        self.trials_at_once = 1
 
     # -- status ---------------------------------------------------------------------------------------
     def save(self, reset: bool = False) -> None:
@@ -208,16 +209,15 @@ class AnalysisRun:
         )  # fmt: skip
         empty = AnalysisResult(triton_version="")
         totals = [expected_point_count(spec, empty, t.variants, t.triton_version) for t in trials]
-        if len(trials) > 1:
-            self.status.trials = [
-                TrialStatus(
-                    name=t.name,
-                    triton_version=t.triton_version or None,
-                    variants=[v.name for v in t.variants],
-                    points_total=total,
-                )
-                for t, total in zip(trials, totals, strict=True)
-            ]
+        self.status.trials = [
+            TrialStatus(
+                name=t.name,
+                triton_version=t.triton_version or None,
+                variants=[v.name for v in t.variants],
+                points_total=total,
+            )
+            for t, total in zip(trials, totals, strict=True)
+        ]
         self.update_progress(sum(totals))
         self.condition(ConditionType.SPEC_VALID, True, Reason.VALID, "spec is valid")
         self.save(reset=True)
@@ -227,34 +227,39 @@ class AnalysisRun:
 
     # -- trials ---------------------------------------------------------------------------------------
     def trial_status(self, trial: Trial) -> TrialStatus:
-        """The trial's entry in status.trials (there when the analysis runs more than one)."""
+        """The trial's entry in status.trials."""
         assert self.status.trials is not None
         return self.status.trials[trial.index]
 
+    def show_trials(self) -> None:
+        """The analysis' phase, message and Triton pods, derived from its trials' entries in one step."""
+        standing = analysis_standing(self.status.trials or [], self.trials_at_once)
+        if standing is not None:
+            self.set_phase(standing.phase, standing.message)
+            self.status.triton_pod = standing.triton_pods
+
     def measure_trials(self, spec: ModelAnalysisSpec, trials: list[Trial]) -> None:
-        """Run every trial not finished yet: alone as the whole analysis, or several at once (at most
-        spec.parallelism.maxTrials, each within the operator's cap on Triton pods)."""
+        """Run every trial not finished yet, at most spec.parallelism.maxTrials at once (each within the
+        operator's cap on Triton pods), each in a thread of its own."""
         full = analysis_result(self.status, spec.triton.version or self.settings.default_triton_version)
-        alone = len(trials) == 1
-        self.trial_runs = [TrialRun(self, trial, alone) for trial in trials]
-        if not alone and len(self.status.trials or []) != len(trials):  # status of an operator without trials
+        self.trial_runs = [TrialRun(self, trial, len(trials)) for trial in trials]
+        if len(self.status.trials or []) != len(trials):  # the status of an operator that wrote no trials
+            one = len(trials) == 1  # there, one trial's pod and baseline are the analysis' own
             self.status.trials = [
-                TrialStatus(name=t.name, triton_version=t.triton_version or None, variants=[v.name for v in t.variants])
+                TrialStatus(
+                    name=t.name,
+                    triton_version=t.triton_version or None,
+                    variants=[v.name for v in t.variants],
+                    pod=self.status.triton_pod if one else None,
+                    baseline=self.status.baseline if one else None,
+                )
                 for t in trials
             ]
         for trial in trials:
-            self.trial_results[trial.index] = full if alone else journal.trial_share(self, full, trial)
-        if alone:
-            self.trial_runs[0].run_trial()
-            return
+            self.trial_results[trial.index] = journal.trial_share(self, full, trial)
         pending = [t for t in self.trial_runs if self.trial_status(t.trial).phase not in FINISHED_PHASES]
-        at_once = min(spec.parallelism.max_trials, len(pending)) or 1
-        message = f"{len(trials)} trials, at most {at_once} at once"
-        with self.lock:
-            self.set_phase(Phase.PROFILING, message)
-            self.condition(ConditionType.PROFILING, True, Reason.MEASURING, f"measuring {message}")
-            self.save()
-        with ThreadPoolExecutor(max_workers=at_once, thread_name_prefix=f"trial-{self.name}") as pool:
+        self.trials_at_once = min(spec.parallelism.max_trials, len(pending)) or 1
+        with ThreadPoolExecutor(max_workers=self.trials_at_once, thread_name_prefix=f"trial-{self.name}") as pool:
             # Each trial thread runs in a copy of this thread's context: kopf keeps its settings there (its Events
             # need them).
             futures = [pool.submit(contextvars.copy_context().run, t.run_guarded) for t in pending]
@@ -269,10 +274,9 @@ class AnalysisRun:
             raise AnalysisFailed(Reason(reason), message)
 
     def delete_triton_pods(self) -> None:
-        self.delete_child("Pod", names.triton_pod_name(self.name, self.generation))
-        for trial_run in self.trial_runs:
-            if not trial_run.alone:
-                trial_run.delete_triton_pod()
+        pods = {names.triton_pod_name(self.name, self.generation), *(t.pod_name for t in self.trial_runs)}
+        for pod in sorted(pods):  # the first: one trial's, also when the run ends before its trials are planned
+            self.delete_child("Pod", pod)
 
     def finish(self, spec: ModelAnalysisSpec) -> None:
         self.delete_triton_pods()

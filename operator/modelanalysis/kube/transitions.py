@@ -11,7 +11,7 @@ from typing import Any
 from modelanalysis.core.results import NOT_MEASURABLE, ModelOutcome, ModelStatus
 from modelanalysis.engine import EngineEvent, EventKind
 from modelanalysis.kube.conditions import short
-from modelanalysis.kube.resource import Phase, Reason, TrialStatus
+from modelanalysis.kube.resource import FINISHED_PHASES, Phase, Reason, TrialStatus
 
 EVENT_MESSAGE = 400  # an Event's message is a line in `kubectl describe`, not a log
 
@@ -100,13 +100,37 @@ class TrialsVerdict:
 
 def trials_verdict(trials: Sequence[TrialStatus]) -> TrialsVerdict:
     """What the trials' ends mean for the analysis: it goes on to its results unless every trial failed (then it
-    fails with the first one's reason, naming each)."""
+    fails with the first one's reason: the trial's own message where it is the only one, else naming each)."""
     failed = [t for t in trials if t.phase == Phase.FAILED]
     if not trials or len(failed) < len(trials):
         return TrialsVerdict([t.name for t in failed], None)
+    reason = failed[0].reason or Reason.SERVER_GONE.value
+    if len(trials) == 1:
+        return TrialsVerdict([failed[0].name], (reason, failed[0].message or ""))
     reasons = "; ".join(f"{t.name}: {t.message}" for t in failed)
-    return TrialsVerdict([t.name for t in failed], (failed[0].reason or Reason.SERVER_GONE.value,
-                                                    short(f"every trial failed. {reasons}") or ""))  # fmt: skip
+    return TrialsVerdict([t.name for t in failed], (reason, short(f"every trial failed. {reasons}") or ""))
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Where a running analysis stands, as its trials show it."""
+
+    phase: Phase
+    message: str
+    triton_pods: str | None  # the Triton pods its trials run (or ran) on, comma-separated
+
+
+def analysis_standing(trials: Sequence[TrialStatus], at_once: int) -> Standing | None:
+    """The analysis' phase and message, derived in one step from its trials while any still runs (None once all
+    have ended: the run's end decides then). One trial speaks for the analysis (its queue place, its pod, its
+    progress); several are summed up, each saying its own in status.trials."""
+    pods = ", ".join(t.pod for t in trials if t.pod) or None
+    if all(t.phase in FINISHED_PHASES for t in trials):
+        return None
+    if len(trials) == 1:
+        return Standing(Phase(trials[0].phase or Phase.PENDING.value), trials[0].message or "", pods)
+    return Standing(Phase.PROFILING, f"{len(trials)} trials, at most {at_once} at once", pods)
+
 
 
 # A point whose load-generator pod was deleted, evicted or preempted mid-point is run this many times at most:

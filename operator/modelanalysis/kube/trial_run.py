@@ -26,15 +26,17 @@ if TYPE_CHECKING:
 
 class TrialRun:
     """One trial (core/trials.py): its Triton pod, started once a slot is free, and its points, measured one at a
-    time by the engine. Alone, it is the whole analysis and speaks through the analysis' own phase and
-    conditions; one of several, it speaks through its entry in status.trials and its pod goes when it ends."""
+    time by the engine. It speaks through its entry in status.trials; the analysis' phase is derived from the
+    entries (AnalysisRun.show_trials). Its pod goes when it ends."""
 
-    def __init__(self, run: AnalysisRun, trial: Trial, alone: bool) -> None:
+    def __init__(self, run: AnalysisRun, trial: Trial, trial_count: int) -> None:
         self.run = run
         self.trial = trial
-        self.alone = alone
-        self.pod_name = names.triton_pod_name(run.name, run.generation, None if alone else trial.index)
-        self.slot_key = run.slot_key if alone else f"{run.slot_key}#{trial.index + 1}"
+        self.pod_name = names.trial_pod_name(run.name, run.generation, trial, trial_count)
+        # One trial's names and words are the analysis' own; one of several is told apart by its number and name.
+        self.slot_key = run.slot_key if trial_count == 1 else f"{run.slot_key}#{trial.index + 1}"
+        self.label = "" if trial_count == 1 else f"[{trial.name}] "
+        self.pod_trial = None if trial_count == 1 else trial.index
         # Where the Triton pod runs (known once it is scheduled), and where the last point's Job ran.
         self.server_node: str | None = None
         self.server_tolerations: list[dict[str, Any]] = []
@@ -48,22 +50,21 @@ class TrialRun:
         return self.run.spec
 
     def show(self, phase: Phase, message: str, condition: tuple[ConditionType, bool, Reason] | None = None) -> None:
-        """Say where the trial stands: as the analysis' phase (and condition) alone, else in its status entry."""
+        """Say where the trial stands, in its status entry (and a condition of the analysis, when given); the
+        analysis' phase follows from the entries."""
         with self.run.lock:
-            if self.alone:
-                self.run.set_phase(phase, message)
-                if condition is not None:
-                    self.run.condition(*condition, message)
-            else:
-                entry = self.run.trial_status(self.trial)
-                entry.phase, entry.message = phase.value, short(message)
-                if phase == Phase.PROFILING and entry.started_at is None:
-                    entry.started_at = now_rfc3339()
+            entry = self.run.trial_status(self.trial)
+            entry.phase, entry.message = phase.value, short(message)
+            if phase == Phase.PROFILING and entry.started_at is None:
+                entry.started_at = now_rfc3339()
+            if condition is not None:
+                self.run.condition(*condition, self.label + message)
+            self.run.show_trials()
             self.run.save()
 
     def run_guarded(self) -> None:
-        """One of several trials, in its own thread: a failure of its own (its server, its pod) is recorded and
-        the other trials go on; a stop, or anything unexpected, halts them all."""
+        """The trial, in a thread of its own: a failure of its own (its server, its pod) is recorded and the
+        other trials go on; a stop, or anything unexpected, halts them all."""
         try:
             self.run_trial()
         except AnalysisFailed as failure:
@@ -72,8 +73,10 @@ class TrialRun:
             with self.run.lock:
                 entry = self.run.trial_status(self.trial)
                 entry.reason, entry.finished_at = failure.reason.value, now_rfc3339()
-            self.show(Phase.FAILED, failure.message)
-            self.run.event("Warning", failure.reason, f"[{self.trial.name}] {failure.message}")
+            named = failure.condition != ConditionType.READY  # READY is the analysis' own: set when it ends
+            self.show(Phase.FAILED, failure.message, (failure.condition, False, failure.reason) if named else None)
+            if self.label:  # one of several: the analysis goes on, so its Event is the only word of it
+                self.run.event("Warning", failure.reason, self.label + failure.message)
         except BaseException:
             self.run.halt.set()
             raise
@@ -82,25 +85,20 @@ class TrialRun:
         self.run.check_generation()  # a trial that waited its turn starts nothing for a run that has stopped
         self.wait_for_slot()
         pod_ip = self.ensure_triton_pod()
-        if self.alone:
-            with self.run.lock:
-                self.run.set_phase(Phase.PROFILING, "measuring")
-                self.run.condition(ConditionType.PROFILING, True, Reason.MEASURING, "measuring points one at a time")
-                self.run.save()
-        else:
-            self.show(Phase.PROFILING, "measuring")
+        with self.run.lock:
+            self.run.condition(ConditionType.PROFILING, True, Reason.MEASURING, "measuring points one at a time")
+        self.show(Phase.PROFILING, "measuring")
         self.measure(pod_ip)
-        if not self.alone:
-            self.delete_triton_pod()
-            self.run.slots.release(self.slot_key)
-            share = self.run.trial_results[self.trial.index]
-            end = trial_end(share.models, len(share.points))
-            with self.run.lock:
-                entry = self.run.trial_status(self.trial)
-                entry.finished_at, entry.reason = now_rfc3339(), end.reason.value if end.reason else None
-            self.show(end.phase, end.message)
-            if end.reason is not None:
-                self.run.event("Warning", end.reason, f"[{self.trial.name}] {end.message}")
+        self.delete_triton_pod()
+        self.run.slots.release(self.slot_key)
+        share = self.run.trial_results[self.trial.index]
+        end = trial_end(share.models, len(share.points))
+        with self.run.lock:
+            entry = self.run.trial_status(self.trial)
+            entry.finished_at, entry.reason = now_rfc3339(), end.reason.value if end.reason else None
+        self.show(end.phase, end.message)
+        if end.reason is not None and self.label:
+            self.run.event("Warning", end.reason, self.label + end.message)
 
     def wait_for_slot(self) -> None:
         """Wait for a Triton slot (kube/slots.py: fair between namespaces), saying in status where the analysis
@@ -115,8 +113,7 @@ class TrialRun:
                 if message != said:
                     self.show(Phase.QUEUED, message, (ConditionType.SERVER_READY, False, Reason.QUEUED))
                     if not said:
-                        self.run.event("Normal", Reason.QUEUED,
-                                       message if self.alone else f"[{self.trial.name}] {message}")  # fmt: skip
+                        self.run.event("Normal", Reason.QUEUED, self.label + message)
                     said = message
                 self.run.sleep(2.0)
         except BaseException:
@@ -127,17 +124,14 @@ class TrialRun:
         run, spec, pod_name = self.run, self.spec, self.pod_name
         manifest = objects.triton_pod(
             run.name, run.namespace, run.generation, spec, run.settings,
-            trial=None if self.alone else self.trial.index, triton_version=self.trial.triton_version,
+            trial=self.pod_trial, triton_version=self.trial.triton_version,
         )  # fmt: skip
         pod = run.read_child("Pod", pod_name)  # after an operator restart: its own pod, never one by name only
         if pod is None:
             preflight.check_claims(run, spec)
             pod = run.create_child(manifest)
             with run.lock:
-                if self.alone:
-                    run.status.triton_pod = pod_name
-                else:
-                    run.trial_status(self.trial).pod = pod_name
+                run.trial_status(self.trial).pod = pod_name
             created = (ConditionType.SERVER_READY, False, Reason.POD_CREATED)
             self.show(Phase.STARTING, f"starting Triton pod {pod_name}", created)
             run.event(
@@ -147,7 +141,7 @@ class TrialRun:
             )
         timeout = spec.triton.ready_timeout_seconds or run.settings.triton_ready_timeout_seconds
         deadline = Deadline(timeout)
-        said = run.status.message if self.alone else run.trial_status(self.trial).message
+        said = run.trial_status(self.trial).message
         while True:
             if pod is None:
                 raise AnalysisFailed(
@@ -162,8 +156,7 @@ class TrialRun:
             if failure and said != failure[1]:
                 said = failure[1]
                 self.show(Phase.STARTING, failure[1], (ConditionType.SERVER_READY, False, failure[0]))
-                where = "" if self.alone else f"[{self.trial.name}] "
-                run.event("Warning", failure[0], f"{where}{failure[1]} (waiting up to {timeout} s)")
+                run.event("Warning", failure[0], f"{self.label}{failure[1]} (waiting up to {timeout} s)")
             if pod_ready(pod) and pod.get("status", {}).get("podIP"):
                 break
             if deadline.passed:
@@ -181,16 +174,12 @@ class TrialRun:
         # webhooks may have added tolerations that the spec does not list, e.g. for GPU taints).
         self.server_node = pod["spec"].get("nodeName")
         self.server_tolerations = list(pod["spec"].get("tolerations") or [])
-        if not self.alone:
-            with run.lock:
-                run.trial_status(self.trial).node = self.server_node
-        phase = run.status.phase if self.alone else run.trial_status(self.trial).phase
-        if phase in (Phase.PENDING, Phase.QUEUED, Phase.STARTING):
+        with run.lock:
+            entry = run.trial_status(self.trial)
+            entry.node = self.server_node
+        if entry.phase in (None, Phase.PENDING, Phase.QUEUED, Phase.STARTING):
             ready = f"Triton answers at {pod_ip}"
-            with run.lock:
-                if self.alone:
-                    run.condition(ConditionType.SERVER_READY, True, Reason.SERVER_READY, ready)
-            self.show(Phase.STARTING, "Triton is ready" if self.alone else ready)
+            self.show(Phase.STARTING, ready, (ConditionType.SERVER_READY, True, Reason.SERVER_READY))
             run.event("Normal", Reason.SERVER_READY, f"Triton pod {pod_name} is ready at {pod_ip}")
         return pod_ip
 
@@ -206,7 +195,7 @@ class TrialRun:
             control,
             self.metrics_url(pod_ip),
             lambda point, settings: point_jobs.run_point_job(self, point, pod_ip),
-            lambda event, result: journal.record(run, event, result, None if self.alone else self.trial),
+            lambda event, result: journal.record(run, event, result, self.trial),
             memory_utilization=DcgmMemoryUtilization(run.settings.prometheus_url)
             if run.settings.prometheus_url
             else None,
