@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from modelanalysis.kube.slots import TritonSlots, Waiter, fair_order, queued_message
+from modelanalysis.kube import names
+from modelanalysis.kube.readings import triton_slot_key
+from modelanalysis.kube.slots import TritonSlots, Waiter, fair_order, queue_update_interval_s, queued_message
 
 
 def test_a_busy_namespace_does_not_keep_another_waiting_behind_all_its_analyses() -> None:
@@ -61,3 +63,42 @@ def test_with_one_slot_a_freed_slot_alternates_between_namespaces() -> None:
                 started.append(key)
                 break
     assert started == ["busy/b0", "quiet/q0", "busy/b1", "busy/b2", "busy/b3"]
+
+
+def test_after_a_restart_live_triton_pods_count_until_their_runs_reclaim_them() -> None:
+    """The cap holds across an operator restart: the pods of the runs that were going still take their slots
+    while those runs wait for a thread, so queued analyses do not start past the cap."""
+    pods = {"a/one", "b/two"}
+    slots = TritonSlots(2, observe=lambda: set(pods))
+    assert not slots.acquire("c/three", already_running=False, since="t1")  # both slots are the live pods'
+    assert slots.in_use() == 2
+    assert slots.acquire("a/one", already_running=True)  # its run comes round and keeps its pod
+    assert not slots.acquire("c/three", already_running=False, since="t1")
+    pods.discard("b/two")  # that analysis finished: its pod is gone
+    slots._observed_at = float("-inf")  # the next ask looks again (it looks at most every 2 s)
+    assert slots.acquire("c/three", already_running=False, since="t1")
+
+
+def test_a_pod_is_a_slot_of_the_analysis_that_owns_it() -> None:
+    owner = [{"kind": "ModelAnalysis", "name": "a-very-long-name"}]
+    pod = {"metadata": {"namespace": "team", "ownerReferences": owner, "labels": {}}}
+    assert triton_slot_key(pod) == "team/a-very-long-name"
+    trial = {"metadata": {"namespace": "team", "ownerReferences": owner, "labels": {names.LABEL_TRIAL: "2"}}}
+    assert triton_slot_key(trial) == "team/a-very-long-name#2"
+    going = {"metadata": {**pod["metadata"], "deletionTimestamp": "2026-12-03T00:00:00Z"}}
+    assert triton_slot_key(going) is None
+    assert triton_slot_key({"metadata": {"namespace": "team", "ownerReferences": []}}) is None
+
+
+def test_no_new_slot_is_handed_out_while_the_queue_is_gathered_after_a_start() -> None:
+    slots = TritonSlots(2, settle_s=60)
+    assert slots.settling
+    assert not slots.acquire("a/one", already_running=False, since="t1")  # queued, not granted
+    assert slots.acquire("b/two", already_running=True)  # a run whose pod lives keeps it
+    slots.settled_at = 0.0
+    assert slots.acquire("a/one", already_running=False, since="t1")
+
+
+def test_a_long_queue_rewrites_each_place_less_often() -> None:
+    assert queue_update_interval_s(3) == 2.0
+    assert queue_update_interval_s(1000) == 100.0  # 1000 waiters, about 10 status writes a second in all

@@ -157,8 +157,11 @@ class KubeApi:
                 raise
 
     def list(self, kind: str, namespace: str, selector: str = "") -> list[dict[str, Any]]:
+        """The objects of that kind in the namespace (every namespace, for pods, where it is "")."""
         items: list[Any]
-        if kind == "Pod":
+        if kind == "Pod" and not namespace:
+            items = self.core.list_pod_for_all_namespaces(label_selector=selector).items
+        elif kind == "Pod":
             items = self.core.list_namespaced_pod(namespace, label_selector=selector).items
         elif kind == "Job":
             items = self.batch.list_namespaced_job(namespace, label_selector=selector).items

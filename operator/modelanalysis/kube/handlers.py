@@ -37,9 +37,11 @@ import kopf
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from modelanalysis.kube import names
 from modelanalysis.kube.api import AnalysisReader, ChildApi, KubeApi
 from modelanalysis.kube.failures import EventSink
 from modelanalysis.kube.leader import LeaderElector
+from modelanalysis.kube.readings import triton_slot_key
 from modelanalysis.kube.reconcile import AnalysisRun
 from modelanalysis.kube.resource import API_VERSION, FINISHED_PHASES, GROUP, KIND, PLURAL, VERSION, Reason
 from modelanalysis.kube.settings import OperatorSettings
@@ -105,6 +107,17 @@ class Run:
     stop: StopSignal
     recheck: bool = False  # an event came while the run was going: look at the analysis again before ending
     future: Future[None] | None = field(default=None, repr=False)
+
+
+SLOTS_SETTLE_S = 5.0  # after a start, the analyses kopf lists are noticed for this long before slots are handed out
+
+
+def live_triton_slots(api: ChildApi, namespaces: list[str]) -> set[str]:
+    """The slots that the Triton pods in the watched namespaces (all of them: none listed) hold. Every namespace is
+    looked at, not only those of the analyses running here: after a restart the runs are noticed one by one."""
+    selector = f"{names.LABEL_COMPONENT}={names.COMPONENT_TRITON}"
+    return {key for ns in (namespaces or [""]) for pod in api.list("Pod", ns, selector)
+            if (key := triton_slot_key(pod)) is not None}  # fmt: skip
 
 
 class Runs:
@@ -257,7 +270,12 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Log
     api_config = client.Configuration.get_default_copy()
     api_config.connection_pool_maxsize = 32  # many run threads share the client
     memo.api = KubeApi(client.ApiClient(api_config))
-    memo.slots = TritonSlots(operator_settings.max_triton_pods, operator_settings.max_triton_pods_per_namespace)
+    memo.slots = TritonSlots(
+        operator_settings.max_triton_pods,
+        operator_settings.max_triton_pods_per_namespace,
+        observe=lambda: live_triton_slots(memo.api, operator_settings.watch_namespaces),
+        settle_s=SLOTS_SETTLE_S,
+    )
     METRICS.watch_slots(lambda: len(memo.slots.holders), operator_settings.max_triton_pods)
     if operator_settings.metrics_port:
         try:

@@ -115,3 +115,17 @@ def stale_children(children: list[dict[str, Any]], generation: int, owner_uid: s
         if owned_by(child, owner_uid)
         and (child["metadata"].get("labels") or {}).get(names.LABEL_GENERATION) != str(generation)
     ]
+
+
+def triton_slot_key(pod: dict[str, Any]) -> str | None:
+    """The Triton slot a live pod holds (kube/slots.py keys: `<namespace>/<analysis>`, `#<n>` for trial n of
+    several), from its owner reference (labels are cut to 63 characters, names are not); None for a pod being
+    deleted or one no analysis owns."""
+    meta = pod.get("metadata") or {}
+    if meta.get("deletionTimestamp"):
+        return None
+    owner = next((o for o in meta.get("ownerReferences") or [] if o.get("kind") == KIND), None)
+    if owner is None or not owner.get("name"):
+        return None
+    trial = (meta.get("labels") or {}).get(names.LABEL_TRIAL)
+    return f"{meta.get('namespace')}/{owner['name']}" + (f"#{trial}" if trial else "")

@@ -19,6 +19,9 @@ class OperatorSettings(BaseSettings):
     max_triton_pods_per_namespace: int | None = Field(
         None, ge=1, description="Triton pods one namespace may hold at once (None: up to max_triton_pods)."
     )
+    # The namespaces kopf watches (the chart's watchNamespaces; a JSON list): where the Triton pods that hold slots
+    # are looked for. Empty: every namespace (--all-namespaces).
+    watch_namespaces: list[str] = Field(default_factory=list, description="Namespaces watched (empty: all).")
     max_analyses: int = Field(
         1000, ge=1, description="Analyses handled at once (one thread each); beyond it, they wait for a thread."
     )

@@ -7,14 +7,34 @@ first; within a namespace to its oldest waiting analysis. A team that applies 50
 second team's single one waiting behind all of them: it waits one slot turn. An optional per-namespace cap bounds
 what one namespace may hold at all. Who was served when is kept in memory only: after an operator restart the
 first turn goes by holdings and age.
+
+What is in use is read from the cluster too (`observe`: the Triton pods that exist): after a restart the runs
+whose pods live reclaim their slots only as their threads come round, and until then those pods still count, so
+the queued analyses cannot take the slots first and pass the cap. For the same reason no new slot is handed out
+in the first `settle_s` after a start: the runs are noticed one by one, and the first namespace noticed would
+otherwise take every free slot before the others' analyses are in the queue.
+
+A queued analysis's place is rewritten in its status as the queue moves, but for a long queue not at every grant
+(that is a status write per waiter per grant): at most every `queue_update_interval_s(waiting)`, which holds the
+operator's queue writes to about QUEUE_UPDATES_PER_S whatever the queue's length.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+
+OBSERVE_EVERY_S = 2.0  # how stale the look at the cluster's Triton pods may be (queued runs ask every 2 s)
+QUEUE_UPDATES_PER_S = 10.0  # queued messages rewritten per second, over all waiters (about)
+QUEUE_UPDATE_MIN_S = 2.0
+
+
+def queue_update_interval_s(waiting: int) -> float:
+    """How long a waiter keeps its queued message before writing a new place: longer as the queue grows."""
+    return max(QUEUE_UPDATE_MIN_S, waiting / QUEUE_UPDATES_PER_S)
 
 
 def namespace_of(key: str) -> str:
@@ -62,20 +82,53 @@ class TritonSlots:
     """Caps how many Triton pods this operator runs at once; analyses beyond the cap wait as Queued, and get the
     freed slots in fair_order."""
 
-    def __init__(self, limit: int, per_namespace: int | None = None) -> None:
+    def __init__(
+        self,
+        limit: int,
+        per_namespace: int | None = None,
+        observe: Callable[[], set[str]] | None = None,
+        settle_s: float = 0.0,
+    ) -> None:
         self.limit = limit
         self.per_namespace = per_namespace
+        self.settled_at = time.monotonic() + settle_s  # no new slot before: the queue is still being rebuilt
+        self.observe = observe  # the slot keys of the Triton pods that exist now (readings.triton_slot_key)
+        self._observed: set[str] = set()
+        self._observed_at = float("-inf")
+        self._observe_lock = threading.Lock()
         self.holders: set[str] = set()
         self.waiters: dict[str, Waiter] = {}
         self.last_served: dict[str, int] = {}  # namespace -> the number of its latest grant
         self.grants = 0
         self.lock = threading.Lock()
 
-    def _held(self) -> Counter[str]:
-        return Counter(namespace_of(h) for h in self.holders)
+    @property
+    def settling(self) -> bool:
+        return time.monotonic() < self.settled_at
 
-    def _order(self) -> list[str]:
-        return fair_order(self.waiters, self._held(), self.per_namespace, self.last_served)
+    def observed(self) -> set[str]:
+        """The slot keys of the Triton pods the cluster holds now (looked at most every OBSERVE_EVERY_S)."""
+        if self.observe is None:
+            return set()
+        with self._observe_lock:
+            if time.monotonic() - self._observed_at >= OBSERVE_EVERY_S:
+                self._observed, self._observed_at = set(self.observe()), time.monotonic()
+            return set(self._observed)
+
+    def _in_use(self, observed: set[str]) -> set[str]:
+        return self.holders | observed
+
+    def in_use(self) -> int:
+        """How many slots are taken: held by a run here, or by a Triton pod that exists."""
+        observed = self.observed()
+        with self.lock:
+            return len(self._in_use(observed))
+
+    def _held(self, observed: set[str]) -> Counter[str]:
+        return Counter(namespace_of(h) for h in self._in_use(observed))
+
+    def _order(self, observed: set[str]) -> list[str]:
+        return fair_order(self.waiters, self._held(observed), self.per_namespace, self.last_served)
 
     def _grant(self, key: str) -> None:
         self.holders.add(key)
@@ -91,10 +144,14 @@ class TritonSlots:
             if already_running:
                 self._grant(key)
                 return True
+        observed = self.observed() - {key}  # outside the lock: it may ask the API
+        with self.lock:
             self.waiters.setdefault(key, Waiter(key, since))
-            free = self.limit - len(self.holders)
+            if self.settling:
+                return False
+            free = self.limit - len(self._in_use(observed))
             # The first `free` in the fair order may take one now (each takes its own when it next asks).
-            if free <= 0 or key not in self._order()[:free]:
+            if free <= 0 or key not in self._order(observed)[:free]:
                 return False
             self._grant(key)
             return True
@@ -102,8 +159,9 @@ class TritonSlots:
     def position(self, key: str) -> tuple[int, int] | None:
         """Where a waiting key stands: (its place in the order, 1 first; how many wait), or None if it does not
         wait (or waits on its namespace's cap, outside the order)."""
+        observed = self.observed()
         with self.lock:
-            order = self._order()
+            order = self._order(observed)
             return (order.index(key) + 1, len(self.waiters)) if key in order else None
 
     def withdraw(self, key: str) -> None:
@@ -124,6 +182,9 @@ class TritonSlots:
 
 def ordinal(n: int) -> str:
     return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+SETTLING_MESSAGE = "queued: the operator has just started and gathers the queue before it hands out Triton pods"
 
 
 def queued_message(place: tuple[int, int] | None, in_use: int, limit: int, per_namespace: int | None) -> str:

@@ -3,6 +3,7 @@ by the engine (each as a load-generator Job, kube/point_jobs.py)."""
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from modelanalysis.adapters.dcgm_prometheus import DcgmMemoryUtilization
@@ -16,7 +17,7 @@ from modelanalysis.kube.conditions import now_rfc3339, short
 from modelanalysis.kube.failures import AnalysisFailed
 from modelanalysis.kube.readings import pod_failure, pod_ready
 from modelanalysis.kube.resource import ConditionType, ModelAnalysisSpec, Phase, Reason
-from modelanalysis.kube.slots import queued_message
+from modelanalysis.kube.slots import SETTLING_MESSAGE, queue_update_interval_s, queued_message
 from modelanalysis.kube.transitions import trial_end
 from modelanalysis.kube.waiting import Deadline
 
@@ -105,16 +106,17 @@ class TrialRun:
         stands in the queue, as it moves."""
         exists = self.run.read_child("Pod", self.pod_name) is not None
         slots, since = self.run.slots, str(self.run.body.get("metadata", {}).get("creationTimestamp") or "")
-        said = ""
+        said, said_at = "", 0.0
         try:
             while not slots.acquire(self.slot_key, already_running=exists, since=since):
-                message = queued_message(slots.position(self.slot_key), len(slots.holders), slots.limit,
-                                         slots.per_namespace)  # fmt: skip
-                if message != said:
+                message = SETTLING_MESSAGE if slots.settling else queued_message(
+                    slots.position(self.slot_key), slots.in_use(), slots.limit, slots.per_namespace)  # fmt: skip
+                due = time.monotonic() - said_at >= queue_update_interval_s(len(slots.waiters))
+                if message != said and (not said or due):
                     self.show(Phase.QUEUED, message, (ConditionType.SERVER_READY, False, Reason.QUEUED))
                     if not said:
                         self.run.event("Normal", Reason.QUEUED, self.label + message)
-                    said = message
+                    said, said_at = message, time.monotonic()
                 self.run.sleep(2.0)
         except BaseException:
             slots.withdraw(self.slot_key)  # stopped while waiting: no longer in the queue
