@@ -118,8 +118,9 @@ def test_ttft_and_itl_land_on_the_delays_the_model_sleeps_and_agree_with_a_grpc_
         float(row["Output Token Throughput 95% CI High (tokens/sec)"]),
     )
     assert low <= tokens_per_sec <= high
-    # The whole request, not perf_analyzer's first-response latency: prefill and 7 gaps.
-    assert within(float(row["p50 Latency (ms)"]), PREFILL_MS + (TOKENS - 1) * TOKEN_MS)
+    # The whole request, not perf_analyzer's first-response latency: prefill and 7 gaps, as measured (each gap's
+    # scheduling overhead on a loaded machine adds up over 7 of them, so not the nominal sleeps).
+    assert within(float(row["p50 Latency (ms)"]), ttft + (TOKENS - 1) * itl), row
 
     running_triton.control().load("llm_stream")  # the CLI unloads what it loaded on a server it was given
     client_ttft, client_gaps = client_timestamps(running_triton.endpoints.grpc, requests=30)
