@@ -84,7 +84,11 @@ def test_a_rate_search_finds_the_capacity_of_a_model_that_serves_one_request_eac
     [boundary] = result.best.boundaries
     assert boundary.load_kind == LoadKind.REQUEST_RATE and boundary.budget_ms is None
     assert boundary.surely_under is not None and boundary.surely_over is not None, boundary
-    assert 40 <= boundary.surely_under < 100 < boundary.surely_over * 1.2, boundary
+    # Never more than 100/s; how much less depends on how busy this machine is, so the bracket is checked against
+    # what the server delivered in this run: the lowest rate surely not delivered is near the most it delivered.
+    assert 40 <= boundary.surely_under < boundary.surely_over and boundary.surely_under < 100, boundary
+    delivered = max(p.perf.throughput_infer_per_sec for p in result.points if p.perf is not None)
+    assert delivered < boundary.surely_over <= 1.2 * delivered, (boundary, delivered)
     rates = [p.load.value for p in result.points]
     assert rates[:3] == [20, 40, 80] and 640 not in rates  # the climb stopped once a rate was not delivered
     assert f"Boundary: sleep_10ms batch 1: request rate {boundary.surely_under}/s is the highest surely delivered" in (
