@@ -192,8 +192,12 @@ class TritonContainer(StartedTriton):
 
         self.client = self._connect()
         me = Owner.this_process()
-        self._remove_leftovers(me)
-        image = self._image()
+        try:
+            self._remove_leftovers(me)
+            image = self._image()
+        except docker.errors.DockerException as exc:  # the engine failed a call: a sentence, not a traceback
+            said = _short(exc)
+            raise TritonStartError(f"The Docker Engine API failed a call before Triton started: {said}") from None
         name = f"modelanalysis-triton-{me.pid}-{self.ports['--http-port']}"
         try:
             self.container = self.client.containers.run(
