@@ -171,12 +171,15 @@ def export_winners(result: AnalysisResult, export_path: Path, model_folder: Path
         outcome = result.outcome(best.variant, best.triton_version) if best.variant else None
         if outcome is None or outcome.config is None:
             continue
-        source = model_folder / best.model if model_folder else None
-        destination = export_path / OUTPUT_MODEL_REPOSITORY / best.model
-        try:
-            written.append(write_deployable_model(outcome.config, destination, source))
-        except (NoProtobuf, OSError) as exc:
-            console.print(f"note: the winning config of {best.model} was not written out: {exc}", highlight=False)
+        # A pipeline's winner: its own config, and each composing model's as the winning variant loaded it.
+        configs = {best.model: outcome.config, **(outcome.composing_configs or {})}
+        for model, config in configs.items():
+            source = model_folder / model if model_folder else None
+            destination = export_path / OUTPUT_MODEL_REPOSITORY / model
+            try:
+                written.append(write_deployable_model(config, destination, source))
+            except (NoProtobuf, OSError) as exc:
+                console.print(f"note: the winning config of {model} was not written out: {exc}", highlight=False)
     return written
 
 
@@ -536,6 +539,9 @@ def print_best(result: AnalysisResult) -> None:
             out.print(f"Best for {b.model}: {config(b)}, {b.where}{mark}: {b.why}", highlight=False)
     for boundary in best.boundaries:  # with a latency budget: where it falls at each batch size searched
         out.print(f"Boundary: {boundary.sentence()}", highlight=False)
+    for outcome in result.models:  # a pipeline's config search: what each step of its walk tried, and why
+        if outcome.reason and outcome.model:
+            out.print(f"Walk: {outcome.name} ({outcome.changes or 'not measured'}): {outcome.reason}", highlight=False)
     for b in best.per_model or [best.overall]:  # an ensemble: where its best point's time went, step by step
         point = next((p for p in result.points if p.key == b.key), None)
         if point is not None and point.steps and (slowest := bottleneck(point.steps)) is not None:

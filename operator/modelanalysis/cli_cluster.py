@@ -214,12 +214,15 @@ def write_winning_configs(status: dict[str, Any], folder: Path) -> None:
     if not winners:
         raise fail("no model won in a config variant (no config search, or nothing measured): nothing to write.")
     for best in winners:
-        try:
-            written = write_deployable_model(best["config"], folder / best["model"], None)
-        except (NoProtobuf, OSError) as exc:
-            raise fail(f"cannot write the winning config of {best['model']}: {exc}") from None
-        print(f"wrote {written / 'config.pbtxt'} ({best.get('variant')}: {best.get('variantChanges')})",
-              file=sys.stderr)  # fmt: skip
+        # A pipeline's winner comes with each composing model's config, written beside the pipeline's.
+        configs = {best["model"]: best["config"], **(best.get("composingConfigs") or {})}
+        for model, config in configs.items():
+            try:
+                written = write_deployable_model(config, folder / model, None)
+            except (NoProtobuf, OSError) as exc:
+                raise fail(f"cannot write the winning config of {model}: {exc}") from None
+            print(f"wrote {written / 'config.pbtxt'} ({best.get('variant')}: {best.get('variantChanges')})",
+                  file=sys.stderr)  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:

@@ -39,12 +39,14 @@ from modelanalysis.adapters.triton_control import (
     summarize_model_config,
 )
 from modelanalysis.core.budget import latency_budgets
+from modelanalysis.core.composing import next_in_walk
 from modelanalysis.core.inputs import InputCheck, SharedMemory, check_inputs, parse_input_data
 from modelanalysis.core.load import Load
 from modelanalysis.core.objectives import choose_best
 from modelanalysis.core.perf import InputsRefused, MeasureAgain, PerfMeasurement, PointMeasurementError
 from modelanalysis.core.pipeline import step_breakdown
 from modelanalysis.core.results import (
+    ENDED,
     NOT_MEASURABLE,
     AnalysisResult,
     ModelOutcome,
@@ -59,7 +61,7 @@ from modelanalysis.core.server_metrics import GpuMetrics, ResourceMetrics, aggre
 from modelanalysis.core.spec import DEFAULT_STABILITY_PERCENTAGE, MeasurementSettings, SweepSpec
 from modelanalysis.core.spec import Protocol as WireProtocol
 from modelanalysis.core.sweep import Point, SkippedPoint, plan_model_points
-from modelanalysis.core.variants import ModelVariant, config_override, plan_variants, same_config
+from modelanalysis.core.variants import ModelVariant, config_override, plan_variants, same_config, settings_in
 
 NO_MEMORY_UTILIZATION_NOTE = (
     "Max Memory Utilization is empty: Triton does not export it. To fill it, give the URL of a Prometheus "
@@ -106,6 +108,21 @@ def together_note(models: Sequence[str]) -> str:
         f"{', '.join(models)} were loaded together and measured at once, each by its own perf_analyzer over the same "
         "windows: each point's numbers are under the others' load, and its server figures are the combination's "
         "(Measured With names the company)."
+    )
+
+
+PIPELINE_NOT_SPLIT = (
+    "{model} is a pipeline: its composing models are searched one variant after another on one server (each "
+    "built on what the last one measured), so its variants cannot be split into parallel trials; set "
+    "spec.parallelism.maxTrials to 1, or profile {model} in a ModelAnalysis of its own"
+)
+
+
+def walk_note(model: str, steps: Sequence[str]) -> str:
+    return (
+        f"{model} is a pipeline of {', '.join(steps)}: its config search varies those composing models one step "
+        "at a time, the slowest step first, keeping a change only where it is surely better (README: Pipelines); "
+        "each variant's Reason says why it was measured."
     )
 
 
@@ -245,6 +262,10 @@ class SweepEngine:
         self.result = AnalysisResult(triton_version="")
         self._own_configs: dict[str, dict[str, Any]] = {}  # each model's own config, as Triton read it
         self._loaded_composing: dict[str, list[str]] = {}  # a BLS model's composing models this run loaded
+        self._steps: dict[str, tuple[str, ...]] = {}  # a searched pipeline's composing models, once known
+        self._overridden: set[str] = set()  # composing models this run loaded with a config not their own
+        self._step_configs: dict[str, dict[str, dict[str, Any]]] = {}  # a pipeline variant's composing configs
+        self._walk_reasons: dict[str, str] = {}  # why the walk chose each of its variants
 
     # -- bookkeeping ---------------------------------------------------------------------------------
     def _record(self, kind: EventKind, model: str = "", point: Point | None = None, message: str = "",
@@ -278,12 +299,14 @@ class SweepEngine:
         if self.spec.profile_models_concurrently:
             self.profile_together()
             self.variants = []  # measured above, together
-        for variant in self.variants:
-            outcome = result.outcome(variant.name, self.triton_version)
-            if outcome is not None and (outcome.status == ModelStatus.PROFILED or outcome.status in NOT_MEASURABLE):
+        for planned in self.variants:
+            outcome = result.outcome(planned.name, self.triton_version)
+            if outcome is not None and outcome.status in ENDED:
                 continue
             self.checkpoint()
-            self.profile_model(variant)
+            variant = self._walked(planned)
+            if variant is not None:
+                self.profile_model(variant)
         result.best = choose_best(result.points, self.spec.objective, self.spec.constraints)
         result.finished_at = time.time()
         return result
@@ -315,6 +338,19 @@ class SweepEngine:
             if not already_loaded:
                 self.control.load(model)
             return self.control.model_config(model)
+        first = model not in self._own_configs
+        own = self._own_config(model, already_loaded)
+        if variant.composing:  # a pipeline's walk: the pipeline as it is; its steps are set by _set_steps
+            if not self.control.is_model_ready(model):
+                self.control.load(model)
+            return summarize_model_config(own)
+        if first and not variant.changes_config:
+            return summarize_model_config(own)
+        self.control.load(model, config=config_override(own, variant))
+        return self.control.model_config(model)
+
+    def _own_config(self, model: str, already_loaded: bool) -> dict[str, Any]:
+        """The model's own config, as Triton first read it here (loaded as the repository has it to read it)."""
         own = self._own_configs.get(model)
         if own is None:
             if already_loaded:
@@ -322,10 +358,17 @@ class SweepEngine:
             self.control.load(model)
             own = self._own_configs[model] = self.control.raw_model_config(model)
             self.result.model_configs.setdefault(model, own)
-            if not variant.changes_config:
-                return summarize_model_config(own)
-        self.control.load(model, config=config_override(own, variant))
-        return self.control.model_config(model)
+        return own
+
+    def _pipeline_fields(self, variant: ModelVariant) -> dict[str, Any]:
+        """A searched pipeline's variant's outcome fields: each step's setting and config, and why it was chosen."""
+        configs = self._step_configs.get(variant.name)
+        if configs is None:
+            return {}
+        settings = {c.model: c for c in variant.composing}
+        composing = [settings.get(step, ModelVariant(name=step, model=step)) for step in configs]
+        reason = self._walk_reasons.get(variant.name)
+        return {"composing": composing, "composing_configs": configs, "reason": reason}
 
     def _loaded_config(self, variant: ModelVariant) -> dict[str, Any] | None:
         """The whole config of a search's variant as loaded (None without a search)."""
@@ -336,7 +379,8 @@ class SweepEngine:
         name, model = variant.name, variant.model
         self._record(EventKind.LOADING, model=name)
         own = self._own_configs.get(model)
-        if variant.changes_config and own is not None and same_config(config_override(own, variant), own):
+        if (variant.changes_config and not variant.composing and own is not None
+                and same_config(config_override(own, variant), own)):
             # A combination that sets what the model's own config already has: measured as its default.
             summary = summarize_model_config(own)
             self.result.models.append(outcome_of(
@@ -368,11 +412,14 @@ class SweepEngine:
                 config=self._loaded_config(variant),
                 skipped=plan.skipped,
                 inputs=inputs_sent(self.spec, model),
+                **self._pipeline_fields(variant),
             )
             self.result.models.append(outcome)
         self._record(EventKind.LOADED, model=name)
         if config.decoupled:
             self._note(streaming_note(model))
+        if config.composing and variant.point_variant:
+            self._note(walk_note(model, config.composing))
         if config.composing:
             self._note(ensemble_note(model, config.composing, bls=bool(self.spec.bls_composing_models(model))))
         try:
@@ -397,6 +444,91 @@ class SweepEngine:
         self._leave(variant, unload)
         if unload:
             self._record(EventKind.UNLOADED, model=name)
+
+    # -- a pipeline's config search: its composing models, one step at a time (core/composing.py) --------
+    def _pipeline_steps(self, model: str) -> tuple[str, ...]:
+        """A searched model's composing models if it is a pipeline (empty: it is not). A BLS model's are in the
+        spec; an ensemble's are learnt from its config: when its default was measured here, from its outcome on a
+        resumed run, or else by loading it as it is (a trial that holds none of its other variants)."""
+        if model in self._steps:
+            return self._steps[model]
+        steps = self.spec.bls_composing_models(model)
+        default = next((o for o in self.result.models if o.model == model and o.composing is not None), None)
+        if not steps and default is not None and default.composing is not None:
+            steps = tuple(c.model for c in default.composing)
+        if not steps and model not in self._own_configs:
+            with contextlib.suppress(ModelLoadError):
+                self._own_config(model, self.control.is_model_ready(model))
+        if not steps and model in self._own_configs:
+            steps = summarize_model_config(self._own_configs[model]).composing
+        self._steps[model] = steps
+        return steps
+
+    def _walked(self, planned: ModelVariant) -> ModelVariant | None:
+        """What to measure in a planned variant's place: itself, or, for a pipeline's searched variant, the
+        walk's next (None: the walk has ended, or cannot walk on this server; recorded so)."""
+        target = next((t for t in self.spec.models if t.name == planned.model), None)
+        if not planned.changes_config or target is None or target.config_search is None:
+            return planned
+        steps = self._pipeline_steps(planned.model)
+        if not steps:
+            return planned
+        default_name = f"{planned.model}_config_default"
+        history = [
+            ModelVariant(name=o.name, model=planned.model, composing=tuple(o.composing or ()))
+            for o in self.result.models
+            if o.model == planned.model and o.triton_version == self.triton_version and o.status == ModelStatus.PROFILED
+        ]
+        if not history or history[0].name != default_name:
+            refusal = PIPELINE_NOT_SPLIT.format(model=planned.model)
+            self.result.models.append(outcome_of(planned, self.triton_version, status=ModelStatus.REFUSED,
+                                                 error=refusal))  # fmt: skip
+            self._record(EventKind.REFUSED, model=planned.name, message=refusal)
+            return None
+        configs = {**self.result.model_configs, **self._own_configs}
+        own = {step: settings_in(configs[step]) for step in steps if step in configs}
+        decision = next_in_walk(planned, steps, target.config_search, history, self.result.points,
+                                self.spec.objective, self.spec.constraints, own)  # fmt: skip
+        if decision.variant is None:
+            self.result.models.append(ModelOutcome(
+                name=planned.name, model=planned.model, status=ModelStatus.NOT_NEEDED,
+                triton_version=self.triton_version, reason=f"not measured: {decision.reason}",
+            ))  # fmt: skip
+            self._record(EventKind.PROFILED, model=planned.name, message=f"not measured: {decision.reason}")
+            return None
+        self._walk_reasons[planned.name] = decision.reason
+        return decision.variant
+
+    def _set_steps(self, variant: ModelVariant, steps: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+        """Load each composing model of a searched pipeline with the config the variant gives it (its own where
+        the variant leaves it), and return those configs. Every step is loaded each time: Triton may have
+        reloaded one from the repository with the pipeline."""
+        settings = {c.model: c for c in variant.composing}
+        configs = {}
+        for step in steps:
+            own = self._own_configs.get(step)
+            if own is None and step in self.result.model_configs:
+                # A resumed run: the step may still hold the config the stopped run gave it, so load it anew.
+                own = self._own_configs[step] = self.result.model_configs[step]
+                self._overridden.add(step)
+            if own is None:
+                own = self._own_configs[step] = self.control.raw_model_config(step)
+                self.result.model_configs.setdefault(step, own)
+            change = settings.get(step)
+            changed = change is not None and change.changes_config
+            config = config_override(own, change) if change is not None and changed else own
+            if changed or step in self._overridden:
+                try:
+                    self.control.load(step, config=config)
+                except ModelLoadError as exc:
+                    raise ModelLoadError(f"{variant.model}'s composing model {step} did not load as "
+                                         f"{change.describe() if change else 'its own config'}: {exc}") from None
+                if changed:
+                    self._overridden.add(step)
+                else:
+                    self._overridden.discard(step)
+            configs[step] = config
+        return configs
 
     # -- models loaded together, measured at once ------------------------------------------------------
     def profile_together(self) -> None:
@@ -509,6 +641,9 @@ class SweepEngine:
             config = self._load(variant, already_loaded)
             if bls:
                 config = dataclasses.replace(config, composing=bls)
+            if config.composing and variant.point_variant:  # a pipeline's config search
+                self._steps[model] = config.composing
+                self._step_configs[variant.name] = self._set_steps(variant, config.composing)
         except ModelLoadError as exc:
             self.result.models.append(
                 outcome_of(variant, self.triton_version, status=ModelStatus.LOAD_FAILED, error=str(exc))
@@ -562,6 +697,10 @@ class SweepEngine:
 
     def _leave(self, variant: ModelVariant, unload: bool) -> None:
         own = self._own_configs.get(variant.model)
+        if not self.owns_server:  # the user's server gets its composing models' own configs back
+            for step in sorted(self._overridden):
+                self.control.load(step, config=self._own_configs[step])
+            self._overridden.clear()
         if unload:
             self.control.unload(variant.model)
             for name in self._loaded_composing.pop(variant.model, []):

@@ -248,6 +248,24 @@ def _best_of(points: Sequence[PointResult], objective: Objective, constraints: C
     )
 
 
+def best_point(
+    points: Sequence[PointResult], objective: Objective, constraints: Constraints
+) -> tuple[PointResult, bool] | None:
+    """The point the answer would choose among `points`, as measured, and whether it is surely within the
+    constraints (None: nothing measured)."""
+    best = _best_of(points, objective, constraints)
+    if best is None:
+        return None
+    chosen = next(p for p in points if p.perf is not None and p.point.key == best.key)
+    return chosen, best.satisfies_constraints
+
+
+def surely_better(a: PointResult, b: PointResult, objective: Objective) -> bool:
+    """Whether `a` ranks above `b` with the 95% intervals of the objective's metric apart (by their values where
+    either has no interval)."""
+    return _rank_key(a, objective) < _rank_key(b, objective) and not _tied(a, b, objective)
+
+
 def best_together(points: Sequence[PointResult], objective: Objective, constraints: Constraints) -> BestTogether | None:
     """Among the batch x load points at which models were measured together, the best combination: each member
     surely within the constraints, then the most throughput summed over them (output tokens for

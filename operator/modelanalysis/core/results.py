@@ -116,14 +116,20 @@ class ModelStatus(StrEnum):
     LOAD_FAILED = "LoadFailed"
     REFUSED = "Refused"  # loaded, but it cannot be measured as asked (core/inputs.py says why)
     INTERRUPTED = "Interrupted"
+    # A pipeline's planned variant that its composing-model walk ended before (core/composing.py): not a failure.
+    NOT_NEEDED = "NotNeeded"
 
 
 # A model that ended with no point measured, and never will be: one that would not load, or was refused.
 NOT_MEASURABLE = frozenset({ModelStatus.LOAD_FAILED, ModelStatus.REFUSED})
+# A model or variant that is done: profiled, or never to be measured (not measurable, or not needed).
+ENDED = NOT_MEASURABLE | {ModelStatus.PROFILED, ModelStatus.NOT_NEEDED}
 
 
-class ModelOutcome(BaseModel):
+class ModelOutcome(OmitsEmptyNewFields):
     """How profiling one model, or one config variant of it, went."""
+
+    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("composing", "composing_configs", "reason")
 
     name: str  # the model, or its variant (add_sub_config_1)
     status: ModelStatus
@@ -140,6 +146,12 @@ class ModelOutcome(BaseModel):
     skipped: list[SkippedPoint] = Field(default_factory=list)
     # What perf_analyzer sent it, as its flags (--shape INPUT_IDS:128 --input-data ...); None: made-up data.
     inputs: str | None = None
+    # A pipeline's variant in a composing-model search (core/composing.py): each composing model's setting, in
+    # step order (unchanged ones too, so a resumed walk knows the steps), the whole config each was loaded with
+    # (to write out if it wins; not kept in the operator's status), and why the walk measured it (or ended).
+    composing: list[ModelVariant] | None = None
+    composing_configs: dict[str, dict[str, Any]] | None = None
+    reason: str | None = None
 
 
 P99_ON_POINT_VALUE = (
@@ -311,7 +323,7 @@ def expected_point_count(
     total = 0
     for variant in plan_variants(spec) if variants is None else variants:
         outcome = result.outcome(variant.name, triton_version)
-        if outcome is not None and outcome.status in NOT_MEASURABLE:
+        if outcome is not None and outcome.status in NOT_MEASURABLE | {ModelStatus.NOT_NEEDED}:
             continue
         measured = {
             p.point.key for p in result.points if p.variant_name == variant.name and p.triton_version == triton_version

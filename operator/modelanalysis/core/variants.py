@@ -5,6 +5,11 @@ its unchanged config comes first (`<model>_config_default`), then every combinat
 (`<model>_config_0`, `_config_1`, ...), named as NVIDIA Model Analyzer names them. A variant is loaded
 through Triton's repository API with a config override built from the model's own config, so the user's
 repository is never written.
+
+A pipeline (an ensemble, or a BLS model given its composing models) has nothing of its own to vary: its search
+varies its composing models instead, one step at a time (core/composing.py walks it). Its variants keep the same
+names, `<pipeline>_config_<n>` being the walk's n-th; what each sets for which composing model is decided as the
+walk goes, and recorded in `composing`.
 """
 
 from __future__ import annotations
@@ -26,10 +31,17 @@ class ModelVariant(BaseModel):
     instance_count: int | None = None  # None: as the model's own config has it
     max_batch_size: int | None = None
     dynamic_batching: bool | None = None
+    # A pipeline's variant: the setting of each composing model it changes (each named after that model), in
+    # step order. Empty for a model that is not a pipeline, and for a pipeline's own config.
+    composing: tuple[ModelVariant, ...] = ()
+
+    @property
+    def own_settings(self) -> tuple[int | None, int | None, bool | None]:
+        return self.instance_count, self.max_batch_size, self.dynamic_batching
 
     @property
     def changes_config(self) -> bool:
-        return (self.instance_count, self.max_batch_size, self.dynamic_batching) != (None, None, None)
+        return self.own_settings != (None, None, None) or any(c.changes_config for c in self.composing)
 
     @property
     def point_variant(self) -> str:
@@ -38,6 +50,9 @@ class ModelVariant(BaseModel):
 
     def describe(self) -> str:
         """The settings it changes, in words (the default: 'its own config')."""
+        if self.composing:
+            changed = [f"{c.model}: {c.describe()}" for c in self.composing if c.changes_config]
+            return "; ".join(changed) or "its own config"
         parts = []
         if self.instance_count is not None:
             parts.append(f"{self.instance_count} instance{'s' if self.instance_count > 1 else ''}")
@@ -53,7 +68,7 @@ def model_variants(target: ModelTarget) -> list[ModelVariant]:
     if search is None:
         return [ModelVariant(name=target.name, model=target.name)]
     variants = [ModelVariant(name=f"{target.name}_config_default", model=target.name)]
-    for n, (count, batch, dynamic) in enumerate(_combinations(search)):
+    for n, (count, batch, dynamic) in enumerate(combinations(search)):
         variants.append(
             ModelVariant(
                 name=f"{target.name}_config_{n}",
@@ -66,7 +81,21 @@ def model_variants(target: ModelTarget) -> list[ModelVariant]:
     return variants
 
 
-def _combinations(search: ConfigSearch) -> list[tuple[int | None, int | None, bool | None]]:
+def setting_of(model: str, settings: tuple[int | None, int | None, bool | None]) -> ModelVariant:
+    """One composing model's setting in a pipeline's variant."""
+    count, batch, dynamic = settings
+    return ModelVariant(name=model, model=model, instance_count=count, max_batch_size=batch, dynamic_batching=dynamic)
+
+
+def pipeline_variant(placeholder: ModelVariant, settings: dict[str, tuple[int | None, int | None, bool | None]],
+                     steps: tuple[str, ...]) -> ModelVariant:  # fmt: skip
+    """The walk's variant in a planned variant's place (its name): `settings` for the composing models that change."""
+    composing = tuple(setting_of(step, settings.get(step, (None, None, None))) for step in steps)
+    return ModelVariant(name=placeholder.name, model=placeholder.model, composing=composing)
+
+
+def combinations(search: ConfigSearch) -> list[tuple[int | None, int | None, bool | None]]:
+    """Every combination of a search's listed values, in the order they are tried."""
     def values(listed: list[Any] | None) -> list[Any]:
         return list(dict.fromkeys(listed)) if listed else [None]
 
@@ -104,3 +133,10 @@ def config_override(base: dict[str, Any], variant: ModelVariant) -> dict[str, An
     elif variant.dynamic_batching is False:
         config.pop("dynamic_batching", None)
     return config
+
+
+def settings_in(config: dict[str, Any]) -> tuple[int | None, int | None, bool | None]:
+    """What a config (Triton's JSON form) sets of what a search varies: instances, max batch, dynamic batching."""
+    groups = config.get("instance_group") or []
+    count = int(sum(int(g.get("count", 1)) for g in groups)) if groups else None
+    return count, int(config.get("max_batch_size", 0)), "dynamic_batching" in config

@@ -28,6 +28,7 @@ from modelanalysis.kube.resource import (
     CompactGpu,
     CompactPoint,
     CompactStep,
+    ComposingSettingStatus,
     Condition,
     ModelAnalysisStatus,
     ModelStatusEntry,
@@ -247,6 +248,26 @@ def compact_baseline(resources: ResourceMetrics) -> CompactBaseline:
     )
 
 
+def _composing_in_status(settings: list[ModelVariant] | None) -> list[ComposingSettingStatus] | None:
+    if settings is None:
+        return None
+    return [
+        ComposingSettingStatus(model=c.model, instance_count=c.instance_count, max_batch_size=c.max_batch_size,
+                               dynamic_batching=c.dynamic_batching)
+        for c in settings
+    ]
+
+
+def _composing_from_status(settings: list[ComposingSettingStatus] | None) -> list[ModelVariant] | None:
+    if settings is None:
+        return None
+    return [
+        ModelVariant(name=c.model, model=c.model, instance_count=c.instance_count, max_batch_size=c.max_batch_size,
+                     dynamic_batching=c.dynamic_batching)
+        for c in settings
+    ]
+
+
 def model_entry(outcome: ModelOutcome) -> ModelStatusEntry:
     return ModelStatusEntry(
         name=outcome.name,
@@ -258,6 +279,8 @@ def model_entry(outcome: ModelOutcome) -> ModelStatusEntry:
         max_batch_size=outcome.max_batch_size,
         instance_group=outcome.instance_group or None,
         inputs=short(outcome.inputs, 500),
+        composing=_composing_in_status(outcome.composing),
+        reason=short(outcome.reason) or None,
         skipped=[
             SkippedPointStatus(batch=s.point.batch_size, **load_in_status(s.point.load), reason=s.reason)
             for s in outcome.skipped
@@ -270,6 +293,14 @@ def best_status(best: BestPoint, result: AnalysisResult, variant: ModelVariant |
     """`variant`: the config variant it won in, whose whole config is given (built from the model's own)."""
     outcome = result.outcome(best.variant, best.triton_version) if best.variant else None
     own = result.model_configs.get(best.model)
+    composing_configs = None
+    if outcome is not None and outcome.composing is not None:  # a pipeline: its own config, its steps' as set
+        variant = ModelVariant(name=best.variant, model=best.model)
+        composing_configs = {
+            c.model: config_override(result.model_configs[c.model], c)
+            for c in outcome.composing
+            if c.model in result.model_configs
+        } or None
     return BestStatus(
         model=best.model,
         variant=best.variant or None,
@@ -282,6 +313,7 @@ def best_status(best: BestPoint, result: AnalysisResult, variant: ModelVariant |
         p99=round(best.latency_p99_ms, 3),
         gpu_mem_mb=_r(best.gpu_memory_mb),
         config=config_override(own, variant) if variant is not None and own is not None else None,
+        composing_configs=composing_configs,
         satisfies_constraints=best.satisfies_constraints,
         why=short(best.why) or "",
         summary=best.summary(),
@@ -330,6 +362,8 @@ def analysis_result(status: ModelAnalysisStatus, triton_version: str) -> Analysi
                 max_batch_size=m.max_batch_size,
                 instance_group=m.instance_group or "",
                 inputs=m.inputs,
+                composing=_composing_from_status(m.composing),
+                reason=m.reason,
                 skipped=[
                     SkippedPoint(
                         point=Point(

@@ -583,6 +583,17 @@ class SkippedPointStatus(BaseModel):
     reason: str
 
 
+class ComposingSettingStatus(BaseModel):
+    """What a pipeline's variant sets for one of its composing models (absent fields: the model's own)."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    model: str
+    instance_count: int | None = Field(None, alias="instanceCount")
+    max_batch_size: int | None = Field(None, alias="maxBatchSize")
+    dynamic_batching: bool | None = Field(None, alias="dynamicBatching")
+
+
 class ModelStatusEntry(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
@@ -596,6 +607,10 @@ class ModelStatusEntry(BaseModel):
     instance_group: str | None = Field(None, alias="instanceGroup")
     skipped: list[SkippedPointStatus] | None = None
     inputs: str | None = Field(None, description="What perf_analyzer sent it, as its flags (absent: made-up data).")
+    composing: list[ComposingSettingStatus] | None = Field(
+        None, description="A pipeline's variant: each composing model's setting, in step order (README: Pipelines)."
+    )
+    reason: str | None = Field(None, description="Why the composing-model search measured it, or ended before it.")
 
 
 class Condition(BaseModel):
@@ -635,6 +650,12 @@ class BestStatus(BaseModel):
         None,
         description="The whole model config of the variant it won in, as loaded (Triton's JSON form): what to deploy "
         "(`model-analyzer results NAME --output-model-repository DIR` writes it as DIR/<model>/config.pbtxt).",
+    )
+    composing_configs: dict[str, KubeObject] | None = Field(
+        None,
+        alias="composingConfigs",
+        description="A pipeline's winner: each composing model's whole config as the winning variant loaded it, by "
+        "model name (`--output-model-repository` writes each beside the pipeline's).",
     )
     satisfies_constraints: bool = Field(alias="satisfiesConstraints")
     why: str = Field(description="Why this point was chosen.")
