@@ -120,7 +120,7 @@ PIPELINE_NOT_SPLIT = (
 
 def walk_note(model: str, steps: Sequence[str]) -> str:
     return (
-        f"{model} is a pipeline of {', '.join(steps)}: its config search varies those composing models one step "
+        f"{model} is a pipeline of {', '.join(steps)}: its config search varies them one step "
         "at a time, the slowest step first, keeping a change only where it is surely better (README: Pipelines); "
         "each variant's Reason says why it was measured."
     )
@@ -419,7 +419,7 @@ class SweepEngine:
         if config.decoupled:
             self._note(streaming_note(model))
         if config.composing and variant.point_variant:
-            self._note(walk_note(model, config.composing))
+            self._note(walk_note(model, self._steps.get(model, config.composing)))
         if config.composing:
             self._note(ensemble_note(model, config.composing, bls=bool(self.spec.bls_composing_models(model))))
         try:
@@ -452,7 +452,8 @@ class SweepEngine:
         resumed run, or else by loading it as it is (a trial that holds none of its other variants)."""
         if model in self._steps:
             return self._steps[model]
-        steps = self.spec.bls_composing_models(model)
+        bls = self.spec.bls_composing_models(model)
+        steps = (model, *bls) if bls else ()  # a BLS model is a step of its own: its instances run its calls
         default = next((o for o in self.result.models if o.model == model and o.composing is not None), None)
         if not steps and default is not None and default.composing is not None:
             steps = tuple(c.model for c in default.composing)
@@ -623,7 +624,7 @@ class SweepEngine:
                                              settings.measurement_interval_ms, placement)  # fmt: skip
             result.measured_with = [p.model for p in members if p is not point]
             if point.composing:
-                result.steps = step_breakdown(samples, point.composing) or None
+                result.steps = step_breakdown(samples, point.composing, self._caller(point.model)) or None
             assert result.resources is not None
             self._add_dcgm(result.resources, started, finished)
             results.append(result)
@@ -642,8 +643,8 @@ class SweepEngine:
             if bls:
                 config = dataclasses.replace(config, composing=bls)
             if config.composing and variant.point_variant:  # a pipeline's config search
-                self._steps[model] = config.composing
-                self._step_configs[variant.name] = self._set_steps(variant, config.composing)
+                steps = self._steps[model] = ((model,) if bls else ()) + config.composing
+                self._step_configs[variant.name] = self._set_steps(variant, steps)
         except ModelLoadError as exc:
             self.result.models.append(
                 outcome_of(variant, self.triton_version, status=ModelStatus.LOAD_FAILED, error=str(exc))
@@ -680,6 +681,10 @@ class SweepEngine:
                 "GPU metrics); use system or none"
             )
         return check_inputs(model, list(config.inputs), settings, data, self.spec.scoped_shapes(model))
+
+    def _caller(self, model: str) -> str | None:
+        """`model` if it is a BLS model (it calls its composing models itself, and is a step of its own)."""
+        return model if self.spec.bls_composing_models(model) else None
 
     def _load_bls_composing(self, model: str) -> tuple[str, ...]:
         """Load the models a BLS model calls (spec models[].blsComposingModels) before it: Triton does not load
@@ -775,7 +780,7 @@ class SweepEngine:
             point, perf, error, samples, started, finished, settings.measurement_interval_ms, self.where_ran()
         )
         if point.composing:
-            result.steps = step_breakdown(samples, point.composing) or None
+            result.steps = step_breakdown(samples, point.composing, self._caller(point.model)) or None
         if perf is not None and perf.load_generator_bottleneck:
             self._note(LOAD_GENERATOR_BOTTLENECK_NOTE)
         assert result.resources is not None

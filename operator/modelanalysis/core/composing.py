@@ -5,8 +5,9 @@ composing models do. Every combination over every step is C**S variants for S st
 and 3 steps: 64 sweeps), so the search walks instead, coordinate by coordinate, led by Triton's own counters:
 
 1. The pipeline as the repository has it (`<pipeline>_config_default`) is measured at every planned point.
-2. The current best config's best point (chosen as the answer is, under the constraints) says which step its
-   requests spend the longest in, queued and computing (core/pipeline.py). The next variant is the current best
+2. The current best config says which step its requests spend the longest in, queued and computing
+   (core/pipeline.py), read at the most loaded point of its best point's batch size (the best point is chosen as
+   the answer is, under the constraints). The next variant is the current best
    with that step's next untried setting (the search's combinations, in their order).
 3. A variant whose best point is surely better (it ranks higher, and the 95% intervals of the objective's metric do
    not overlap) becomes the current best, and its bottleneck is read again.
@@ -75,6 +76,17 @@ def bottleneck_order(point: PointResult | None, steps: Sequence[str]) -> list[st
     return sorted(steps, key=lambda step: (step not in busy, -busy.get(step, 0.0)))
 
 
+def most_loaded(best: PointResult | None, points: Sequence[PointResult]) -> PointResult | None:
+    """Where a variant's bottleneck is read: its most loaded measured point at its best point's batch size. Queues
+    form under load; at a light best point (a latency objective's, or one tied with heavier ones) every step looks
+    idle but the slowest."""
+    if best is None:
+        return None
+    same = [p for p in points if p.variant_name == best.variant_name and p.batch_size == best.batch_size
+            and p.triton_version == best.triton_version and p.steps]  # fmt: skip
+    return max(same, key=lambda p: p.load.value, default=best)
+
+
 def current_best(history: Sequence[ModelVariant], points: Sequence[PointResult], objective: Objective,
                  constraints: Constraints) -> tuple[ModelVariant, PointResult | None]:  # fmt: skip
     """The walk's current best config and its best point: the default, replaced by each later variant that surely
@@ -104,7 +116,8 @@ def next_in_walk(
     the config Triton loaded), so a setting equal to a step's own is not measured again."""
     if not history or _best_of(history[0], points, objective, constraints) is None:
         return WalkDecision(None, "the pipeline's own config measured no point: no bottleneck to start from")
-    current, point = current_best(history, points, objective, constraints)
+    current, best = current_best(history, points, objective, constraints)
+    point = most_loaded(best, points)
     tried = {_effective(v, steps, own) for v in history}
     base = {c.model: c.own_settings for c in current.composing}
     order = bottleneck_order(point, steps)

@@ -72,12 +72,18 @@ def _change(samples: Sequence[ServerSample], model: str, counter: str) -> float 
     return values[-1] - values[0] if len(values) >= 2 else None
 
 
-def step_breakdown(samples: Sequence[ServerSample], steps: Sequence[str]) -> list[StepBreakdown]:
+def step_breakdown(
+    samples: Sequence[ServerSample], steps: Sequence[str], caller: str | None = None
+) -> list[StepBreakdown]:
     """Each composing model's share of a point, from the first to the last sample of its window; a step that
-    served no request in it is left out. The step its requests spend longest in is marked the bottleneck."""
+    served no request in it is left out. The step its requests spend longest in is marked the bottleneck.
+
+    `caller`: a BLS model, whose Python code calls the steps. It is a step too (its instances run that code), listed
+    first; Triton counts its calls' time in its own compute, so that is taken out (what its requests spend in the
+    steps it calls, per request) and its row is what it spends itself, queued for an instance and computing."""
     ordered = sorted(samples, key=lambda s: s.timestamp)
     found = []
-    for model in steps:
+    for model in ([caller] if caller else []) + list(steps):
         requests = _change(ordered, model, REQUESTS)
         if not requests:
             continue
@@ -87,6 +93,11 @@ def step_breakdown(samples: Sequence[ServerSample], steps: Sequence[str]) -> lis
             averages[field] = None if total is None else total / requests / US_PER_MS
         found.append(StepBreakdown(model=model, requests=requests, executions=_change(ordered, model, EXECUTIONS) or 0,
                                    **averages))  # fmt: skip
+    if caller and found and found[0].model == caller:
+        own, called = found[0], found[1:]
+        in_calls = sum((s.request_ms or 0.0) * s.requests / own.requests for s in called)
+        infer = max(0.0, (own.compute_infer_ms or 0.0) - in_calls) if own.compute_infer_ms is not None else None
+        found[0] = own.model_copy(update={"compute_infer_ms": infer})
     if found:
         slowest = max(found, key=lambda s: s.busy_ms)
         found = [s.model_copy(update={"bottleneck": s is slowest}) for s in found]
