@@ -43,7 +43,13 @@ from modelanalysis.core.composing import next_in_walk
 from modelanalysis.core.inputs import InputCheck, SharedMemory, check_inputs, parse_input_data
 from modelanalysis.core.load import Load
 from modelanalysis.core.objectives import choose_best
-from modelanalysis.core.perf import InputsRefused, MeasureAgain, PerfMeasurement, PointMeasurementError
+from modelanalysis.core.perf import (
+    InputsRefused,
+    MeasureAgain,
+    PerfMeasurement,
+    PointMeasurementError,
+    with_second_reading,
+)
 from modelanalysis.core.pipeline import step_breakdown
 from modelanalysis.core.results import (
     ENDED,
@@ -56,7 +62,7 @@ from modelanalysis.core.results import (
     PointStatus,
     expected_point_count,
 )
-from modelanalysis.core.search import next_load
+from modelanalysis.core.search import edge_to_recheck, next_load
 from modelanalysis.core.server_metrics import GpuMetrics, ResourceMetrics, aggregate_window
 from modelanalysis.core.spec import DEFAULT_STABILITY_PERCENTAGE, MeasurementSettings, SweepSpec
 from modelanalysis.core.spec import Protocol as WireProtocol
@@ -493,7 +499,7 @@ class SweepEngine:
         if decision.variant is None:
             self.result.models.append(ModelOutcome(
                 name=planned.name, model=planned.model, status=ModelStatus.NOT_NEEDED,
-                triton_version=self.triton_version, reason=f"not measured: {decision.reason}",
+                triton_version=self.triton_version, reason=decision.reason,
             ))  # fmt: skip
             self._record(EventKind.PROFILED, model=planned.name, message=f"not measured: {decision.reason}")
             return None
@@ -733,7 +739,13 @@ class SweepEngine:
             measured = [p for p in self._measured(name) if p.batch_size == batch]
             step = next_load(steps, measured, self.spec.load_search, budgets)
             if step.load is None:
-                break
+                edge = edge_to_recheck(measured, self.spec.load_search, budgets)
+                if edge is None:
+                    break
+                first = next(p for p in measured if p.load == edge)
+                self._recheck(first, Point(model=model, batch_size=batch, load=edge, variant=tag, streaming=streaming,
+                                           triton_version=self.triton_version, composing=composing), name)  # fmt: skip
+                continue
             version = self.triton_version
             point = Point(model=model, batch_size=batch, load=step.load, variant=tag, triton_version=version,
                           streaming=streaming, composing=composing)  # fmt: skip
@@ -755,6 +767,20 @@ class SweepEngine:
             if load not in measured_steps
         ]
         outcome.skipped.extend(s for s in left_out if s.point.key not in known)
+
+    def _recheck(self, first: PointResult, point: Point, name: str) -> None:
+        """Measure an edge of a search's boundary a second time and widen its intervals to cover both readings
+        (core/search.py): the point stays one point, its decision now resting on both."""
+        self.checkpoint()
+        self._record(EventKind.POINT, model=name, point=point, message="measured again: an edge of the boundary")
+        again = self.measure_point(point, self.spec.measurement)
+        first.rechecked = True
+        if again.perf is not None and first.perf is not None:
+            first.second_reading = again.perf
+            first.perf = with_second_reading(first.perf, again.perf)
+        else:
+            self._note(f"{point.key} could not be measured a second time ({again.error}); its first reading stands")
+        self._record(EventKind.POINT_MEASURED, name, point, "measured again", first)
 
     def measure_point(self, point: Point, settings: MeasurementSettings) -> PointResult:
         while True:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from modelanalysis.core.budget import p99_budget
 from modelanalysis.core.load import Load, LoadValue
-from modelanalysis.core.perf import PerfMeasurement
+from modelanalysis.core.perf import PerfMeasurement, with_second_reading
 from modelanalysis.core.results import AnalysisResult, PointResult, PointStatus
-from modelanalysis.core.search import next_load, rises_over
+from modelanalysis.core.search import edge_to_recheck, next_load, rises_over
 from modelanalysis.core.spec import ConcurrencySearch, SweepSpec, doubling_steps
 
 SEARCH = ConcurrencySearch()
@@ -173,3 +173,31 @@ def test_on_a_real_recorded_climb_the_search_stops_near_the_knee() -> None:
         assert best_found.perf is not None and best_measured.perf is not None
         assert best_found.perf.throughput_ci_high is not None and best_measured.perf.throughput_ci_low is not None
         assert best_found.perf.throughput_ci_high >= best_measured.perf.throughput_ci_low
+
+
+def test_both_edges_of_a_found_boundary_are_read_twice_and_disagreeing_readings_make_a_load_undecided() -> None:
+    """Issue 21: one reading's interval does not see the machine drift between readings. With the boundary found
+    (3 surely under, 7 surely over, the band between undecided), 3 is measured again, then 7; a second reading of
+    3 that straddles the budget makes 3 undecided, so the search bisects below it."""
+    p99 = {1: (1.0, 0.2), 2: (2.0, 0.2), 4: (4.8, 0.5), 8: (7.0, 0.5), 3: (3.5, 0.3), 6: (5.2, 0.5), 7: (6.5, 0.4)}
+    done = [point(c, 1000 * c, p99_ms=ms, p99_half_ms=half) for c, (ms, half) in p99.items()]
+    budget = p99_budget(5.0)
+    assert edge_to_recheck(done, SEARCH, budget) == Load.concurrency(3)
+    three = next(p for p in done if p.load.value == 3)
+    second = point(3, 3000, p99_ms=4.9, p99_half_ms=0.3).perf
+    assert three.perf is not None and second is not None
+    three.perf, three.rechecked = with_second_reading(three.perf, second), True
+    assert (three.perf.latency_p99_ci_low_ms, three.perf.latency_p99_ci_high_ms) == (3.2, 5.2)
+    assert three.perf.latency_p99_ms == 3.5  # the first reading's numbers stand; only the intervals widen
+    assert next_concurrency(STEPS, done, SEARCH, 5.0).concurrency is None  # 2..3: neighbours, nothing to bisect
+    assert edge_to_recheck(done, SEARCH, budget) == Load.concurrency(2)  # the new edge, read once so far
+    for p in done:
+        p.rechecked = True
+    assert edge_to_recheck(done, SEARCH, budget) is None
+
+
+def test_nothing_is_read_twice_without_a_search_or_a_broken_budget() -> None:
+    done = [point(c, 1000 * c, p99_ms=1.0, p99_half_ms=0.1) for c in (1, 2, 4)]
+    assert edge_to_recheck(done, None, p99_budget(5.0)) is None
+    assert edge_to_recheck(done, SEARCH, p99_budget(5.0)) is None  # the climb never broke the budget
+    assert edge_to_recheck(done, SEARCH, ()) is None

@@ -325,6 +325,9 @@ def _problems(result: AnalysisResult) -> str:
             f"{_e(first or 'no reason recorded')}; each point's reason is in the Convergence column."
         )
     notes = [f"<li class=note>{_e(n)}" for n in result.notes]
+    # A pipeline's config search: what each step of its walk set, and why (core/composing.py).
+    notes += [f"<li class=note>Walk: <b>{_e(m.name)}</b> ({_e(m.changes or 'not measured')}): {_e(m.reason)}"
+              for m in result.models if m.reason]  # fmt: skip
     out = ""
     if items:
         out += f"<h3>Failed, skipped, not converged</h3><ul class=problems>{''.join(items)}</ul>"

@@ -365,3 +365,28 @@ def combine_runs(runs: Sequence[PerfRun], verdict: Verdict, batch_size: int, win
     aligned = all(len(r.stream_windows) == len(r.windows) for r in runs)
     streamed = combine_stream_windows([r.stream_windows for r in runs], dropped if aligned else 0)
     return measured.model_copy(update=streamed)
+
+
+# Each interval a PerfMeasurement carries: (value, low, high) field names.
+INTERVALS = (
+    ("throughput_infer_per_sec", "throughput_ci_low", "throughput_ci_high"),
+    ("latency_p99_ms", "latency_p99_ci_low_ms", "latency_p99_ci_high_ms"),
+    ("ttft_p99_ms", "ttft_p99_ci_low_ms", "ttft_p99_ci_high_ms"),
+    ("itl_p99_ms", "itl_p99_ci_low_ms", "itl_p99_ci_high_ms"),
+    ("output_tokens_per_sec", "output_tokens_ci_low", "output_tokens_ci_high"),
+)
+
+
+def with_second_reading(first: PerfMeasurement, second: PerfMeasurement) -> PerfMeasurement:
+    """The first reading's numbers with each interval widened to cover the second reading's too (its interval,
+    or its value where it has none): a decision on the result holds only where both readings agree. An interval
+    the first reading lacks stays absent (the decision is on its point value, and says so)."""
+    update = {}
+    for value, low, high in INTERVALS:
+        first_low, first_high = getattr(first, low), getattr(first, high)
+        if first_low is None or first_high is None or getattr(second, value) is None:
+            continue
+        second_low = getattr(second, low) if getattr(second, low) is not None else getattr(second, value)
+        second_high = getattr(second, high) if getattr(second, high) is not None else getattr(second, value)
+        update[low], update[high] = min(first_low, second_low), max(first_high, second_high)
+    return first.model_copy(update=update)

@@ -72,9 +72,14 @@ class PointResult(PointIdentity):
     steps: list[StepBreakdown] | None = None
     # Measured at the same time as these models' points, on the same server (spec.profileModelsConcurrently).
     measured_with: list[str] | None = None
+    # An edge of a search's boundary is measured a second time once the search has found it (core/search.py);
+    # `perf`'s intervals are then the union of both readings' (a load holds surely only if both say so), and the
+    # second reading's own numbers are kept here (not in the operator's status, which keeps only `rechecked`).
+    rechecked: bool | None = None
+    second_reading: PerfMeasurement | None = None
 
     # Left out of its JSON while empty (as core/wire.OmitsEmptyNewFields does): points of other models.
-    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("steps", "measured_with")
+    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("steps", "measured_with", "rechecked", "second_reading")
 
     @property
     def point(self) -> Point:

@@ -17,6 +17,11 @@ A request-rate search climbs the same way with one difference: a rate holds whil
 interval reaches the offered rate, core/budget.py) and p99 is under the budget, if one is given; saturation shows
 as a rate not delivered, so there is no throughput-gain rule. Its bisection ends when the gap is within
 RATE_RESOLUTION of the higher rate (concurrency bisects down to neighbouring values).
+
+Once a search has found its boundary, both of its edges (the highest load surely holding, the lowest surely not)
+are measured a second time, later than the first (edge_to_recheck): a single reading's interval does not see the
+machine drift between readings, and two readings that disagree make the load undecided (core/perf.py
+with_second_reading), so the search bisects on. Each load is re-measured once.
 """
 
 from __future__ import annotations
@@ -131,3 +136,24 @@ def _between(low: float, high: float, kind: LoadKind) -> int | None:
         return int(low + high) // 2 if high - low > 1 else None
     middle = round((low + high) / 2)
     return middle if high - low > max(1.0, RATE_RESOLUTION * high) and low < middle < high else None
+
+
+def edge_to_recheck(
+    measured: Iterable[PointResult],
+    search: ConcurrencySearch | RequestRateSearch | None,
+    budgets: Sequence[LatencyBudget] = (),
+) -> Load | None:
+    """An edge of the boundary a search ended on that has been read only once (None: none left, or no boundary:
+    no search, no budget, or a climb that never broke it)."""
+    points = list(measured)
+    if search is None or not points:
+        return None
+    found = boundary(points, budgets)
+    if found is None or found.surely_over is None:
+        return None
+    by_value = {p.load.value: p for p in points}
+    for edge in (found.surely_under, found.surely_over):
+        point = by_value.get(edge) if edge is not None else None
+        if point is not None and point.status == PointStatus.MEASURED and not point.rechecked:
+            return point.load
+    return None

@@ -192,6 +192,7 @@ def compact_point(p: PointResult) -> CompactPoint:
         load_generator_node=p.placement.load_generator_node,
         steps=[compact_step(s) for s in p.steps] if p.steps else None,
         measured_with=p.measured_with or None,
+        rechecked=p.rechecked,
         started=_r(p.started_at, 1),
         finished=_r(p.finished_at, 1),
         **numbers,
@@ -237,6 +238,7 @@ def expand_point(c: CompactPoint, placement: str | None = None) -> PointResult:
         ),
         steps=[expand_step(s) for s in c.steps] if c.steps else None,
         measured_with=c.measured_with,
+        rechecked=c.rechecked,
     )
 
 

@@ -558,6 +558,9 @@ class CompactPoint(BaseModel):
     measured_with: list[str] | None = Field(
         None, alias="measuredWith", description="The models measured at the same time (profileModelsConcurrently)."
     )
+    rechecked: bool | None = Field(
+        None, description="An edge of a search's boundary, measured twice: its intervals cover both readings."
+    )
     started: float | None = None
     finished: float | None = None
 
