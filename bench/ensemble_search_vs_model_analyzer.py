@@ -30,10 +30,7 @@ from typing import Any
 
 from common import PERF_ANALYZER, REPO, git_facts, interleaved, log, machine_facts, ratio, run_timed, write_results
 from ours_vs_model_analyzer import MA_VENV, MA_VERSION, OURS, ensure_model_analyzer, run_ours_and_read
-from search_vs_model_analyzer import best_under_budget, load_now, ma_config, parse_ma_results
-
-from modelanalysis.adapters.local_triton import find_local_triton
-from modelanalysis.adapters.perf_analyzer import perf_analyzer_env
+from search_vs_model_analyzer import best_under_budget, load_now, ma_config, ma_process_env, parse_ma_results
 
 DEFAULT_OUT = REPO / "bench" / "results" / "ensemble-search-vs-model-analyzer.json"
 PIPELINE, STEPS = "pipeline", ("preprocess", "classify")
@@ -60,11 +57,8 @@ def run_ma(binary: Path, folder: Path, budget_ms: float, keep: Path | None) -> d
         config["cpu_only_composing_models"] = list(STEPS)
         (run / "config.yaml").write_text(json.dumps(config, indent=2) + "\n")
         cmd = [str(binary), "profile", "-f", str(run / "config.yaml")]
-        env = find_local_triton().env(perf_analyzer_env())
-        env["PYTHONUNBUFFERED"] = "1"
-        env.pop("PYTHONPATH", None)
         before = load_now()
-        rc, wall, _, lines = run_timed(cmd, env, run)
+        rc, wall, _, lines = run_timed(cmd, ma_process_env(), run)
         after = load_now()
         (run / "model-analyzer.log").write_text("".join(f"{t:9.3f} {line}\n" for t, line in lines))
         csv_path = run / "export" / "results" / "metrics-model-inference.csv"

@@ -168,6 +168,14 @@ def best_under_budget(points: list[dict[str, Any]], budget_ms: float) -> dict[st
     return max(ok, key=lambda p: p["throughput_infer_per_sec"]) if ok else None
 
 
+def ma_process_env() -> dict[str, str]:
+    """Model Analyzer's environment: Triton's libraries, perf_analyzer's libcudart, unbuffered, no PYTHONPATH."""
+    env = find_local_triton().env(perf_analyzer_env())
+    env["PYTHONUNBUFFERED"] = "1"
+    env.pop("PYTHONPATH", None)
+    return env
+
+
 def run_model_analyzer(
     binary: Path, model_folder: Path, model: str, counts: list[int], dynamic: list[bool], budget_ms: float,
     quick: bool, keep: Path | None,
@@ -178,9 +186,7 @@ def run_model_analyzer(
         config = ma_config(run, model, counts, dynamic, budget_ms, quick)
         (run / "config.yaml").write_text(json.dumps(config, indent=2) + "\n")
         cmd = [str(binary), "profile", "-f", str(run / "config.yaml")]
-        env = find_local_triton().env(perf_analyzer_env())  # Triton's libraries, perf_analyzer's libcudart
-        env["PYTHONUNBUFFERED"] = "1"
-        env.pop("PYTHONPATH", None)
+        env = ma_process_env()
         load_before = load_now()
         rc, wall, _, lines = run_timed(cmd, env, run)
         load_after = load_now()
