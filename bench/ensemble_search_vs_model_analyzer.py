@@ -117,6 +117,10 @@ def run_ours(folder: Path, budget_ms: float, keep: Path | None) -> dict[str, Any
     }
 
 
+def _two(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 def markdown(result: dict[str, Any]) -> str:
     c = result["config"]
     lines = [
@@ -132,7 +136,7 @@ def markdown(result: dict[str, Any]) -> str:
     for r in result["per_repeat"]:
         ma, ours = r["ma"], r["ours"]
         lines.append(f"| {r['repeat']} | {r['first']} | {ma['wall_s']:.1f} (exit {ma['exit_code']}) | "
-                     f"{ours['wall_s']:.1f} | {ratio(ours['wall_s'], ma['wall_s']) or '-'} | "
+                     f"{ours['wall_s']:.1f} | {_two(ratio(ours['wall_s'], ma['wall_s']))} | "
                      f"{ma['points_measured']} / {ours['points_measured']} | "
                      f"{len(ma['variants_profiled'])} / {len(ours['variants_profiled'])} |")  # fmt: skip
     lines += ["", "Answers (highest throughput with p99 within the budget):", ""]
