@@ -3,6 +3,7 @@ container), with explicit model control."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import signal
 import socket
@@ -48,9 +49,19 @@ class TritonEndpoints:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    return free_ports(1, host)[0]
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """`count` distinct free ports: every socket is held open until all are chosen (one closed before the next
+    bind may be handed out again: CI once started Triton with its HTTP and gRPC ports the same)."""
+    with contextlib.ExitStack() as held:
+        ports = []
+        for _ in range(count):
+            s = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            s.bind((host, 0))
+            ports.append(int(s.getsockname()[1]))
+        return ports
 
 
 def port_in_use(host: str, port: int) -> bool:
@@ -103,9 +114,14 @@ class StartedTriton:
         )
 
     def _claim_ports(self) -> None:
+        unset = [flag for flag, port in self.ports.items() if port == 0]
+        given = {port for port in self.ports.values() if port}
+        # Drawn distinct, with one spare for each port given (the system may hand out a port given but not bound).
+        drawn = [port for port in free_ports(len(unset) + len(given), self.host) if port not in given]
+        chosen = dict(zip(unset, drawn, strict=False))
         for flag, port in self.ports.items():
             if port == 0:
-                self.ports[flag] = free_port(self.host)
+                self.ports[flag] = chosen[flag]
             elif port_in_use(self.host, port):
                 raise TritonStartError(
                     f"Port {port} on {self.host} ({flag}) is already in use: stop what listens there, "
