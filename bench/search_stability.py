@@ -108,12 +108,18 @@ def summarize(data: dict[str, Any]) -> dict[str, Any]:
         u_i is not None and u_j is not None and u_j <= u_i and (o_j is None or u_i < o_j)
         for i, (u_i, _) in enumerate(bands) for j, (u_j, o_j) in enumerate(bands) if i != j
     )  # fmt: skip
+    # Weaker, and what a user relies on: no run calls a load surely under the budget that another calls surely over.
+    no_contradiction = all(
+        u_i is not None and (o_j is None or u_i < o_j)
+        for i, (u_i, _) in enumerate(bands) for j, (_, o_j) in enumerate(bands) if i != j
+    )  # fmt: skip
     before_answers = [r["winner"]["concurrency"] for r in before]
     return {
         "now_answers_surely_under": answers,
         "now_bands": bands,
         "now_variants": [r["winner"]["variant"] for r in now],
         "now_every_answer_within_every_other_band": consistent if len(bands) == len(now) else None,
+        "now_no_run_contradicts_another": no_contradiction if len(bands) == len(now) else None,
         "now_answer_spread": [min(answers), max(answers)] if answers else None,
         "before_answers": before_answers,
         "before_variants": [r["winner"]["variant"] for r in before],
@@ -152,7 +158,8 @@ def write_markdown(data: dict[str, Any], path: Path) -> None:
         "",
         f"- now: surely-under answers {s['now_answers_surely_under']} (spread {s['now_answer_spread']}); every "
         f"run's answer within every other run's band [surely under, surely over): "
-        f"**{s['now_every_answer_within_every_other_band']}**.",
+        f"**{s['now_every_answer_within_every_other_band']}**; no run's surely-under answer at or above another "
+        f"run's surely-over: **{s.get('now_no_run_contradicts_another')}**.",
         f"- before: answers {s['before_answers']} (spread {s['before_answer_spread']}).",
         f"- wall time now / before (medians): **{s['wall_ratio_now_over_before']:.2f}**"
         if s["wall_ratio_now_over_before"] is not None else "- wall time ratio: n/a",

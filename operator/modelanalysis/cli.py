@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import yaml
@@ -74,6 +74,7 @@ from modelanalysis.core.results import (
     PointResult,
     PointStatus,
     local_placement,
+    together_configs,
 )
 from modelanalysis.core.resume import resume_refusal, spec_record
 from modelanalysis.core.spec import (
@@ -164,22 +165,31 @@ def export(result: AnalysisResult, export_path: Path) -> None:
     write_atomic(export_path / REPORT_HTML, render_html(result))
 
 
+def winning_configs(result: AnalysisResult) -> dict[str, dict[str, Any]]:
+    """Each model's whole config to deploy, by model: from the best combination when the models were measured
+    together (their configs go together), else from each model's winning variant (a pipeline's with each composing
+    model's config as the winning variant loaded it). Models that won in their own config are not listed."""
+    together = result.best.together if result.best else None
+    if together is not None and (combination := together_configs(together, result)):
+        return combination
+    configs: dict[str, dict[str, Any]] = {}
+    for best in result.best.per_model if result.best else []:
+        outcome = result.outcome(best.variant, best.triton_version) if best.variant else None
+        if outcome is not None and outcome.config is not None:
+            configs.update({best.model: outcome.config, **(outcome.composing_configs or {})})
+    return configs
+
+
 def export_winners(result: AnalysisResult, export_path: Path, model_folder: Path | None) -> list[Path]:
     """Each model's winning config variant, as a model to deploy: <export>/output_model_repository/<model>/."""
     written = []
-    for best in result.best.per_model if result.best else []:
-        outcome = result.outcome(best.variant, best.triton_version) if best.variant else None
-        if outcome is None or outcome.config is None:
-            continue
-        # A pipeline's winner: its own config, and each composing model's as the winning variant loaded it.
-        configs = {best.model: outcome.config, **(outcome.composing_configs or {})}
-        for model, config in configs.items():
-            source = model_folder / model if model_folder else None
-            destination = export_path / OUTPUT_MODEL_REPOSITORY / model
-            try:
-                written.append(write_deployable_model(config, destination, source))
-            except (NoProtobuf, OSError) as exc:
-                console.print(f"note: the winning config of {model} was not written out: {exc}", highlight=False)
+    for model, config in winning_configs(result).items():
+        source = model_folder / model if model_folder else None
+        destination = export_path / OUTPUT_MODEL_REPOSITORY / model
+        try:
+            written.append(write_deployable_model(config, destination, source))
+        except (NoProtobuf, OSError) as exc:
+            console.print(f"note: the winning config of {model} was not written out: {exc}", highlight=False)
     return written
 
 
@@ -258,7 +268,8 @@ def profile(
         typer.Option("--concurrent", "--run-config-profile-models-concurrently-enable",
                      help="Load the models together and measure them at the same time, each with its own "
                      "perf_analyzer over the same windows: does each hold its constraints while they share the "
-                     "server? (Model Analyzer's concurrent mode; listed points only.)"),
+                     "server? With config variants, every combination of one variant per model. (Model "
+                     "Analyzer's concurrent mode; listed loads only, not a search.)"),
     ] = False,
     resume: Annotated[
         bool,

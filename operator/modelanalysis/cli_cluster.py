@@ -210,19 +210,23 @@ def write_winning_configs(status: dict[str, Any], folder: Path) -> None:
     """Each model's winning config variant from status, as <folder>/<model>/config.pbtxt (said on stderr)."""
     from modelanalysis.adapters.model_repository import NoProtobuf, write_deployable_model
 
-    winners = [b for b in status.get("bestPerModel") or [] if b.get("config")]
-    if not winners:
-        raise fail("no model won in a config variant (no config search, or nothing measured): nothing to write.")
-    for best in winners:
+    together = status.get("bestTogether") or {}
+    if together.get("configs"):  # models measured together: the best combination's configs go together
+        why = f"best together: {' + '.join(together.get('variants') or [])}"
+        chosen = [(model, config, why) for model, config in together["configs"].items()]
+    else:
+        winners = [b for b in status.get("bestPerModel") or [] if b.get("config")]
+        if not winners:
+            raise fail("no model won in a config variant (no config search, or nothing measured): nothing to write.")
         # A pipeline's winner comes with each composing model's config, written beside the pipeline's.
-        configs = {best["model"]: best["config"], **(best.get("composingConfigs") or {})}
-        for model, config in configs.items():
-            try:
-                written = write_deployable_model(config, folder / model, None)
-            except (NoProtobuf, OSError) as exc:
-                raise fail(f"cannot write the winning config of {model}: {exc}") from None
-            print(f"wrote {written / 'config.pbtxt'} ({best.get('variant')}: {best.get('variantChanges')})",
-                  file=sys.stderr)  # fmt: skip
+        chosen = [(model, config, f"{best.get('variant')}: {best.get('variantChanges')}") for best in winners
+                  for model, config in {best["model"]: best["config"], **(best.get("composingConfigs") or {})}.items()]
+    for model, config, why in chosen:
+        try:
+            written = write_deployable_model(config, folder / model, None)
+        except (NoProtobuf, OSError) as exc:
+            raise fail(f"cannot write the winning config of {model}: {exc}") from None
+        print(f"wrote {written / 'config.pbtxt'} ({why})", file=sys.stderr)
 
 
 def register(app: typer.Typer) -> None:

@@ -67,6 +67,7 @@ from modelanalysis.core.server_metrics import GpuMetrics, ResourceMetrics, aggre
 from modelanalysis.core.spec import DEFAULT_STABILITY_PERCENTAGE, MeasurementSettings, SweepSpec
 from modelanalysis.core.spec import Protocol as WireProtocol
 from modelanalysis.core.sweep import Point, SkippedPoint, plan_model_points
+from modelanalysis.core.together import combinations_together, company
 from modelanalysis.core.variants import ModelVariant, config_override, plan_variants, same_config, settings_in
 
 NO_MEMORY_UTILIZATION_NOTE = (
@@ -109,11 +110,13 @@ def ensemble_note(model: str, composing: Sequence[str], bls: bool = False) -> st
     )
 
 
-def together_note(models: Sequence[str]) -> str:
+def together_note(models: Sequence[str], combinations: int = 1) -> str:
+    each = (f" Each of the {combinations} combinations of one config variant per model was loaded and measured in "
+            "turn (README: Models sharing a server)." if combinations > 1 else "")  # fmt: skip
     return (
         f"{', '.join(models)} were loaded together and measured at once, each by its own perf_analyzer over the same "
         "windows: each point's numbers are under the others' load, and its server figures are the combination's "
-        "(Measured With names the company)."
+        f"(Measured With names the company).{each}"
     )
 
 
@@ -121,6 +124,13 @@ PIPELINE_NOT_SPLIT = (
     "{model} is a pipeline: its composing models are searched one variant after another on one server (each "
     "built on what the last one measured), so its variants cannot be split into parallel trials; set "
     "spec.parallelism.maxTrials to 1, or profile {model} in a ModelAnalysis of its own"
+)
+
+
+PIPELINE_NOT_TOGETHER = (
+    "{model} is a pipeline: its config search walks its composing models one step at a time on a server of its "
+    "own, which is not done for models measured together; measured together it is measured in its own config "
+    "(profile its config search without --concurrent / profileModelsConcurrently)"
 )
 
 
@@ -539,72 +549,141 @@ class SweepEngine:
 
     # -- models loaded together, measured at once ------------------------------------------------------
     def profile_together(self) -> None:
-        """Every model loaded on the one server, then each batch x load point measured for all of them at once, by
-        a load generator each, over the same windows (spec.profileModelsConcurrently). A model that fails to load
-        or is refused is left out, said so; the others are measured together."""
+        """Every model loaded on the one server, one variant of each at a time (core/together.py: with a config
+        search, every combination of them), and each batch x load point measured for all of them at once, by a
+        load generator each, over the same windows (spec.profileModelsConcurrently). A model that fails to load or
+        is refused is left out, said so, and the others are measured together; a combination with a searched
+        variant that cannot be measured is left out (the model's other variants stand for it)."""
         if self.run_together is None:
             raise ValueError("measuring models together (profileModelsConcurrently) is not possible here")
-        configs: dict[str, ModelConfigSummary] = {}
-        already: dict[str, bool] = {}  # loaded before this run: on a server the user gave, it stays loaded
+        variants_of: dict[str, list[ModelVariant]] = {}
         for variant in self.variants:
-            model = variant.model
-            outcome = self.result.outcome(model, self.triton_version)
-            if outcome is not None and outcome.status in NOT_MEASURABLE:
-                continue
-            self._record(EventKind.LOADING, model=model)
-            already[model] = self.control.is_model_ready(model)
-            admitted = self._admit(variant, already[model], unload=self.owns_server or not already[model])
-            if admitted is None:
-                continue
-            config = configs[model] = admitted[0]
-            if outcome is None:
-                plan = plan_model_points(self.spec, model, config.max_batch_size, "", self.triton_version)
-                self.result.models.append(outcome_of(
-                    variant, self.triton_version, status=ModelStatus.INTERRUPTED, max_batch_size=config.max_batch_size,
-                    instance_group=config.instance_group, config_path=self.model_config_path(model),
-                    skipped=plan.skipped, inputs=inputs_sent(self.spec, model),
-                ))  # fmt: skip
-            self._record(EventKind.LOADED, model=model)
-        if len(configs) > 1:
-            self._note(together_note(list(configs)))
-        plans = {m: plan_model_points(self.spec, m, c.max_batch_size, "", self.triton_version).points
-                 for m, c in configs.items()}  # fmt: skip
+            variants_of.setdefault(variant.model, []).append(variant)
+        already: dict[str, bool] = {}  # loaded before this run: on a server the user gave, it stays loaded
+        loaded: dict[str, ModelVariant] = {}  # each model's variant loaded now
+        plans: dict[str, list[Point]] = {}  # each admitted variant's points, before its company is known
+        combinations = combinations_together(self.variants)
         try:
-            for batch in self.spec.batch_sizes:
-                for load in self.spec.load_steps:
-                    members = [
-                        p.model_copy(update={"streaming": configs[m].decoupled, "composing": configs[m].composing})
-                        for m, points in plans.items() for p in points if p.batch_size == batch and p.load == load
-                    ]  # fmt: skip
-                    measured = {p.key for p in self.result.points}
-                    members = [p for p in members if p.key not in measured]
-                    if not members:
-                        continue
-                    self.checkpoint()
-                    self._record(EventKind.POINT, model=" + ".join(p.model for p in members), point=members[0])
-                    for result in self.measure_group(members, self.spec.measurement):
-                        self.result.points.append(result)
-                        measured_now = result.status == PointStatus.MEASURED
-                        kind = EventKind.POINT_MEASURED if measured_now else EventKind.POINT_FAILED
-                        self._record(kind, result.model, result.point, result.error or "", result)
+            for combination in combinations:
+                if self._combination_done(combination, variants_of):
+                    continue
+                members: list[ModelVariant] = []
+                for variant in combination:
+                    if not self._measurable(variant):
+                        if len(variants_of[variant.model]) == 1:
+                            continue  # the model is out of this run; the others are measured without it
+                        members = []
+                        break
+                    if loaded.get(variant.model) != variant:
+                        if variant.model not in already:
+                            already[variant.model] = self.control.is_model_ready(variant.model)
+                        loaded.pop(variant.model, None)
+                        plan = self._admit_together(variant, variants_of[variant.model], already[variant.model])
+                        if plan is None:
+                            if len(variants_of[variant.model]) == 1:
+                                continue
+                            members = []
+                            break
+                        plans[variant.name], loaded[variant.model] = plan, variant
+                    members.append(variant)
+                if len(members) > 1:
+                    self._note(together_note([v.model for v in members], len(combinations)))
+                if members:
+                    self._measure_combination(members, plans)
         except BaseException:
             if self.tidy_on_stop:  # stopped: leave the server as it was, as profile_model does
-                for variant in self.variants:
-                    if variant.model in configs:
-                        with contextlib.suppress(Exception):
-                            self._leave(variant, unload=self.owns_server or not already[variant.model])
+                for variant in loaded.values():
+                    with contextlib.suppress(Exception):
+                        self._leave(variant, unload=self.owns_server or not already[variant.model])
             raise
-        for model in configs:
-            outcome = self.result.outcome(model, self.triton_version)
-            assert outcome is not None
-            outcome.status = ModelStatus.PROFILED
-            self._record(EventKind.PROFILED, model=model)
-        for variant in self.variants:
-            if variant.model in configs:
-                unload = self.owns_server or not already[variant.model]
-                self._leave(variant, unload)
-                if unload:
-                    self._record(EventKind.UNLOADED, model=variant.model)
+        for variant in self.variants:  # every combination is measured, or left out: each variant is done
+            outcome = self.result.outcome(variant.name, self.triton_version)
+            if outcome is not None and outcome.status == ModelStatus.INTERRUPTED:
+                outcome.status = ModelStatus.PROFILED
+                self._record(EventKind.PROFILED, model=variant.name)
+        for variant in loaded.values():
+            unload = self.owns_server or not already[variant.model]
+            self._leave(variant, unload)
+            if unload:
+                self._record(EventKind.UNLOADED, model=variant.model)
+
+    def _measurable(self, variant: ModelVariant) -> bool:
+        outcome = self.result.outcome(variant.name, self.triton_version)
+        return outcome is None or outcome.status not in NOT_MEASURABLE
+
+    def _admit_together(
+        self, variant: ModelVariant, its_variants: Sequence[ModelVariant], already_loaded: bool
+    ) -> list[Point] | None:
+        """Load one variant to be measured in company; its planned points (None: it cannot be measured). A
+        pipeline's config search is not made in company: its other variants are refused, said why."""
+        self._record(EventKind.LOADING, model=variant.name)
+        ready = self.control.is_model_ready(variant.model)
+        admitted = self._admit(variant, ready, unload=self.owns_server or not already_loaded)
+        if admitted is None:
+            return None
+        config, check = admitted
+        if config.composing:
+            for other in its_variants:
+                if other is not variant and self.result.outcome(other.name, self.triton_version) is None:
+                    refusal = PIPELINE_NOT_TOGETHER.format(model=variant.model)
+                    self.result.models.append(outcome_of(other, self.triton_version, status=ModelStatus.REFUSED,
+                                                         error=refusal))  # fmt: skip
+                    self._record(EventKind.REFUSED, model=other.name, message=refusal)
+        plan = plan_model_points(self.spec, variant.model, config.max_batch_size, variant.point_variant,
+                                 self.triton_version,
+                                 batch_limit=(check.max_batch, check.max_batch_reason) if check.max_batch else None)
+        if self.result.outcome(variant.name, self.triton_version) is None:
+            self.result.models.append(outcome_of(
+                variant, self.triton_version, status=ModelStatus.INTERRUPTED, max_batch_size=config.max_batch_size,
+                instance_group=config.instance_group,
+                config_path=variant.point_variant or self.model_config_path(variant.model),
+                config=self._loaded_config(variant), skipped=plan.skipped, inputs=inputs_sent(self.spec, variant.model),
+            ))  # fmt: skip
+        self._record(EventKind.LOADED, model=variant.name)
+        return [p.model_copy(update={"streaming": config.decoupled, "composing": config.composing})
+                for p in plan.points]  # fmt: skip
+
+    def _combination_done(
+        self, combination: Sequence[ModelVariant], variants_of: dict[str, list[ModelVariant]]
+    ) -> bool:
+        """Whether a resumed run measured this combination already (every member's planned points, in its company)."""
+        members = [v for v in combination if self._measurable(v)]
+        if len(members) < len(combination) and any(len(variants_of[v.model]) > 1 for v in combination
+                                                   if v not in members):  # fmt: skip
+            return True  # left out: a searched variant that cannot be measured
+        measured = {p.key for p in self.result.points}
+        for variant in members:
+            outcome = self.result.outcome(variant.name, self.triton_version)
+            if outcome is None or outcome.max_batch_size is None:
+                return False
+            skipped = {s.point.key for s in outcome.skipped}
+            plan = plan_model_points(self.spec, variant.model, outcome.max_batch_size, variant.point_variant,
+                                     self.triton_version).points  # fmt: skip
+            with_company = company(members, variant) or None
+            if any(p.key not in skipped and p.model_copy(update={"measured_with": with_company}).key not in measured
+                   for p in plan):  # fmt: skip
+                return False
+        return True
+
+    def _measure_combination(self, members: Sequence[ModelVariant], plans: dict[str, list[Point]]) -> None:
+        """Each batch x load point of one combination, every member measured at once, in the others' company."""
+        for batch in self.spec.batch_sizes:
+            for load in self.spec.load_steps:
+                points = [
+                    p.model_copy(update={"measured_with": company(members, v) or None})
+                    for v in members for p in plans[v.name] if p.batch_size == batch and p.load == load
+                ]  # fmt: skip
+                measured = {p.key for p in self.result.points}
+                points = [p for p in points if p.key not in measured]
+                if not points:
+                    continue
+                self.checkpoint()
+                self._record(EventKind.POINT, model=" + ".join(p.variant_name for p in points), point=points[0])
+                for result in self.measure_group(points, self.spec.measurement):
+                    self.result.points.append(result)
+                    measured_now = result.status == PointStatus.MEASURED
+                    kind = EventKind.POINT_MEASURED if measured_now else EventKind.POINT_FAILED
+                    self._record(kind, result.model, result.point, result.error or "", result)
 
     def measure_group(self, members: Sequence[Point], settings: MeasurementSettings) -> list[PointResult]:
         """Points of several models measured at once: one window of server samples for all of them."""
@@ -628,7 +707,6 @@ class SweepEngine:
             error = None if perf is not None else str(outcome)
             result = PointResult.from_window(point, perf, error, samples, started, finished,
                                              settings.measurement_interval_ms, placement)  # fmt: skip
-            result.measured_with = [p.model for p in members if p is not point]
             if point.composing:
                 result.steps = step_breakdown(samples, point.composing, self._caller(point.model)) or None
             assert result.resources is not None

@@ -13,14 +13,23 @@ from pydantic import ValidationError
 
 from modelanalysis import job_commands
 from modelanalysis.adapters.perf_analyzer import PerfAnalyzerError, measure_together
+from modelanalysis.core.html_report import render_html
 from modelanalysis.core.load import Load
 from modelanalysis.core.objectives import best_together
 from modelanalysis.core.perf import PerfMeasurement, PerfRun, PerfWindow, PointMeasurementError
 from modelanalysis.core.report import INFERENCE_CSV, csv_files
-from modelanalysis.core.results import AnalysisResult, ModelStatus, PointResult, PointStatus
+from modelanalysis.core.results import (
+    AnalysisResult,
+    BestTogether,
+    ModelStatus,
+    PointResult,
+    PointStatus,
+    expected_point_count,
+)
 from modelanalysis.core.spec import AtMost, Constraints, MeasurementSettings, Objective, SweepSpec
 from modelanalysis.core.sweep import Point
 from modelanalysis.kube import objects
+from modelanalysis.kube.conditions import together_status
 from modelanalysis.kube.resource import MAX_MODELS_TOGETHER, ModelAnalysisSpec
 from modelanalysis.kube.settings import OperatorSettings
 from tests.fakes import Recorder, StandInTriton, engine, numbers, spec
@@ -71,17 +80,25 @@ def test_a_member_whose_first_run_fails_is_that_members_failure_only() -> None:
     assert isinstance(a, PerfMeasurement) and isinstance(b, PerfAnalyzerError) and "b errored" in str(b)
 
 
-def measured_together(models: list[str], s: SweepSpec) -> tuple[AnalysisResult, StandInTriton, list[list[str]]]:
+def measured_together(
+    models: list[str], s: SweepSpec, result: AnalysisResult | None = None, faster: str = ""
+) -> tuple[AnalysisResult, StandInTriton, list[list[str]]]:
+    """`faster`: the variant a stand-in perf_analyzer finds twice as fast (and its company no slower)."""
     triton = StandInTriton(max_batch_size={m: 8 for m in models})
     groups: list[list[str]] = []
 
     def run_together(points: object, settings: MeasurementSettings) -> list[PerfMeasurement | PointMeasurementError]:
         group = list(points)  # type: ignore[call-overload]
         groups.append([p.key for p in group])
-        return [numbers(p) for p in group]
+        return [scaled(numbers(p), 2.0 if p.variant_name == faster else 1.0) for p in group]
 
-    result = engine(s, triton, Recorder(), run_together=run_together).run(AnalysisResult(triton_version=""))
+    result = engine(s, triton, Recorder(), run_together=run_together).run(result or AnalysisResult(triton_version=""))
     return result, triton, groups
+
+
+def scaled(perf: PerfMeasurement, by: float) -> PerfMeasurement:
+    return perf.model_copy(update={k: getattr(perf, k) * by for k in
+                                   ("throughput_infer_per_sec", "throughput_ci_low", "throughput_ci_high")})
 
 
 def test_the_engine_loads_every_model_then_measures_each_point_for_all_at_once() -> None:
@@ -89,7 +106,7 @@ def test_the_engine_loads_every_model_then_measures_each_point_for_all_at_once()
     s.profile_models_concurrently = True
     result, triton, groups = measured_together(["a", "b"], s)
     assert triton.calls[:2] == ["load a", "load b"] and triton.calls[-2:] == ["unload a", "unload b"]
-    assert groups == [[f"{m}/b{b}/c{c}" for m in ("a", "b")] for b in (1, 4) for c in (1, 2)]
+    assert groups == [[f"a/b{b}/c{c}+b", f"b/b{b}/c{c}+a"] for b in (1, 4) for c in (1, 2)]
     assert all(p.measured_with == (["b"] if p.model == "a" else ["a"]) for p in result.points)
     assert [m.status for m in result.models] == [ModelStatus.PROFILED, ModelStatus.PROFILED]
     assert sum("a, b were loaded together" in n for n in result.notes) == 1
@@ -98,8 +115,40 @@ def test_the_engine_loads_every_model_then_measures_each_point_for_all_at_once()
     assert result.best is not None and result.best.together is not None
 
 
+def test_with_a_config_search_every_combination_of_one_variant_per_model_is_measured_in_its_company() -> None:
+    s = SweepSpec.model_validate({
+        "models": [{"name": "a", "configSearch": {"instanceCounts": [1, 2]}}, {"name": "b"}],
+        "batchSizes": [1], "concurrency": [2], "profileModelsConcurrently": True,
+        "measurement": {"baselineDurationMs": 0, "metricsIntervalMs": 100},
+    })  # fmt: skip
+    result, triton, groups = measured_together(["a", "b"], s, faster="a_config_1")
+    assert groups == [["a_config_default/b1/c2+b", "b/b1/c2+a_config_default"],
+                      ["a_config_0/b1/c2+b", "b/b1/c2+a_config_0"],
+                      ["a_config_1/b1/c2+b", "b/b1/c2+a_config_1"]]  # fmt: skip
+    # b is loaded once; a is reloaded with each variant's config in place (its own config read first).
+    assert triton.calls.count("load b") == 1 and "load a with 2 instances" in triton.calls
+    assert [(m.name, m.status) for m in result.models] == [
+        (name, ModelStatus.PROFILED) for name in ("a_config_default", "b", "a_config_0", "a_config_1")
+    ]
+    assert len(result.points) == 6 == expected_point_count(s, result)
+    assert result.best is not None and result.best.together is not None
+    best = result.best.together
+    assert best.variants == ["a_config_1", "b"] and best.where == "a_config_1 + b at batch 1 concurrency 2"
+    assert "Best together: a_config_1 + b at batch 1 concurrency 2" in render_html(result)
+    again, triton, groups = measured_together(["a", "b"], s, result=result)  # resumed: nothing left to measure
+    assert groups == [] and len(again.points) == 6
+
+
+def test_too_many_combinations_together_are_refused_in_one_sentence_naming_each_models_share() -> None:
+    search = {"instanceCounts": [1, 2, 3], "maxBatchSizes": [1, 2, 4]}
+    with pytest.raises(ValidationError, match="10 a's x 10 b's variants make 100; list fewer config values"):
+        SweepSpec.model_validate({"models": [{"name": "a", "configSearch": search},
+                                             {"name": "b", "configSearch": search}],
+                                  "concurrency": [1], "profileModelsConcurrently": True})  # fmt: skip
+
+
 def point(model: str, load: int, throughput: float, p99: float, with_: str) -> PointResult:
-    where = Point(model=model, batch_size=1, load=Load.concurrency(load))
+    where = Point(model=model, batch_size=1, load=Load.concurrency(load), measured_with=[with_])
     perf = numbers(where).model_copy(
         update={
             "throughput_infer_per_sec": throughput,
@@ -108,7 +157,7 @@ def point(model: str, load: int, throughput: float, p99: float, with_: str) -> P
             "latency_p99_ci_high_ms": p99 + 0.1,
         }
     )
-    return PointResult(**where.identity(), status=PointStatus.MEASURED, perf=perf, measured_with=[with_])
+    return PointResult(**where.identity(), status=PointStatus.MEASURED, perf=perf)
 
 
 def test_the_best_combination_has_every_model_within_the_constraints() -> None:
@@ -116,7 +165,7 @@ def test_the_best_combination_has_every_model_within_the_constraints() -> None:
               point("a", 4, 300, 4, "b"), point("b", 4, 120, 12, "a")]  # fmt: skip
     found = best_together(points, Objective.MAXIMIZE_THROUGHPUT, Constraints(p99_latency_ms=AtMost(max=10)))
     assert found is not None and found.load.value == 1 and found.satisfies_constraints  # at c4 b breaks 10 ms
-    assert found.members == ["a/b1/c1", "b/b1/c1"] and "a 100.0 infer/sec" in found.why
+    assert found.members == ["a/b1/c1+b", "b/b1/c1+a"] and "a 100.0 infer/sec" in found.why
     unbounded = best_together(points, Objective.MAXIMIZE_THROUGHPUT, Constraints())
     assert unbounded is not None and unbounded.load.value == 4
     assert best_together([point("a", 1, 1, 1, "b").model_copy(update={"measured_with": None})],
@@ -162,3 +211,37 @@ def test_the_operators_job_for_models_together_runs_the_real_perf_point_with_eve
     with pytest.raises(ValidationError, match="at most 4 models together"):
         ModelAnalysisSpec.model_validate({"models": too_many, "profileModelsConcurrently": True,
                                           "modelRepository": {"pvc": {"claimName": "models"}}})  # fmt: skip
+
+
+def test_a_pipelines_config_search_is_not_made_in_company_and_says_why() -> None:
+    """A stand-in ensemble `p` (of x): measured together in its own config; its searched variant refused."""
+    s = SweepSpec.model_validate({
+        "models": [{"name": "p", "configSearch": {"instanceCounts": [2]}}, {"name": "b"}],
+        "batchSizes": [1], "concurrency": [2], "profileModelsConcurrently": True,
+        "measurement": {"baselineDurationMs": 0, "metricsIntervalMs": 100},
+    })  # fmt: skip
+    triton = StandInTriton(max_batch_size={"p": 8, "x": 8, "b": 8})
+    triton.overrides["p"] = {"name": "p", "platform": "ensemble", "max_batch_size": 8,
+                             "ensemble_scheduling": {"step": [{"model_name": "x"}]}}  # fmt: skip
+    groups: list[list[str]] = []
+
+    def run_together(points: object, settings: MeasurementSettings) -> list[PerfMeasurement | PointMeasurementError]:
+        group = list(points)  # type: ignore[call-overload]
+        groups.append([p.key for p in group])
+        return [numbers(p) for p in group]
+
+    result = engine(s, triton, Recorder(), run_together=run_together).run(AnalysisResult(triton_version=""))
+    assert groups == [["p_config_default/b1/c2+b", "b/b1/c2+p_config_default"]]
+    refused = result.outcome("p_config_0")
+    assert refused is not None and refused.status == ModelStatus.REFUSED
+    assert refused.error is not None and "p is a pipeline" in refused.error and "without --concurrent" in refused.error
+    assert [m.status for m in result.models if m.name != "p_config_0"] == [ModelStatus.PROFILED] * 2
+
+
+def test_status_carries_the_best_combination() -> None:
+    found = BestTogether(batch_size=1, load=Load.concurrency(2), members=["a_config_1/b1/c2+b", "b/b1/c2+a_config_1"],
+                         satisfies_constraints=True, why="most throughput", variants=["a_config_1", "b"])  # fmt: skip
+    status = together_status(found).model_dump(by_alias=True, exclude_none=True)
+    assert status == {"batch": 1, "concurrency": 2, "variants": ["a_config_1", "b"],
+                      "members": ["a_config_1/b1/c2+b", "b/b1/c2+a_config_1"], "satisfiesConstraints": True,
+                      "summary": "best together: a_config_1 + b at batch 1 concurrency 2: most throughput"}  # fmt: skip

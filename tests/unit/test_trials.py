@@ -260,3 +260,13 @@ def test_a_trial_none_of_whose_variants_would_load_failed_and_one_that_measured_
     assert (end.phase, end.reason, end.message) == (
         Phase.SUCCEEDED, None, "4 points measured; failed to load: add_sub_config_0"
     )
+
+
+def test_models_measured_together_write_their_best_combinations_configs(tmp_path: Path) -> None:
+    configs = {"add_sub": {"name": "add_sub", "max_batch_size": 8, "instance_group": [{"count": 2}]},
+               "matmul": {"name": "matmul", "max_batch_size": 0, "instance_group": [{"count": 1}]}}  # fmt: skip
+    status = {"bestTogether": {"variants": ["add_sub_config_0", "matmul_config_default"], "configs": configs},
+              "bestPerModel": [{"model": "add_sub", "config": {"name": "add_sub", "max_batch_size": 4}}]}  # fmt: skip
+    write_winning_configs(status, tmp_path)
+    assert sorted(d.name for d in tmp_path.iterdir()) == ["add_sub", "matmul"]
+    assert "count: 2" in (tmp_path / "add_sub" / "config.pbtxt").read_text()  # the combination's, not bestPerModel

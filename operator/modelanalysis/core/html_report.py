@@ -267,6 +267,9 @@ def _best_table(result: AnalysisResult) -> str:
     beside = [f"<li>{_e(chosen.probably_within)} ranks higher but is only probably within the constraints (a 95% "
               "interval straddles a bound): not chosen"] if chosen and chosen.probably_within else []  # fmt: skip
     beside += [f"<li class=boundary>{_e(b.sentence())}" for b in choice.boundaries]
+    if choice.together is not None:  # models measured together: their best combination
+        label = "Best together" if choice.together.satisfies_constraints else "Together, closest"
+        beside.append(f"<li class=together>{label}: {_e(choice.together.where)}: {_e(choice.together.why)}")
     return (
         f"<table class=summary id=best><thead><tr>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
         f"<p class=hint>{_e(describe_rule(result.objective, result.constraints))}</p>"

@@ -6,9 +6,10 @@ have answered). A new kind of load is one more `LoadKind` and its entries below;
 CSV columns and perf_analyzer arguments all follow from them.
 
 `PointIdentity` is what tells one point from another: the model, its config variant, the Triton release, the
-batch size and the load. `Point` (core/sweep.py), `PointResult` and `BestPoint` (core/results.py) share it
-instead of copying its fields. On the wire (analysis.json, recorded results) the load is flat, as it always was:
-`"concurrency": 4`, or `"request_rate": 100`, in the place the class's `WIRE_ORDER` puts it.
+batch size and the load, and for models measured together, the company it was measured in. `Point`
+(core/sweep.py), `PointResult` and `BestPoint` (core/results.py) share it instead of copying its fields. On the
+wire (analysis.json, recorded results) the load is flat, as it always was: `"concurrency": 4`, or
+`"request_rate": 100`, in the place the class's `WIRE_ORDER` puts it.
 """
 
 from __future__ import annotations
@@ -122,6 +123,13 @@ class PointIdentity(BaseModel):
     load: Load
     variant: str = ""  # the config variant loaded (core/variants.py); empty: the model's own config
     triton_version: str = ""  # the Triton release it ran on, when an analysis compares several; else empty
+    # Models measured together (spec.profileModelsConcurrently): the variants measured at the same time on the same
+    # server. Part of which point it is: one variant measured beside two others' variants is two points.
+    measured_with: list[str] | None = None
+
+    # Left out of its JSON while empty (core/wire.OmitsEmptyNewFields does it for other records): points of models
+    # measured alone read and write as they always did.
+    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("measured_with",)
 
     # The order of the flat wire form's keys, where a subclass's differs from its fields' (`load` stands for the
     # load's own key): analysis.json keeps the order it always had.
@@ -163,8 +171,9 @@ class PointIdentity(BaseModel):
     @property
     def key(self) -> str:
         """A stable identifier, used to tell which points are already measured: `add_sub_config_1/b8/c4`,
-        prefixed with the Triton version (`24.08-py3/...`) when several are compared."""
-        return point_key(self.variant_name, self.batch_size, self.load, self.triton_version)
+        prefixed with the Triton version (`24.08-py3/...`) when several are compared, and followed by its company when
+        measured together (`add_sub/b1/c4+matmul_config_1`)."""
+        return point_key(self.variant_name, self.batch_size, self.load, self.triton_version, self.measured_with)
 
     @property
     def where(self) -> str:
@@ -176,6 +185,10 @@ class PointIdentity(BaseModel):
         return {name: getattr(self, name) for name in PointIdentity.model_fields}
 
 
-def point_key(variant_name: str, batch_size: int, load: Load, triton_version: str = "") -> str:
+def point_key(
+    variant_name: str, batch_size: int, load: Load, triton_version: str = "", measured_with: list[str] | None = None
+) -> str:
     key = f"{variant_name}/b{batch_size}/{load.key_part}"
+    if measured_with:
+        key += "+" + "+".join(sorted(measured_with))
     return f"{triton_version}/{key}" if triton_version else key

@@ -271,10 +271,11 @@ def best_together(points: Sequence[PointResult], objective: Objective, constrain
     surely within the constraints, then the most throughput summed over them (output tokens for
     maximize-output-tokens; for minimize-latency, the lowest of the members' worst p99). With none inside, the
     closest: the fewest members outside. None: nothing was measured together."""
-    groups: dict[tuple[str, int, Load], list[PointResult]] = {}
+    groups: dict[tuple[str, int, Load, frozenset[str]], list[PointResult]] = {}
     for p in points:
         if p.measured_with:
-            groups.setdefault((p.triton_version, p.batch_size, p.load), []).append(p)
+            combination = frozenset([p.variant_name, *p.measured_with])
+            groups.setdefault((p.triton_version, p.batch_size, p.load, combination), []).append(p)
     if not groups:
         return None
 
@@ -292,8 +293,8 @@ def best_together(points: Sequence[PointResult], objective: Objective, constrain
     ranked = sorted(groups.values(), key=lambda g: (len(g) - inside(g), -score(g)))
     chosen = ranked[0]
     ok = inside(chosen) == len(chosen)
-    numbers = ", ".join(f"{p.model} {p.perf.throughput_infer_per_sec:,.1f} infer/sec p99 {p.perf.latency_p99_ms:.2f} ms"
-                        for p in chosen if p.perf is not None)  # fmt: skip
+    numbers = ", ".join(f"{p.variant_name} {p.perf.throughput_infer_per_sec:,.1f} infer/sec p99 "
+                        f"{p.perf.latency_p99_ms:.2f} ms" for p in chosen if p.perf is not None)  # fmt: skip
     surely = "surely " if judged_on_intervals(constraints) else ""
     if ok:
         why = f"{METRIC_WORDS[objective]} together of the {sum(inside(g) == len(g) for g in groups.values())} "
@@ -301,8 +302,10 @@ def best_together(points: Sequence[PointResult], objective: Objective, constrain
     else:
         why = f"no combination has every model {surely}within the constraints; closest ({numbers})"
     first = chosen[0]
+    searched = any(p.variant for p in points if p.measured_with)  # a config search: say which combination
     return BestTogether(batch_size=first.batch_size, load=first.load, members=[p.point.key for p in chosen],
-                        satisfies_constraints=ok, why=why)  # fmt: skip
+                        satisfies_constraints=ok, why=why,
+                        variants=[p.variant_name for p in chosen] if searched else None)  # fmt: skip
 
 
 def choose_best(points: Sequence[PointResult], objective: Objective, constraints: Constraints) -> BestChoice:

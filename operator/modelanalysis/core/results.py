@@ -20,6 +20,7 @@ from modelanalysis.core.server_metrics import (
 )
 from modelanalysis.core.spec import Constraints, Objective, SweepSpec
 from modelanalysis.core.sweep import Point, SkippedPoint, plan_model_points
+from modelanalysis.core.together import together_multiples
 from modelanalysis.core.variants import ModelVariant, plan_variants
 from modelanalysis.core.wire import OmitsEmptyNewFields
 
@@ -70,8 +71,6 @@ class PointResult(PointIdentity):
     placement: Placement = Field(default_factory=Placement)
     # An ensemble's point: each composing model's share, from Triton's own counters (core/pipeline.py).
     steps: list[StepBreakdown] | None = None
-    # Measured at the same time as these models' points, on the same server (spec.profileModelsConcurrently).
-    measured_with: list[str] | None = None
     # An edge of a search's boundary is measured a second time once the search has found it (core/search.py);
     # `perf`'s intervals are then the union of both readings' (a load holds surely only if both say so), and the
     # second reading's own numbers are kept here (not in the operator's status, which keeps only `rechecked`).
@@ -226,7 +225,9 @@ class BestPoint(PointIdentity):
 
     WIRE_ORDER = ("model", "variant", "triton_version", "batch_size", "load")
     # Left out of its JSON while empty (as core/wire.OmitsEmptyNewFields does): answers that do not stream.
-    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("output_tokens_per_sec", "ttft_p99_ms", "itl_p99_ms")
+    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = (
+        "output_tokens_per_sec", "ttft_p99_ms", "itl_p99_ms", "measured_with"
+    )
 
     throughput_infer_per_sec: float
     throughput_ci_low: float | None = None
@@ -252,19 +253,24 @@ class BestPoint(PointIdentity):
         return text if self.satisfies_constraints else f"none satisfy; closest {text}"
 
 
-class BestTogether(BaseModel):
-    """Models measured together (spec.profileModelsConcurrently): the batch x load at which they do best as a
-    combination, each within the constraints, and why."""
+class BestTogether(OmitsEmptyNewFields):
+    """Models measured together (spec.profileModelsConcurrently): the batch x load, and with a config search the
+    combination of their variants (core/together.py), at which they do best together, each within the
+    constraints, and why."""
+
+    OMITTED_WHEN_EMPTY = ("variants",)
 
     batch_size: int
     load: Load
     members: list[str]  # each member point's key
     satisfies_constraints: bool
     why: str
+    variants: list[str] | None = None  # the combination, where a config search made several
 
     @property
     def where(self) -> str:
-        return f"batch {self.batch_size} {self.load.words}"
+        at = f"batch {self.batch_size} {self.load.words}"
+        return f"{' + '.join(self.variants)} at {at}" if self.variants else at
 
 
 class BestChoice(OmitsEmptyNewFields):
@@ -315,6 +321,20 @@ class AnalysisResult(OmitsEmptyNewFields):
         return max(values) if values else None
 
 
+def together_configs(together: BestTogether, result: AnalysisResult) -> dict[str, dict[str, Any]] | None:
+    """The best combination's configs to deploy, by model: each member's whole config as its variant loaded it
+    (None without a config search: every model as its repository has it)."""
+    if not together.variants:
+        return None
+    members = [p for p in result.points if p.point.key in together.members]
+    configs = {}
+    for p in members:
+        outcome = result.outcome(p.variant_name, p.triton_version)
+        if outcome is not None and outcome.config is not None:
+            configs[p.model] = outcome.config
+    return configs or None
+
+
 def expected_point_count(
     spec: SweepSpec,
     result: AnalysisResult,
@@ -326,7 +346,11 @@ def expected_point_count(
     search skips the rest of a batch's steps when it stops, and may add bisection points); one not reached yet
     counts every batch x load pair. `variants` and `triton_version`: a trial's share (default: all)."""
     total = 0
-    for variant in plan_variants(spec) if variants is None else variants:
+    planned_variants = plan_variants(spec) if variants is None else list(variants)
+    times = together_multiples(planned_variants) if spec.profile_models_concurrently else {}
+    for variant in planned_variants:
+        # Measured together: once in each combination it is in (core/together.py); else once.
+        multiple = times.get(variant.name, 1)
         outcome = result.outcome(variant.name, triton_version)
         if outcome is not None and outcome.status in NOT_MEASURABLE | {ModelStatus.NOT_NEEDED}:
             continue
@@ -340,7 +364,10 @@ def expected_point_count(
             planned = plan_model_points(
                 spec, variant.model, outcome.max_batch_size, variant.point_variant, triton_version
             ).points
-            total += len(measured) + sum(1 for p in planned if p.key not in measured and p.key not in skipped)
+            left = sum(1 for p in planned if p.key not in measured and p.key not in skipped)
+            # Measured together, a point's key holds its company, which the plan's do not: count by number.
+            together = spec.profile_models_concurrently
+            total += max(len(measured), left * multiple) if together else len(measured) + left
         else:
-            total += len(spec.batch_sizes) * len(spec.load_steps)
+            total += len(spec.batch_sizes) * len(spec.load_steps) * multiple
     return total

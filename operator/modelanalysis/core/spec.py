@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import unicodedata
 from enum import StrEnum
+from math import prod
 from typing import Annotated, Any
 
 from pydantic import Field, StrictBool, field_validator, model_validator
@@ -169,6 +170,7 @@ class MeasurementSettings(WireModel):
 # Bounds of a config search: Model Analyzer's own search tries at most 5 instances and max batch 128.
 MAX_INSTANCE_COUNT = 64
 MAX_VARIANTS = 64
+MAX_COMBINATIONS = 64  # models measured together: one variant of each at a time (core/together.py)
 
 
 class ConfigSearch(WireModel):
@@ -186,11 +188,17 @@ class ConfigSearch(WireModel):
         None, min_length=1, max_length=2, description="Try the model without (false) and with (true) dynamic batching."
     )
 
-    @model_validator(mode="after")
-    def _bounded(self) -> ConfigSearch:
+    @property
+    def combination_count(self) -> int:
+        """Its combinations of listed values, as admission counts them (CEL): the variants besides the default."""
         count = 1
         for values in (self.instance_counts, self.max_batch_sizes, self.dynamic_batching):
-            count *= len(values or [None])  # as admission counts them (CEL)
+            count *= len(values or [None])
+        return count
+
+    @model_validator(mode="after")
+    def _bounded(self) -> ConfigSearch:
+        count = self.combination_count
         if count > MAX_VARIANTS:
             raise ValueError(f"{count} config variants; list fewer values (at most {MAX_VARIANTS} combinations)")
         return self
@@ -363,8 +371,12 @@ TOGETHER_NEEDS_TWO = (
     "profileModelsConcurrently (--concurrent) measures several models together: give two or more models"
 )
 TOGETHER_LISTED_ONLY = (
-    "profileModelsConcurrently (--concurrent) measures listed points for now: give batch sizes and concurrency (or "
-    "request rate) values, not a search (auto) or config variants"
+    "profileModelsConcurrently (--concurrent) measures listed loads for now: give concurrency (or request rate) "
+    "values, not a search (auto)"
+)
+TOGETHER_TOO_MANY = (
+    "profileModelsConcurrently (--concurrent) measures every combination of one config variant per model, and "
+    "{described} make {count}; list fewer config values (at most {most} combinations)"
 )
 
 
@@ -420,7 +432,8 @@ class SweepSpec(WireModel):
         False,
         description="Load the models together on one server and measure them at the same time, each at every "
         "batch x load point with its own load generator, over the same windows (Model Analyzer's concurrent mode): "
-        "does each still meet the constraints when they share it?",
+        "does each still meet the constraints when they share it? With config searches, every combination of one "
+        f"variant per model (at most {MAX_COMBINATIONS}).",
     )
 
     @field_validator("batch_sizes", "concurrency", "request_rate")
@@ -442,8 +455,13 @@ class SweepSpec(WireModel):
             return self
         if len(self.models) < 2:
             raise ValueError(TOGETHER_NEEDS_TWO)
-        if self.load_search is not None or any(m.config_search for m in self.models):
+        if self.load_search is not None:
             raise ValueError(TOGETHER_LISTED_ONLY)
+        counts = {m.name: 1 + m.config_search.combination_count if m.config_search else 1 for m in self.models}
+        if prod(counts.values()) > MAX_COMBINATIONS:
+            described = " x ".join(f"{n} {name}'s" for name, n in counts.items() if n > 1)
+            raise ValueError(TOGETHER_TOO_MANY.format(described=described + " variants", count=prod(counts.values()),
+                                                      most=MAX_COMBINATIONS))  # fmt: skip
         return self
 
     @property

@@ -11,12 +11,14 @@ from modelanalysis.core.pipeline import StepBreakdown
 from modelanalysis.core.results import (
     AnalysisResult,
     BestPoint,
+    BestTogether,
     BudgetBoundary,
     ModelOutcome,
     ModelStatus,
     Placement,
     PointResult,
     PointStatus,
+    together_configs,
 )
 from modelanalysis.core.server_metrics import GpuMetrics, ResourceMetrics
 from modelanalysis.core.sweep import Point, SkippedPoint
@@ -33,6 +35,7 @@ from modelanalysis.kube.resource import (
     ModelAnalysisStatus,
     ModelStatusEntry,
     SkippedPointStatus,
+    TogetherStatus,
 )
 
 MAX_MESSAGE = 1024  # conditions and errors stay short: status must stay small
@@ -321,6 +324,14 @@ def best_status(best: BestPoint, result: AnalysisResult, variant: ModelVariant |
         summary=best.summary(),
         probably_within=best.probably_within or None,
     )
+
+
+def together_status(t: BestTogether, result: AnalysisResult | None = None) -> TogetherStatus:
+    label = "best together" if t.satisfies_constraints else "together, closest"
+    return TogetherStatus(batch=t.batch_size, **load_in_status(t.load), variants=t.variants, members=t.members,
+                          satisfies_constraints=t.satisfies_constraints,
+                          summary=short(f"{label}: {t.where}: {t.why}") or "",
+                          configs=together_configs(t, result) if result is not None else None)  # fmt: skip
 
 
 def boundary_status(b: BudgetBoundary) -> BoundaryStatus:

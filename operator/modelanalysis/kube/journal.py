@@ -18,6 +18,7 @@ from modelanalysis.kube.conditions import (
     compact_point,
     model_entry,
     short,
+    together_status,
 )
 from modelanalysis.kube.resource import ModelAnalysisStatus
 from modelanalysis.kube.telemetry import METRICS
@@ -64,6 +65,7 @@ def record(run: AnalysisRun, event: EngineEvent, result: AnalysisResult, trial: 
             run.status.best_per_version = [best_status(b, merged, variants.get(b.variant))
                                             for b in best.per_version] or None  # fmt: skip
             run.status.boundaries = [boundary_status(b) for b in best.boundaries] or None
+            run.status.best_together = together_status(best.together, merged) if best.together else None
         message = progress_message(event)
         entry = run.trial_status(trial)
         entry.points_done, entry.points_total = len(result.points), event.total

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSche
 from modelanalysis.core.inputs import SharedMemory
 from modelanalysis.core.load import Load, point_key
 from modelanalysis.core.spec import CONTROL, NO_UNPRINTABLE, UNPRINTABLE, SweepSpec, cel_string, has_control
+from modelanalysis.core.together import combinations_together
 from modelanalysis.core.variants import plan_variants
 from modelanalysis.core.wire import WireModel
 
@@ -371,7 +372,10 @@ class ModelAnalysisSpec(SweepSpec):
     def _status_fits(self) -> ModelAnalysisSpec:
         # Every point is kept in status, which must stay well under the API server's 1.5 MB object limit.
         versions = max(1, len(self.triton.compared_versions))
-        points = versions * len(plan_variants(self)) * len(self.batch_sizes) * len(self.load_steps)
+        variants = plan_variants(self)
+        # Models measured together: each combination of their variants is a point per model (core/together.py).
+        measured = len(combinations_together(variants)) * len(self.models) if self.profile_models_concurrently else 0
+        points = versions * (measured or len(variants)) * len(self.batch_sizes) * len(self.load_steps)
         if points > MAX_POINTS:
             raise ValueError(
                 f"Triton versions x models (with their config variants) x batchSizes x concurrency steps is {points} "
@@ -566,7 +570,9 @@ class CompactPoint(BaseModel):
 
     @property
     def key(self) -> str:
-        return point_key(self.variant or self.model, self.batch, Load.of(self), self.triton_version or "")
+        return point_key(
+            self.variant or self.model, self.batch, Load.of(self), self.triton_version or "", self.measured_with
+        )
 
 
 class CompactBaseline(BaseModel):
@@ -692,6 +698,24 @@ class BoundaryStatus(BaseModel):
     summary: str = Field(description="The same in one sentence.")
 
 
+class TogetherStatus(BaseModel):
+    """Models measured together (spec.profileModelsConcurrently): the combination that does best together."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    batch: int
+    concurrency: int | None = None
+    request_rate: LoadNumber | None = Field(None, alias="requestRate")
+    variants: list[str] | None = Field(None, description="With a config search: one variant of each model.")
+    members: list[str] = Field(description="Each member's point (its key, as in status.points).")
+    satisfies_constraints: bool = Field(alias="satisfiesConstraints")
+    summary: str = Field(description="Where, and why, in one sentence.")
+    configs: dict[str, KubeObject] | None = Field(
+        None, description="With a config search: each model's whole config in the combination, as loaded (what "
+        "`model-analyzer results NAME --output-model-repository DIR` writes).",
+    )
+
+
 class TrialStatus(BaseModel):
     """One trial (core/trials.py): a Triton version and the variants measured on one Triton pod."""
 
@@ -731,6 +755,9 @@ class ModelAnalysisStatus(BaseModel):
     )
     best_per_version: list[BestStatus] | None = Field(
         None, alias="bestPerVersion", description="The best point of each Triton version (spec.triton.versions)."
+    )
+    best_together: TogetherStatus | None = Field(
+        None, alias="bestTogether", description="Models measured together: their best combination (or closest)."
     )
     boundaries: list[BoundaryStatus] | None = Field(
         None, description="With a p99 budget: at each batch size of each variant, the load surely under it, the one "
