@@ -152,6 +152,8 @@ def point(model: str, load: int, throughput: float, p99: float, with_: str) -> P
     perf = numbers(where).model_copy(
         update={
             "throughput_infer_per_sec": throughput,
+            "throughput_ci_low": throughput * 0.98,
+            "throughput_ci_high": throughput * 1.02,
             "latency_p99_ms": p99,
             "latency_p99_ci_low_ms": p99 - 0.1,
             "latency_p99_ci_high_ms": p99 + 0.1,
@@ -167,7 +169,12 @@ def test_the_best_combination_has_every_model_within_the_constraints() -> None:
     assert found is not None and found.load.value == 1 and found.satisfies_constraints  # at c4 b breaks 10 ms
     assert found.members == ["a/b1/c1+b", "b/b1/c1+a"] and "a 100.0 infer/sec" in found.why
     unbounded = best_together(points, Objective.MAXIMIZE_THROUGHPUT, Constraints())
-    assert unbounded is not None and unbounded.load.value == 4
+    assert unbounded is not None and unbounded.load.value == 4 and "tied" not in unbounded.why
+    close = [point("a", 1, 100, 2, "b"), point("b", 1, 50, 3, "a"),
+             point("a", 2, 104, 2, "b"), point("b", 2, 50, 3, "a")]  # fmt: skip
+    found = best_together(close, Objective.MAXIMIZE_THROUGHPUT, Constraints())
+    assert found is not None and found.load.value == 2  # 154 against 150, intervals of +-2% each: not apart
+    assert "statistically tied with 1 other combination" in found.why and "a + b at batch 1 concurrency 1" in found.why
     assert best_together([point("a", 1, 1, 1, "b").model_copy(update={"measured_with": None})],
                          Objective.MAXIMIZE_THROUGHPUT, Constraints()) is None  # fmt: skip
 

@@ -290,9 +290,26 @@ def best_together(points: Sequence[PointResult], objective: Objective, constrain
             return sum(f.output_tokens_per_sec or f.throughput_infer_per_sec for f in perfs)
         return sum(f.throughput_infer_per_sec for f in perfs)
 
+    def summed_interval(group: list[PointResult]) -> tuple[float, float] | None:
+        """The throughput summed over the members, as a range: their intervals' lows and highs added (None:
+        a member without an interval, or an objective that does not sum throughput)."""
+        if objective != Objective.MAXIMIZE_THROUGHPUT:
+            return None
+        lows, highs = [], []
+        for p in group:
+            if p.perf is None or p.perf.throughput_ci_low is None or p.perf.throughput_ci_high is None:
+                return None
+            lows.append(p.perf.throughput_ci_low)
+            highs.append(p.perf.throughput_ci_high)
+        return sum(lows), sum(highs)
+
     ranked = sorted(groups.values(), key=lambda g: (len(g) - inside(g), -score(g)))
     chosen = ranked[0]
     ok = inside(chosen) == len(chosen)
+    # Combinations as good as the chosen one within the intervals: the answer says it is not the only one.
+    chosen_range = summed_interval(chosen)
+    tied = [g for g in ranked[1:] if chosen_range is not None and inside(g) == inside(chosen)
+            and (r := summed_interval(g)) is not None and r[1] >= chosen_range[0]]  # fmt: skip
     numbers = ", ".join(f"{p.variant_name} {p.perf.throughput_infer_per_sec:,.1f} infer/sec p99 "
                         f"{p.perf.latency_p99_ms:.2f} ms" for p in chosen if p.perf is not None)  # fmt: skip
     surely = "surely " if judged_on_intervals(constraints) else ""
@@ -301,6 +318,10 @@ def best_together(points: Sequence[PointResult], objective: Objective, constrain
         why += f"combinations with every model {surely}within the constraints ({numbers})"
     else:
         why = f"no combination has every model {surely}within the constraints; closest ({numbers})"
+    if tied:
+        other = " + ".join(sorted(p.variant_name for p in tied[0])) + f" at {tied[0][0].where}"
+        why += (f"; statistically tied with {len(tied)} other combination{'s' if len(tied) > 1 else ''} (their "
+                f"summed 95% intervals overlap), e.g. {other}")
     first = chosen[0]
     searched = any(p.variant for p in points if p.measured_with)  # a config search: say which combination
     return BestTogether(batch_size=first.batch_size, load=first.load, members=[p.point.key for p in chosen],
