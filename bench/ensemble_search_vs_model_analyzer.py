@@ -8,7 +8,8 @@ own Triton, and answer "which config of each composing model, at which concurren
         ensemble its only search over composing models (a hill climb over each one's instance count and max batch
         size, concurrency chosen by it), `cpu_only_composing_models`, local launch mode with our tritonserver.
   ours  `model-analyzer profile -m pipeline --instance-counts 1,2 --dynamic-batching off,on --concurrency auto
-        --latency-budget MS --export`: the composing-model walk (README: Searching a pipeline's config).
+        --latency-budget MS --export`: the composing-model walk (README: Searching a pipeline's config); `--space`
+        gives it other config-search flags, and `--ours-only` runs this side alone.
 
 Each whole command is timed; interleaved (MA first on even repeats). Recorded: wall time, points, variants, each
 side's answer (what it sets for each composing model, concurrency, throughput, p99) and the load average.
@@ -34,6 +35,9 @@ from search_vs_model_analyzer import best_under_budget, load_now, ma_config, ma_
 
 DEFAULT_OUT = REPO / "bench" / "results" / "ensemble-search-vs-model-analyzer.json"
 PIPELINE, STEPS = "pipeline", ("preprocess", "classify")
+DEFAULT_SPACE = ("--instance-counts", "1,2", "--dynamic-batching", "off,on")
+NOT_RUN: dict[str, Any] = {"wall_s": float("nan"), "exit_code": "-", "points_measured": "-", "variants_profiled": [],
+                           "winner": None}  # fmt: skip
 _MA_POINT = re.compile(r"Profiling (\S+): (?:client batch size=(\d+), )?concurrency=(\d+)")
 
 
@@ -80,12 +84,12 @@ def run_ma(binary: Path, folder: Path, budget_ms: float, keep: Path | None) -> d
     return result
 
 
-def run_ours(folder: Path, budget_ms: float, keep: Path | None) -> dict[str, Any]:
+def run_ours(folder: Path, budget_ms: float, keep: Path | None, space: list[str]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-ours-ensemble-") as tmp:
         models, export = Path(tmp) / "models", Path(tmp) / "out"
         shutil.copytree(folder, models)
-        cmd = [str(OURS), "profile", "--model-folder", str(models), "-m", PIPELINE, "--instance-counts", "1,2",
-               "--dynamic-batching", "off,on", "--concurrency", "auto", "--latency-budget", f"{budget_ms:g}",
+        cmd = [str(OURS), "profile", "--model-folder", str(models), "-m", PIPELINE, *space,
+               "--concurrency", "auto", "--latency-budget", f"{budget_ms:g}",
                "--perf-analyzer-path", str(PERF_ANALYZER), "--export", "--export-path", str(export)]  # fmt: skip
         before = load_now()
         rc, wall, _, lines, analysis = run_ours_and_read(cmd, Path(tmp), export, keep / "ours" if keep else None)
@@ -134,14 +138,14 @@ def markdown(result: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for r in result["per_repeat"]:
-        ma, ours = r["ma"], r["ours"]
+        ma, ours = r.get("ma") or NOT_RUN, r["ours"]
         lines.append(f"| {r['repeat']} | {r['first']} | {ma['wall_s']:.1f} (exit {ma['exit_code']}) | "
                      f"{ours['wall_s']:.1f} | {_two(ratio(ours['wall_s'], ma['wall_s']))} | "
                      f"{ma['points_measured']} / {ours['points_measured']} | "
                      f"{len(ma['variants_profiled'])} / {len(ours['variants_profiled'])} |")  # fmt: skip
     lines += ["", "Answers (highest throughput with p99 within the budget):", ""]
     for r in result["per_repeat"]:
-        ma, ours = r["ma"]["winner"], r["ours"]["winner"]
+        ma, ours = (r.get("ma") or NOT_RUN)["winner"], r["ours"]["winner"]
         ma_text = "-" if ma is None else (f"{ma['variant']} c{ma['concurrency']}: {ma['throughput_infer_per_sec']:.0f}"
                                           f"/s, p99 {ma['latency_p99_ms']:.2f} ms")  # fmt: skip
         ci = (ours or {}).get("throughput_ci") or [None, None]
@@ -149,7 +153,8 @@ def markdown(result: dict[str, Any]) -> str:
             f"{ours['variant']} ({ours['changes']}) c{ours['concurrency']}: {ours['throughput_infer_per_sec']:.0f}/s"
             f" (CI {ci[0]:.0f}-{ci[1]:.0f}), p99 {ours['latency_p99_ms']:.2f} ms")  # fmt: skip
         lines.append(f"- repeat {r['repeat']}: MA quick: {ma_text}; ours: {ours_text}")
-        lines.append(f"  - MA's composing variants: {r['ma']['composing_variant_settings']}")
+        if r.get("ma"):
+            lines.append(f"  - MA's composing variants: {r['ma']['composing_variant_settings']}")
         lines.append("  - our walk: " + "; ".join(f"{w['variant']} {w['changes'] or w['status']}"
                                                  for w in r["ours"]["walk"]))  # fmt: skip
     lines += ["", f"Full figures: `{DEFAULT_OUT.relative_to(REPO)}`.", ""]
@@ -165,26 +170,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path)
     parser.add_argument("--note", action="append", default=[])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--space", default=" ".join(DEFAULT_SPACE), help="our config search's flags")
+    parser.add_argument("--ours-only", action="store_true", help="run our side only (Model Analyzer's answer is "
+                        "then the one recorded in an earlier run: say so with --note)")
     args = parser.parse_args(argv)
-    binary = ensure_model_analyzer(args.ma_venv)
+    binary = None if args.ours_only else ensure_model_analyzer(args.ma_venv)
     with tempfile.TemporaryDirectory(prefix="bench-ensemble-models-") as tmp:
         folder = Path(tmp) / "models"
         for model in (PIPELINE, *STEPS):
             shutil.copytree(REPO / "examples" / "models" / model, folder / model)
         per_repeat = []
         for repeat in range(args.repeats):
-            order = interleaved(repeat, ["ma", "ours"])
+            order = ["ours"] if binary is None else interleaved(repeat, ["ma", "ours"])
             row: dict[str, Any] = {"repeat": repeat, "first": order[0]}
             for side in order:
                 log(f"repeat {repeat}: {side}")
                 keep = args.keep / f"r{repeat}" if args.keep else None
-                row[side] = run_ma(binary, folder, args.latency_budget, keep) if side == "ma" else run_ours(
-                    folder, args.latency_budget, keep)  # fmt: skip
+                row[side] = run_ma(binary, folder, args.latency_budget, keep) if binary and side == "ma" else run_ours(
+                    folder, args.latency_budget, keep, args.space.split())  # fmt: skip
                 log(f"  {side}: {row[side]['wall_s']:.1f} s, exit {row[side]['exit_code']}")
             per_repeat.append(row)
     result = {
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "config": {"latency_budget_ms": args.latency_budget, "repeats": args.repeats},
+        "config": {"latency_budget_ms": args.latency_budget, "repeats": args.repeats, "space": args.space},
         "machine": machine_facts(), "git": git_facts(), "per_repeat": per_repeat, "notes": args.note,
     }  # fmt: skip
     write_results(result, args.out, markdown)

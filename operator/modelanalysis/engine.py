@@ -504,8 +504,10 @@ class SweepEngine:
             return None
         configs = {**self.result.model_configs, **self._own_configs}
         own = {step: settings_in(configs[step]) for step in steps if step in configs}
+        pipeline = configs.get(planned.model, {})
+        floor = int(pipeline.get("max_batch_size", 0)) if pipeline.get("platform") == "ensemble" else 0
         decision = next_in_walk(planned, steps, target.config_search, history, self.result.points,
-                                self.spec.objective, self.spec.constraints, own)  # fmt: skip
+                                self.spec.objective, self.spec.constraints, own, batch_floor=floor)  # fmt: skip
         if decision.variant is None:
             self.result.models.append(ModelOutcome(
                 name=planned.name, model=planned.model, status=ModelStatus.NOT_NEEDED,

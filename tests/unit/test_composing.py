@@ -100,3 +100,17 @@ def test_steps_are_ordered_by_the_time_a_request_spends_in_them() -> None:
     point = measured("pipeline_config_default", 215, 0.05, {"preprocess": 9.0, "classify": 2.0})
     assert bottleneck_order(point, STEPS) == ["preprocess", "classify"]
     assert bottleneck_order(None, STEPS) == list(STEPS)
+
+
+def test_an_ensembles_step_is_never_given_a_max_batch_under_the_ensembles_own() -> None:
+    """Seen on the real Triton: classify at max batch 4 under an ensemble of max batch 8 does not load."""
+    search = ConfigSearch(instance_counts=[1, 2], max_batch_sizes=[4, 8], dynamic_batching=[True])
+    points = [measured("pipeline_config_default", 215, 0.056, {"preprocess": 1.8, "classify": 16.7})]
+    decision = next_in_walk(placeholder(0), STEPS, search, [DEFAULT], points, Objective.MAXIMIZE_THROUGHPUT, NONE,
+                            OWN, batch_floor=8)  # fmt: skip
+    assert decision.variant is not None
+    assert decision.variant.describe() == "classify: 1 instance, max batch 8, dynamic batching"
+    only_small = ConfigSearch(max_batch_sizes=[2, 4])
+    ended = next_in_walk(placeholder(0), STEPS, only_small, [DEFAULT], points, Objective.MAXIMIZE_THROUGHPUT, NONE,
+                         OWN, batch_floor=8)  # fmt: skip
+    assert ended.variant is None and "under the ensemble's 8 are left out" in ended.reason

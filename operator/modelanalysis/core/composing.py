@@ -15,6 +15,9 @@ and 3 steps: 64 sweeps), so the search walks instead, coordinate by coordinate, 
 5. The walk ends when no step has an untried setting on the current best, or when it has measured as many
    variants as the plain search would (one per combination, and the default): the same bound admission counts.
 
+An ensemble's steps must each take a batch as large as the ensemble's own max_batch_size (Triton refuses to load
+it otherwise), so a setting with a smaller max batch size is never tried on an ensemble's step.
+
 It can miss the optimum where steps interact: a setting that only pays together with another step's (two steps
 that each need a second instance before either shows a gain), or one that helps one step by taking CPU or GPU
 from another. A setting only probably better (intervals overlapping) is not built on. The answer itself is chosen
@@ -109,11 +112,13 @@ def next_in_walk(
     objective: Objective,
     constraints: Constraints,
     own: dict[str, Settings],
+    batch_floor: int = 0,
 ) -> WalkDecision:
     """The variant to measure in `placeholder`'s place (the walk's next), or why the walk has ended.
 
     `history`: the pipeline's variants measured so far, its default first; `own`: each step's own settings (from
-    the config Triton loaded), so a setting equal to a step's own is not measured again."""
+    the config Triton loaded), so a setting equal to a step's own is not measured again; `batch_floor`: an
+    ensemble's max_batch_size, below which a step's max batch size would not load."""
     if not history or _best_of(history[0], points, objective, constraints) is None:
         return WalkDecision(None, "the pipeline's own config measured no point: no bottleneck to start from")
     current, best = current_best(history, points, objective, constraints)
@@ -122,8 +127,12 @@ def next_in_walk(
     base = {c.model: c.own_settings for c in current.composing}
     order = bottleneck_order(point, steps)
     busy = {s.model: s.busy_ms for s in (point.steps or [])} if point is not None else {}
+    loadable = [c for c in combinations(search) if c[1] is None or c[1] >= batch_floor]
+    left_out = "" if len(loadable) == len(combinations(search)) else (
+        f" (settings with a max batch size under the ensemble's {batch_floor} are left out: Triton would not load "
+        "them)")  # fmt: skip
     for rank, step in enumerate(order):
-        for settings in combinations(search):
+        for settings in loadable:
             candidate = pipeline_variant(placeholder, {**base, step: settings}, steps)
             if _effective(candidate, steps, own) in tried:
                 continue
@@ -132,4 +141,4 @@ def next_in_walk(
                 "next slowest step")  # fmt: skip
             spent = f" ({busy[step]:.2f} ms a request)" if step in busy else ""
             return WalkDecision(candidate, f"{where}{spent} of {current.name}, the best so far")
-    return WalkDecision(None, f"every step's settings have been tried on the best config, {current.name}")
+    return WalkDecision(None, f"every step's settings have been tried on the best config, {current.name}{left_out}")
