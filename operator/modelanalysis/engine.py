@@ -111,8 +111,9 @@ def ensemble_note(model: str, composing: Sequence[str], bls: bool = False) -> st
 
 
 def together_note(models: Sequence[str], combinations: int = 1) -> str:
-    each = (f" Each of the {combinations} combinations of one config variant per model was loaded and measured in "
-            "turn (README: Models sharing a server)." if combinations > 1 else "")  # fmt: skip
+    each = (f" The {combinations} combinations of one config variant per model were loaded and measured in turn, "
+            "but for those with a variant that could not be measured (README: Models sharing a server)."
+            if combinations > 1 else "")  # fmt: skip
     return (
         f"{', '.join(models)} were loaded together and measured at once, each by its own perf_analyzer over the same "
         "windows: each point's numbers are under the others' load, and its server figures are the combination's "

@@ -32,11 +32,6 @@ def company(combination: Sequence[ModelVariant], member: ModelVariant) -> list[s
     return [v.name for v in combination if v is not member]
 
 
-def combination_words(names: Sequence[str]) -> str:
-    """`add_sub_config_1 + matmul_config_default`."""
-    return " + ".join(names)
-
-
 def together_multiples(variants: Sequence[ModelVariant]) -> dict[str, int]:
     """How many combinations each variant is measured in: the product of the other models' variant counts."""
     combinations = combinations_together(variants)
